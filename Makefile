@@ -1,0 +1,115 @@
+# trp: a Raft-replicated, hash-chained, append-only log for the shell.
+#
+# One static and one shared library (libtrp) built from lib/*.c, one binary
+# per cmd/*.c, one unit-test program per tests/unit/test_*.c. Everything is
+# found by wildcard so that adding a module needs no edit here.
+
+VERSION    := 0.1.0
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCDIR     ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+
+CC         ?= cc
+PKGS       := libcrypto gmp libcjson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcrypto -lgmp -lcjson)
+OPT        ?= -O2 -g
+WARN       := -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+CFLAGS     ?=
+CPPFLAGS   += -D_GNU_SOURCE -DTRP_VERSION='"$(VERSION)"' -Ilib $(PKG_CFLAGS)
+ALL_CFLAGS  = $(WARN) $(OPT) -fPIC $(CFLAGS)
+LDLIBS     += $(PKG_LIBS) -lpthread
+
+B          ?= build
+LIB_SRC    := $(wildcard lib/*.c)
+LIB_OBJ    := $(LIB_SRC:%.c=$(B)/%.o)
+CMD_SRC    := $(wildcard cmd/*.c)
+BINS       := $(CMD_SRC:cmd/%.c=$(B)/bin/%)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNITS      := $(UNIT_SRC:tests/unit/%.c=$(B)/t/%)
+TOOL_SRC   := $(wildcard tests/tools/*.c)
+TOOLS      := $(TOOL_SRC:tests/tools/%.c=$(B)/t/%)
+HEADERS    := $(wildcard lib/trp*.h)
+MANPAGES   := $(wildcard man/*.[1-8])
+
+.SECONDARY:
+.PHONY: all deps test test-asan unit check-tools bench demo install uninstall clean fuzz sim chaos format
+
+all: $(B)/libtrp.a $(B)/libtrp.so $(BINS)
+
+deps:
+	@need=""; \
+	for p in libssl-dev libgmp-dev libcjson-dev pkg-config; do \
+	  dpkg -s $$p >/dev/null 2>&1 || need="$$need $$p"; \
+	done; \
+	if [ -z "$$need" ]; then echo "deps: all present (libssl-dev libgmp-dev libcjson-dev pkg-config)"; \
+	else echo "deps: installing$$need with apt-get"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$need; fi
+
+$(B)/%.o: %.c $(wildcard lib/*.h) | $(B)/lib $(B)/cmd $(B)/tests/unit $(B)/tests/tools
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -c -o $@ $<
+
+$(B)/lib $(B)/cmd $(B)/bin $(B)/t $(B)/tests/unit $(B)/tests/tools:
+	mkdir -p $@
+
+$(B)/libtrp.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/libtrp.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libtrp.so.0 $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(B)/bin/%: $(B)/cmd/%.o $(B)/libtrp.a | $(B)/bin
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libtrp.a $(LDFLAGS) $(LDLIBS)
+
+$(B)/t/%: $(B)/tests/unit/%.o $(B)/libtrp.a | $(B)/t
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libtrp.a $(LDFLAGS) $(LDLIBS)
+
+$(B)/t/%: $(B)/tests/tools/%.o $(B)/libtrp.a | $(B)/t
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libtrp.a $(LDFLAGS) $(LDLIBS)
+
+check-tools: all $(UNITS) $(TOOLS)
+
+# The whole suite: unit programs, CLI and cluster scripts, simulator seeds.
+# tests/run.sh prints one PASS/FAIL line per check and ends with
+# "N passed, N failed".
+test: check-tools
+	B=$(B) sh tests/run.sh
+
+test-asan:
+	$(MAKE) B=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  LDFLAGS="-fsanitize=address,undefined" TRP_ASAN=1 test
+
+bench: all $(TOOLS)
+	B=$(B) sh tests/bench/run.sh
+
+demo: all
+	sh tests/demo.sh $(B)/bin
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8
+	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -m 644 $(B)/libtrp.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(B)/libtrp.so $(DESTDIR)$(LIBDIR)/libtrp.so.0
+	ln -sf libtrp.so.0 $(DESTDIR)$(LIBDIR)/libtrp.so
+	install -m 644 $(HEADERS) $(DESTDIR)$(INCDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
+	  -e 's|@VERSION@|$(VERSION)|' lib/trp.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/trp.pc
+	for m in $(MANPAGES); do s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+
+uninstall:
+	rm -f $(BINS:$(B)/bin/%=$(DESTDIR)$(BINDIR)/%) $(DESTDIR)$(LIBDIR)/libtrp.* \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/trp.pc $(HEADERS:lib/%=$(DESTDIR)$(INCDIR)/%)
+
+format:
+	clang-format -i lib/*.c lib/*.h cmd/*.c tests/unit/*.c
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

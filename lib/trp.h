@@ -1,0 +1,15 @@
+/*
+ * trp.h: the public interface of libtrp, a Raft-replicated, hash-chained,
+ * append-only log. Include this one header; it pulls in each area's part.
+ *
+ *   trp_base.h   status codes, error records, version
+ *   trp_log.h    seqs (GMP), SHA-256 chain, CRC32C, the segmented log store,
+ *                verification
+ */
+#ifndef TRP_H
+#define TRP_H
+
+#include "trp_base.h"
+#include "trp_log.h"
+
+#endif
