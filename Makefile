@@ -42,10 +42,10 @@ all: $(B)/libtrp.a $(B)/libtrp.so $(BINS)
 
 deps:
 	@need=""; \
-	for p in libssl-dev libgmp-dev libcjson-dev pkg-config; do \
+	for p in libssl-dev libgmp-dev libcjson-dev pkg-config jq; do \
 	  dpkg -s $$p >/dev/null 2>&1 || need="$$need $$p"; \
 	done; \
-	if [ -z "$$need" ]; then echo "deps: all present (libssl-dev libgmp-dev libcjson-dev pkg-config)"; \
+	if [ -z "$$need" ]; then echo "deps: all present (libssl-dev libgmp-dev libcjson-dev pkg-config jq)"; \
 	else echo "deps: installing$$need with apt-get"; \
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$need; fi

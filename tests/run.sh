@@ -12,8 +12,6 @@ export B
 BIN=$(cd "$B/bin" 2>/dev/null && pwd)
 T=$(cd "$B/t" 2>/dev/null && pwd)
 export BIN T
-log=${TMPDIR:-/tmp}/trp-test-$$.log
-: > "$log"
 passed=0
 failed=0
 only=${TESTS:-}
