@@ -73,6 +73,9 @@ typedef struct trp_log_options {
                                only entries up to the commit watermark */
     uint64_t segment_bytes; /* roll size; 0 = TRP_SEGMENT_BYTES_DEFAULT */
     uint32_t max_entry;     /* largest payload; 0 = TRP_MAX_ENTRY_DEFAULT */
+    bool manual_commit;     /* as trp_log_set_manual_commit(log, true) from the
+                               start: open keeps the stored watermark instead
+                               of setting it to the durable end (trp-node) */
 } trp_log_options;
 
 /* Open (and with create, make) the log in dir. A writer takes an exclusive
@@ -211,6 +214,18 @@ void trp_verify_report_clear(trp_verify_report *r);
  * not NULL, the entry at anchor_seq must have hash anchor_hash. */
 int trp_verify_dir(const char *dir, const mpz_t anchor_seq, const uint8_t *anchor_hash,
                    trp_verify_report *r, trp_err *err);
+
+/* Verify n replicas (each as trp_verify_dir, reports[i] for dirs[i]) and
+ * check that they agree on their common prefix. Because each hash binds
+ * the whole prefix before it, the first seq where they differ is found by
+ * binary search over the overlap of their committed ranges.
+ * Returns TRP_OK when every replica verifies and all agree; TRP_ECORRUPT
+ * when one does not verify (see its report) or they diverge (diverge_seq
+ * gets the first differing seq in decimal, "" otherwise; err names it);
+ * TRP_ENOENT/TRP_EFORMAT/TRP_EIO when a directory cannot be read. */
+int trp_verify_agree(const char *const *dirs, size_t n, const mpz_t anchor_seq,
+                     const uint8_t *anchor_hash, trp_verify_report *reports, char *diverge_seq,
+                     size_t size, trp_err *err);
 
 #ifdef __cplusplus
 }
