@@ -1,0 +1,83 @@
+#!/bin/sh
+# tests/bench/run.sh: the log benchmarks behind `make bench`.
+#
+# Prints a table: each figure measured through the real tools (or the lib,
+# for one-sync-per-entry), and beside it the machine's own limit measured
+# in the same run (fdatasync rate, sequential write speed, SHA-256 speed).
+# It reports; it never asserts. Runtime is a minute or two; it needs about
+# 3 GB of free disk in BENCH_DIR (default: a temp dir under /var/tmp) and
+# scales the large log down when there is less.
+B=${B:-build}
+BIN=$(cd "$B/bin" && pwd) || exit 1
+T=$(cd "$B/t" && pwd) || exit 1
+PATH=$BIN:$T:$PATH
+base=${BENCH_DIR:-/var/tmp}
+W=$(mktemp -d "$base/trp-bench.XXXXXX") || exit 1
+trap 'rm -rf "$W"' EXIT
+trap 'exit 130' INT TERM
+
+now() { date +%s.%N; }
+rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
+mbs() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / 1e6 / (b - a) }'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else printf "-" }'; }
+row() { printf '%-44s %20s %-34s %s\n' "$1" "$2" "$3" "$4"; }
+segbytes() { cat "$1"/*.seg | wc -c | tr -d ' '; }
+
+# Scale the large log to the free space (leave half of it free).
+free_mb=$(df -Pm "$W" | awk 'NR == 2 { print $4 }')
+big_mb=2400
+[ "$free_mb" -lt $((big_mb * 3)) ] && big_mb=$((free_mb / 3))
+n4k=$((big_mb * 1000000 / 4160))
+n100=2000000
+
+echo "# trp log benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, in $W ($free_mb MB free)"
+echo "# limits first (same disk, same run)"
+fsync100=$(bench_limits fsync "$W/f" 100 2)
+fsync4k=$(bench_limits fsync "$W/f" 4096 2)
+seqw=$(bench_limits write "$W/w" 1024)
+sha100=$(bench_limits sha256 100 1)
+sha4k=$(bench_limits sha256 4096 1)
+row "limit: write+fdatasync, 100 B" "$fsync100 /s" "" ""
+row "limit: write+fdatasync, 4 KiB" "$fsync4k /s" "" ""
+row "limit: sequential write + fdatasync" "$seqw MB/s" "" ""
+row "limit: SHA-256 (EVP), 100 B messages" "$sha100 MB/s" "" ""
+row "limit: SHA-256 (EVP), 4 KiB messages" "$sha4k MB/s" "" ""
+echo
+row "benchmark" "result" "" "vs limit"
+
+# Durable append through trp-append from a pipe (seqs printed to /dev/null).
+t0=$(now); genlines $n100 100 | trp-append -d "$W/a100" > /dev/null; t1=$(now)
+r=$(rate $n100 "$t0" "$t1")
+row "trp-append pipe, 100 B, durable" "$r entries/s" "$(mbs $((n100 * 100)) "$t0" "$t1") MB/s payload" "target >= 1000000/s"
+t0=$(now); genlines $n4k 4096 | trp-append -d "$W/a4k" > /dev/null; t1=$(now)
+b4k=$((n4k * 4096))
+m=$(mbs $b4k "$t0" "$t1")
+row "trp-append pipe, 4 KiB, durable" "$(rate $n4k "$t0" "$t1") entries/s" "$m MB/s payload" "$(pct "$m" "$seqw") of seq write"
+
+# One fdatasync per entry (through the lib: append + trp_log_sync).
+s100=$(bench_sync_append "$W/s100" 100 2)
+s4k=$(bench_sync_append "$W/s4k" 4096 2)
+row "append + sync per entry, 100 B" "$s100 entries/s" "" "$(pct "$s100" "$fsync100") of fdatasync/s (target >= 80%)"
+row "append + sync per entry, 4 KiB" "$s4k entries/s" "" "$(pct "$s4k" "$fsync4k") of fdatasync/s (target >= 80%)"
+
+# trp-tail -o raw to /dev/null.
+t0=$(now); trp-tail -d "$W/a100" --from 0 > /dev/null; t1=$(now)
+row "trp-tail -o raw > /dev/null, 100 B" "$(rate $n100 "$t0" "$t1") entries/s" "" "target >= 2000000/s"
+t0=$(now); trp-tail -d "$W/a4k" --from 0 > /dev/null; t1=$(now)
+row "trp-tail -o raw > /dev/null, 4 KiB" "$(rate $n4k "$t0" "$t1") entries/s" "$(mbs $b4k "$t0" "$t1") MB/s" ""
+t0=$(now); trp-tail -d "$W/a100" --from 0 --count 500000 -o json > /dev/null; t1=$(now)
+row "trp-tail -o json > /dev/null, 100 B" "$(rate 500000 "$t0" "$t1") entries/s" "" ""
+
+# trp-verify (files read, every CRC and hash recomputed).
+sb=$(segbytes "$W/a4k")
+t0=$(now); trp-verify -q "$W/a4k"; t1=$(now)
+m=$(mbs $b4k "$t0" "$t1")
+row "trp-verify, 4 KiB entries" "$m MB/s payload" "$(mbs "$sb" "$t0" "$t1") MB/s of files" "$(pct "$m" "$sha4k") of SHA-256 (target >= 70%)"
+t0=$(now); trp-verify -q "$W/a100"; t1=$(now)
+row "trp-verify, 100 B entries" "$(rate $n100 "$t0" "$t1") entries/s" "$(mbs $((n100 * 100)) "$t0" "$t1") MB/s payload" ""
+
+# Open time of the large log (writer: lock + recovery; reader).
+set -- $(bench_open "$W/a4k" 5)
+row "open, $(awk -v b="$sb" 'BEGIN { printf "%.1f", b / 1e9 }') GB log, writer / reader" "$1 / $2 ms" "" "target < 100 ms"
+set -- $(bench_open "$W/s100" 5)
+row "open, small log, writer / reader" "$1 / $2 ms" "" ""
