@@ -181,8 +181,12 @@ static void verify_one(struct replica *r, const struct verify_opts *o, const mpz
     }
     if (!v->ok) {
         /* The first failure: where (file, offset, seq) and what kind. */
-        cli_warn("FAIL %s: %s: offset %llu: seq %s: %s: %s", r->dir, v->file[0] ? v->file : "-",
-                 (unsigned long long)v->offset, v->seq[0] ? v->seq : "-", v->problem, v->message);
+        if (strstr(v->message, v->problem) && (!v->file[0] || strstr(v->message, v->file)))
+            cli_warn("FAIL %s: %s", r->dir, v->message); /* it already says where and what */
+        else
+            cli_warn("FAIL %s: %s: offset %llu: seq %s: %s: %s", r->dir,
+                     v->file[0] ? v->file : "-", (unsigned long long)v->offset,
+                     v->seq[0] ? v->seq : "-", v->problem, v->message);
         r->status = trp_exit_code(v->kind ? v->kind : TRP_ECORRUPT);
         return;
     }

@@ -43,7 +43,7 @@ expect erofs-reader-ok 0 "" errinject EROFS open-write,mkdir trp-tail -d "$D" -n
 expect erofs-verify-ok 0 "" errinject EROFS open-write,mkdir trp-verify -q "$D"
 expect enospc-write 74 "No space left on device" errinject ENOSPC write,pwrite,fallocate trp-append -d "$D" full
 same enospc-write-out "$(cat "$TMP/out")" ""
-expect enospc-sync 74 "" errinject ENOSPC fdatasync,fsync trp-append -d "$D" full
+expect enospc-sync 74 "fdatasync: No space left on device" errinject ENOSPC fdatasync,fsync trp-append -d "$D" full
 same enospc-sync-out "$(cat "$TMP/out")" ""
 expect eio-sync 74 "Input/output error" errinject EIO fdatasync,fsync trp-append -d "$D" eio
 same eio-sync-out "$(cat "$TMP/out")" ""
@@ -84,7 +84,7 @@ EOS
     check tmpfs-full-message grep -q 'No space left on device' "$TMP/full.err"
     last=$(sed -n 's/^last=//p' "$TMP/full.out")
     if [ -n "$last" ]; then
-        check tmpfs-full-last-present grep -qx "$((last + 1))xxxxxxx" "$TMP/full.out"
+        check tmpfs-full-last-present grep -qx "$(printf '%sxxxxxxxx' $((last + 1)) | cut -c1-8)" "$TMP/full.out"
     else
         pass tmpfs-full-last-present # nothing was acknowledged, so nothing can be missing
     fi
