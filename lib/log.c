@@ -1698,7 +1698,9 @@ int trp_log_truncate(trp_log *log, const mpz_t from, trp_err *err)
         t = 0;
         k = 0;
     }
-    /* 3. delete later segments, newest first */
+    /* 3. delete later segments, newest first (nothing is buffered now) */
+    assert(log->buf_len == 0);
+    log->file_end = UINT64_MAX;
     while (log->nseg > t + 1) {
         seg *s = &log->segs[log->nseg - 1];
         if ((rc = unlink_seg_files(log, s, err)) || (rc = fsync_dir(log, err)))
@@ -1712,15 +1714,19 @@ int trp_log_truncate(trp_log *log, const mpz_t from, trp_err *err)
     if ((rc = load_offsets(log, t, false, err)))
         return rc;
     uint64_t cut = k < s->count ? s->offs[k] : 0;
-    if (k >= s->count) { /* keep the whole segment: its end */
-        view v = {.seg = SIZE_MAX, .fd = -1};
-        rec_view r;
-        uint64_t off;
-        rc = s->count ? record_at(log, &v, t, s->count - 1, &r, &off, err) : TRP_OK;
-        view_close(&v);
-        if (rc)
-            return rc;
-        cut = s->count ? off + r.size : SEG_HDR_SIZE;
+    if (k >= s->count && s->count) { /* keep the whole segment: cut after its last record */
+        uint8_t h[REC_HDR_SIZE];
+        uint64_t off = s->offs[s->count - 1];
+        int fd = openat(log->dirfd, s->name, O_RDONLY | O_CLOEXEC);
+        ssize_t got = fd >= 0 ? read_all(fd, h, sizeof h, off) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (got != REC_HDR_SIZE)
+            return trp_err_set(err, TRP_ECORRUPT, "%s/%s: offset %llu: record header unreadable",
+                               log->dir, s->name, (unsigned long long)off);
+        cut = off + rec_size(get_le32(h + REC_OFF_LEN));
+    } else if (k >= s->count) {
+        cut = SEG_HDR_SIZE;
     }
     if (s->fd < 0)
         s->fd = openat(log->dirfd, s->name, O_RDWR | O_CLOEXEC);
