@@ -107,6 +107,27 @@ run trp-append -d "$TMP/file" x
 check file-not-dir test "$RC" -ne 0 -a -s "$TMP/err"
 expect missing-parent 66 "nope" trp-append -d "$TMP/nope/deeper/log" x
 
+# A trickling pipe: each line is acknowledged before the next is written
+# (the writer waits for the seq), so trp-append must sync when input would
+# block rather than wait for a full buffer.
+mkfifo "$TMP/in.fifo" "$TMP/out.fifo"
+trp-append -d "$TMP/trickle" < "$TMP/in.fifo" > "$TMP/out.fifo" &
+tpid=$!
+BG_PIDS="$BG_PIDS $tpid"
+exec 7> "$TMP/in.fifo" 8< "$TMP/out.fifo"
+ok=yes
+for i in 1 2 3 4 5; do
+    echo "drip $i" >&7
+    # read blocks until the seq arrives; the timeout bounds a hang.
+    if ! got=$(timeout 20 sh -c 'read -r l <&8 && echo "$l"'); then ok="no ack for line $i"; break; fi
+    [ "$got" = $((i - 1)) ] || { ok="line $i acked as '$got'"; break; }
+    # acknowledged means durable and visible: a reader sees it already.
+    [ "$(trp-tail -d "$TMP/trickle" -n 1)" = "drip $i" ] || { ok="line $i not visible after ack"; break; }
+done
+exec 7>&- 8<&-
+wait "$tpid"
+same trickle-acks "$ok" yes
+
 # Empty stdin: nothing to append, success.
 expect empty-stdin 0 "" trp-append -d "$D" < /dev/null
 same empty-stdin-out "$(cat "$TMP/out")" ""

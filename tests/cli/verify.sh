@@ -39,7 +39,9 @@ for i in 0 1 2; do trp-append -d "$TMP/r4" -q "entry-000$i"; done
 expect replicas-agree 0 "PASS 3 replicas agree" trp-verify "$D" "$TMP/r2" "$TMP/r4"
 expect replicas-diverge 1 "diverge at seq 5" trp-verify -q "$D" "$TMP/r2" "$TMP/r3"
 expect replicas-json 1 "diverge at seq 5" trp-verify -q --json "$D" "$TMP/r3"
-same replicas-json-agree "$(tail -1 "$TMP/out" | jq -c .agree)" "false"
+same replicas-json-agree "$(tail -1 "$TMP/out" | jq -c '[.agree, .diverge]')" '[false,"5"]'
+expect replicas-json-ok 0 "" trp-verify -q --json "$D" "$TMP/r4"
+same replicas-json-ok-agree "$(tail -1 "$TMP/out" | jq -c '[.replicas, .agree, .diverge]')" '[2,true,null]'
 expect replicas-missing 66 "nothere" trp-verify -q "$D" "$TMP/nothere"
 
 # Damage: flip one byte at a time in a copy; trp-verify must exit 1 and
