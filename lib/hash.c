@@ -199,7 +199,14 @@ void seq_from_field(mpz_t seq, const uint8_t field[SEQ_BYTES_MAX])
 
 const uint8_t *seq_field_min(const uint8_t field[SEQ_BYTES_MAX], size_t *len)
 {
+    /* called per entry: skip zero words first (seqs are mostly small) */
     size_t i = 0;
+    for (; i + 8 <= SEQ_BYTES_MAX; i += 8) {
+        uint64_t w;
+        memcpy(&w, field + i, 8);
+        if (w)
+            break;
+    }
     while (i < SEQ_BYTES_MAX && field[i] == 0)
         i++;
     *len = SEQ_BYTES_MAX - i;

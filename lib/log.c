@@ -97,6 +97,7 @@ struct trp_log {
 
 struct trp_iter {
     trp_log *log;
+    bool no_hash; /* trp_iter_set_hash(it, false): skip SHA-256 per entry */
     mpz_t seq;
     uint8_t seq_field[SEQ_BYTES_MAX];
     bool located;
@@ -1493,7 +1494,8 @@ void trp_entry_init(trp_entry *e)
 
 void trp_entry_clear(trp_entry *e) { mpz_clear(e->seq); }
 
-static void fill_entry(trp_log *log, trp_entry *e, const rec_view *r, const uint8_t *field)
+static void fill_entry(trp_log *log, trp_entry *e, const rec_view *r, const uint8_t *field,
+                       bool hash)
 {
     size_t n;
     const uint8_t *m = seq_field_min(field, &n);
@@ -1502,7 +1504,10 @@ static void fill_entry(trp_log *log, trp_entry *e, const rec_view *r, const uint
     memcpy(e->prev, r->prev, TRP_HASH_LEN);
     e->payload = r->payload;
     e->len = r->len;
-    hasher_entry(&log->h, e->hash, m, n, r->term, r->type, r->prev, r->payload, r->len);
+    if (hash)
+        hasher_entry(&log->h, e->hash, m, n, r->term, r->type, r->prev, r->payload, r->len);
+    else
+        memset(e->hash, 0, TRP_HASH_LEN);
 }
 
 int trp_log_read(trp_log *log, const mpz_t seq, trp_entry *e, trp_err *err)
@@ -1522,7 +1527,7 @@ int trp_log_read(trp_log *log, const mpz_t seq, trp_entry *e, trp_err *err)
     uint8_t field[SEQ_BYTES_MAX];
     seq_to_field(seq, field);
     mpz_set(e->seq, seq);
-    fill_entry(log, e, &r, field);
+    fill_entry(log, e, &r, field, true);
     return TRP_OK;
 }
 
@@ -1593,7 +1598,7 @@ int trp_iter_next(trp_iter *it, trp_entry *e, trp_err *err)
         it->off = off;
     }
     mpz_set(e->seq, it->seq);
-    fill_entry(log, e, &r, it->seq_field);
+    fill_entry(log, e, &r, it->seq_field, !it->no_hash);
     (void)s;
     it->off += r.size;
     it->k++;
@@ -1601,6 +1606,8 @@ int trp_iter_next(trp_iter *it, trp_entry *e, trp_err *err)
     seq_field_inc(it->seq_field);
     return 1;
 }
+
+void trp_iter_set_hash(trp_iter *it, bool compute) { it->no_hash = !compute; }
 
 void trp_iter_close(trp_iter *it)
 {

@@ -158,6 +158,11 @@ typedef struct trp_iter trp_iter;
 int trp_iter_open(trp_iter **out, trp_log *log, const mpz_t from, trp_err *err);
 int trp_iter_next(trp_iter *it, trp_entry *e, trp_err *err);
 void trp_iter_close(trp_iter *it);
+/* Whether trp_iter_next computes each entry's hash (default true). A
+ * consumer that never looks at e->hash (trp-tail -o raw) turns it off:
+ * SHA-256 is most of the cost of iterating small entries. Records are
+ * still CRC-checked; e->hash is then all zeros. */
+void trp_iter_set_hash(trp_iter *it, bool compute);
 
 /* For a reader: pick up entries, segments and the commit watermark that a
  * writer has made visible since open. */

@@ -551,6 +551,32 @@ static void full_disk_loses_nothing(void)
     trp_log_close(log);
 }
 
+static void iterating_without_hashes(void)
+{
+    const char *d = lt_dir("nohash");
+    trp_err e;
+    trp_log *log = lt_open(d, true, NULL, 0, &e);
+    REQUIRE(log);
+    REQUIRE(lt_batch(log, 0, 3) == 0);
+    trp_iter *it;
+    mpz_t s;
+    mpz_init(s);
+    REQUIRE(trp_iter_open(&it, log, s, &e) == TRP_OK);
+    trp_iter_set_hash(it, false);
+    trp_entry en;
+    trp_entry_init(&en);
+    uint8_t zero[32] = {0};
+    CHECK(trp_iter_next(it, &en, &e) == 1 && memcmp(en.hash, zero, 32) == 0 && en.len == 2);
+    trp_iter_set_hash(it, true);
+    CHECK(trp_iter_next(it, &en, &e) == 1 && memcmp(en.hash, zero, 32) != 0);
+    CHECK(trp_iter_next(it, &en, &e) == 1 && memcmp(en.hash, trp_log_head_hash(log), 32) == 0);
+    CHECK(trp_iter_next(it, &en, &e) == 0);
+    trp_entry_clear(&en);
+    trp_iter_close(it);
+    mpz_clear(s);
+    trp_log_close(log);
+}
+
 int main(void)
 {
     RUN(append_read_iterate_across_segments);
@@ -566,6 +592,7 @@ int main(void)
     RUN(seqs_cross_2_64);
     RUN(seqs_at_10_30);
     RUN(full_disk_loses_nothing);
+    RUN(iterating_without_hashes);
     lt_cleanup();
     return check_done();
 }
