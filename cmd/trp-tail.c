@@ -162,6 +162,7 @@ struct printer {
     cli_out out;
     cli_seqtext seq; /* the seq of the next entry to print (for JSON) */
     uint64_t printed;
+    bool done; /* nothing (more) to print: --from beyond the end, reader gone */
 };
 
 static void print_entry(struct printer *p, const trp_entry *e)
@@ -226,6 +227,37 @@ static bool count_reached(const struct printer *p)
     return p->opts->have_count && p->printed >= p->opts->count;
 }
 
+/* An iterator can only start inside the visible log: for --from beyond
+ * its end, print nothing (p->done) or, following, wait until the commit
+ * point reaches start. */
+static int wait_for_start(trp_log *log, struct printer *p, int ifd, const mpz_t start,
+                          trp_err *err)
+{
+    mpz_t visible;
+    mpz_init(visible);
+    int rc = TRP_OK;
+    for (;;) {
+        trp_log_commit_next(log, visible);
+        if (mpz_cmp(start, visible) <= 0)
+            break;
+        if (!p->opts->follow) {
+            p->done = true;
+            break;
+        }
+        int w = watch_wait(ifd, err);
+        if (w <= 0) {
+            rc = w < 0 ? -w : TRP_OK;
+            p->done = w == 0;
+            break;
+        }
+        rc = trp_log_refresh(log, err);
+        if (rc != TRP_OK)
+            break;
+    }
+    mpz_clear(visible);
+    return rc;
+}
+
 /* Print entries from start on; in follow mode, forever (or --count). */
 static int tail_entries(trp_log *log, struct printer *p, const mpz_t start, trp_err *err)
 {
@@ -236,8 +268,14 @@ static int tail_entries(trp_log *log, struct printer *p, const mpz_t start, trp_
         if (ifd < 0)
             return -ifd;
     }
+    int rc = wait_for_start(log, p, ifd, start, err);
+    if (rc != TRP_OK || p->done) {
+        if (ifd >= 0)
+            close(ifd);
+        return rc;
+    }
     trp_iter *it = NULL;
-    int rc = trp_iter_open(&it, log, start, err);
+    rc = trp_iter_open(&it, log, start, err);
     trp_entry e;
     trp_entry_init(&e);
     while (rc == TRP_OK && !count_reached(p) && p->out.state == CLI_OUT_OK) {

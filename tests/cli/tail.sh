@@ -27,8 +27,10 @@ same n0 "$(trp-tail -d "$D" -n 0)" ""
 same n-more-than-log "$(trp-tail -d "$D" -n 1000 | wc -l | tr -d ' ')" "30"
 same from "$(trp-tail -d "$D" --from 27 | tr '\n' ' ')" "28 29 30 "
 same from-count "$(trp-tail -d "$D" --from 0 --count 2 | tr '\n' ' ')" "1 2 "
-same from-end "$(trp-tail -d "$D" --from 30)" ""
-same from-beyond "$(trp-tail -d "$D" --from 99999999999999999999999)" ""
+expect from-end 0 "" trp-tail -d "$D" --from 30
+same from-end-out "$(cat "$TMP/out")" ""
+expect from-beyond 0 "" trp-tail -d "$D" --from 99999999999999999999999
+same from-beyond-out "$(cat "$TMP/out")" ""
 same count-0 "$(trp-tail -d "$D" --count 0)" ""
 same null "$(trp-tail -d "$D" -n 2 -z | od -An -c | tr -s ' ')" "$(printf '29\00030\000' | od -An -c | tr -s ' ')"
 
@@ -87,3 +89,19 @@ seq 1 200000 | trp-append -d "$TMP/big" -q
 ( trp-tail -d "$TMP/big" -n 200000 2>"$TMP/perr"; echo "$?" > "$TMP/prc" ) | head -c 10 > /dev/null
 same epipe-status "$(cat "$TMP/prc")" "0"
 same epipe-quiet "$(cat "$TMP/perr")" ""
+
+# --from a seq not yet written, with -f: waits for exactly that entry.
+next=$(( $(trp-tail -d "$D" -n 1 -o json | jq -r .seq) + 1 ))
+trp-tail -d "$D" --from $((next + 1)) -f --count 1 > "$TMP/ahead" &
+apid=$!
+BG_PIDS="$BG_PIDS $apid"
+trp-append -d "$D" -q skip-me want-me
+check follow-from-ahead wait_for 10 sh -c "! kill -0 $apid 2>/dev/null"
+same follow-from-ahead-out "$(cat "$TMP/ahead")" "want-me"
+
+# Damage met while reading is reported (status 1), not printed.
+rm -rf "$TMP/dmg" && cp -a "$D" "$TMP/dmg"
+seg=$(seg_file "$TMP/dmg")
+off=$(grep -boa 'woken1' "$seg" | head -1 | cut -d: -f1)
+flipbyte "$seg" "$off"
+expect damage-while-reading 1 "crc|corrupt|damage" trp-tail -d "$TMP/dmg" -n 100
