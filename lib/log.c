@@ -296,7 +296,8 @@ static int list_segments(trp_log *log, trp_err *err)
     mpz_clear(base);
     if (rc)
         return rc;
-    qsort(log->segs, log->nseg, sizeof *log->segs, cmp_base);
+    if (log->nseg > 1)
+        qsort(log->segs, log->nseg, sizeof *log->segs, cmp_base);
     for (size_t i = 0; i + 1 < log->nseg; i++) {
         seg *s = &log->segs[i];
         if (mpz_cmp(s->base, log->segs[i + 1].base) == 0)

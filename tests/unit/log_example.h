@@ -118,12 +118,12 @@ static inline char *log_example_text(const char *dir)
     in[n++] = 1; /* seq length */
     in[n++] = 1; /* seq 1 */
     for (int i = 7; i >= 0; i--)
-        in[n++] = (uint8_t)(1 >> (8 * i)); /* term 1 */
+        in[n++] = (uint8_t)((uint64_t)1 >> (8 * i)); /* term 1 */
     in[n++] = TRP_ENTRY_DATA;
     memcpy(in + n, h[0], TRP_HASH_LEN);
     n += TRP_HASH_LEN;
     for (int i = 7; i >= 0; i--)
-        in[n++] = (uint8_t)(1 >> (8 * i)); /* payload length 1 */
+        in[n++] = (uint8_t)((uint64_t)1 >> (8 * i)); /* payload length 1 */
     in[n++] = 'b';
     uint8_t check[TRP_HASH_LEN];
     unsigned int olen;

@@ -47,7 +47,8 @@ static void reference_hash(uint8_t out[32], const uint8_t *seq, size_t seq_len, 
     memcpy(in, "trp-entry-v1", 12);
     n = 12;
     in[n++] = (uint8_t)seq_len;
-    memcpy(in + n, seq, seq_len);
+    if (seq_len)
+        memcpy(in + n, seq, seq_len);
     n += seq_len;
     for (int i = 7; i >= 0; i--)
         in[n++] = (uint8_t)(term >> (8 * i));
