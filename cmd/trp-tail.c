@@ -201,10 +201,10 @@ static int watch_open(trp_log *log, trp_err *err)
 /* Sleep until the log changes (1) or stdout's reader is gone (0). */
 static int watch_wait(int ifd, trp_err *err)
 {
+    /* POLLERR on a pipe's write end means its reader has closed it:
+     * `trp-tail -f | head -1` ends even if nothing more is appended. */
+    struct pollfd p[2] = {{.fd = ifd, .events = POLLIN}, {.fd = STDOUT_FILENO, .events = 0}};
     for (;;) {
-        /* POLLERR on a pipe's write end means its reader has closed it:
-         * `trp-tail -f | head -1` ends even if nothing more is appended. */
-        struct pollfd p[2] = {{.fd = ifd, .events = POLLIN}, {.fd = STDOUT_FILENO, .events = 0}};
         int n = poll(p, 2, -1);
         if (n < 0) {
             if (errno == EINTR)
@@ -213,6 +213,8 @@ static int watch_wait(int ifd, trp_err *err)
         }
         if (p[1].revents & (POLLERR | POLLHUP))
             return 0;
+        if (p[1].revents & POLLNVAL)
+            p[1].fd = -1; /* no stdout to watch (closed): only the log */
         if (p[0].revents & POLLIN) {
             char events[4096] __attribute__((aligned(8)));
             while (read(ifd, events, sizeof events) > 0)
