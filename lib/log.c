@@ -348,11 +348,38 @@ static int read_seg_hdr(trp_log *log, size_t i, seg_hdr *h, trp_err *err)
 /* Load the record offsets of a closed segment: from its .idx when that
  * looks right, else by scanning the segment (and, for a writer, rewriting
  * the .idx). Each lookup still checks the record it lands on. */
+/* Offsets of closed segments are a cache: keep a few, so memory does not
+ * grow with the log (8 bytes an entry). The newest segment's stay. */
+#define OFFS_CACHED_MAX 4
+
+static void drop_offsets(seg *s)
+{
+    free(s->offs);
+    s->offs = NULL;
+    s->offs_cap = 0;
+    s->offs_loaded = false;
+}
+
+static void evict_offsets(trp_log *log, size_t keep)
+{
+    size_t loaded = 0;
+    for (size_t j = 0; j + 1 < log->nseg; j++)
+        loaded += log->segs[j].offs_loaded && j != keep;
+    for (size_t j = 0; j + 1 < log->nseg && loaded >= OFFS_CACHED_MAX; j++)
+        if (j != keep && log->segs[j].offs_loaded && log->segs[j].fd < 0 &&
+            (log->read_only || log->segs[j].idx_written >= log->segs[j].count)) {
+            drop_offsets(&log->segs[j]);
+            loaded--;
+        }
+}
+
 static int load_offsets(trp_log *log, size_t i, bool force_scan, trp_err *err)
 {
     seg *s = &log->segs[i];
     if (s->offs_loaded && !force_scan)
         return TRP_OK;
+    if (i + 1 < log->nseg)
+        evict_offsets(log, i);
     uint64_t count = s->count;
     if (count > SIZE_MAX / 8)
         return trp_err_set(err, TRP_ECORRUPT, "%s/%s: too many entries", log->dir, s->name);
@@ -1394,6 +1421,7 @@ int trp_log_sync(trp_log *log, trp_err *err)
         log->dir_dirty = false;
     }
     write_indexes(log);
+    evict_offsets(log, SIZE_MAX);
     snapshot_durable(log);
     if (!log->manual_commit) {
         mpz_set(log->commit, log->next);
@@ -1578,7 +1606,9 @@ int trp_iter_next(trp_iter *it, trp_entry *e, trp_err *err)
         }
         it->gen = log->gen;
         it->located = true;
-        it->off = 0; /* unknown: look up */
+        /* the first record of a segment follows the header: no index
+         * needed to stream through segments */
+        it->off = it->k == 0 ? SEG_HDR_SIZE : 0;
     }
     seg *s = &log->segs[it->seg];
     rec_view r;

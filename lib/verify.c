@@ -222,7 +222,15 @@ static bool verify_segment(vstate *st, const vseg *s, bool newest, uint64_t **of
     mpz_t seq;
     mpz_init(seq);
     bool go = true;
-    if (bad) {
+    if (bad && newest && st->have_prev && !(st->have_hint && mpz_cmp(st->hint, s->base) > 0) &&
+        !seg_commit_after(map, size, 0, NULL)) {
+        /* a segment a writer is creating right now (or a crash left
+         * half-made): nothing in it was synced */
+        snprintf(r->message, sizeof r->message,
+                 "%s/%s: unsynced segment being created (%s); a writer removes it at open",
+                 st->dir, s->name, bad);
+        go = false;
+    } else if (bad) {
         fail(st, s->name, 0, s->base, bad, "bad segment header");
         go = false;
     } else {
@@ -331,6 +339,7 @@ static bool verify_segment(vstate *st, const vseg *s, bool newest, uint64_t **of
     mpz_clear(seq);
     return go && r->ok;
 }
+
 
 int trp_verify_dir(const char *dir, const mpz_t anchor_seq, const uint8_t *anchor_hash,
                    trp_verify_report *r, trp_err *err)

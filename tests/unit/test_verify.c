@@ -313,6 +313,38 @@ static void replicas_agree_or_diverge(void)
     mpz_clear(s);
 }
 
+static void a_segment_being_created_is_not_damage(void)
+{
+    const char *d = lt_dir("creating");
+    trp_err e;
+    trp_log *log = lt_open(d, true, NULL, 500, &e);
+    REQUIRE(log);
+    REQUIRE(lt_batch(log, 0, 10) == 0);
+    trp_log_close(log);
+    /* a writer rolled to seq 10 and has not written the header yet */
+    char p[700];
+    snprintf(p, sizeof p, "%s/00000000000000000010.seg", d);
+    REQUIRE(lt_spit(p, (const uint8_t *)"", 0) == 0);
+    trp_verify_report r;
+    trp_verify_report_init(&r);
+    report(d, NULL, NULL, &r);
+    CHECKF(r.ok && mpz_cmp_ui(r.next, 10) == 0, "%s", r.message);
+    trp_log *rd = lt_reader(d, &e);
+    CHECK(rd && lt_next_u64(rd) == 10);
+    trp_log_close(rd);
+    /* but if the watermark says entries from 10 on were synced, it is */
+    log = lt_open(d, false, NULL, 500, &e); /* removes the empty segment */
+    REQUIRE(log);
+    CHECK(access(p, F_OK) != 0);
+    REQUIRE(lt_batch(log, 10, 12) == 0);
+    trp_log_close(log);
+    snprintf(p, sizeof p, "%s/00000000000000000011.seg", d);
+    REQUIRE(lt_spit(p, (const uint8_t *)"junk", 4) == 0);
+    report(d, NULL, NULL, &r);
+    CHECKF(!r.ok, "%s", r.message);
+    trp_verify_report_clear(&r);
+}
+
 int main(void)
 {
     RUN(clean_log_verifies_with_summary);
@@ -320,6 +352,7 @@ int main(void)
     RUN(chain_breaks_with_valid_crcs);
     RUN(a_missing_segment_is_a_seq_gap);
     RUN(replicas_agree_or_diverge);
+    RUN(a_segment_being_created_is_not_damage);
     lt_cleanup();
     return check_done();
 }
