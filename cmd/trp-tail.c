@@ -278,6 +278,8 @@ static int tail_entries(trp_log *log, struct printer *p, const mpz_t start, trp_
     }
     trp_iter *it = NULL;
     rc = trp_iter_open(&it, log, start, err);
+    if (rc == TRP_OK && p->opts->format == FMT_RAW)
+        trp_iter_set_hash(it, false); /* raw shows no hash; CRCs still checked */
     trp_entry e;
     trp_entry_init(&e);
     while (rc == TRP_OK && !count_reached(p) && p->out.state == CLI_OUT_OK) {
