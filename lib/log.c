@@ -39,8 +39,8 @@ typedef struct seg {
     mpz_t base;
     uint8_t base_field[SEQ_BYTES_MAX];
     char name[264];
-    uint64_t count;   /* entries (closed: from the next base; newest: scanned/appended) */
-    uint64_t *offs;   /* record offsets, loaded lazily for closed segments */
+    uint64_t count; /* entries (closed: from the next base; newest: scanned/appended) */
+    uint64_t *offs; /* record offsets, loaded lazily for closed segments */
     size_t offs_cap;
     bool offs_loaded;
     uint64_t idx_written; /* entries of offs already in the .idx file (writer) */
@@ -185,9 +185,9 @@ static int view_get(trp_log *log, view *v, size_t i, uint64_t need, trp_err *err
     if (fstat(v->fd, &st) < 0)
         return trp_err_sys(err, TRP_EIO, errno, "%s/%s", log->dir, log->segs[i].name);
     if ((uint64_t)st.st_size < need)
-        return trp_err_set(err, TRP_ECORRUPT, "%s/%s: file ends at byte %lld, expected at least %llu",
-                           log->dir, log->segs[i].name, (long long)st.st_size,
-                           (unsigned long long)need);
+        return trp_err_set(err, TRP_ECORRUPT,
+                           "%s/%s: file ends at byte %lld, expected at least %llu", log->dir,
+                           log->segs[i].name, (long long)st.st_size, (unsigned long long)need);
     if (v->map)
         munmap(v->map, v->len);
     v->map = NULL;
@@ -301,8 +301,8 @@ static int list_segments(trp_log *log, trp_err *err)
     for (size_t i = 0; i + 1 < log->nseg; i++) {
         seg *s = &log->segs[i];
         if (mpz_cmp(s->base, log->segs[i + 1].base) == 0)
-            return trp_err_set(err, TRP_ECORRUPT, "%s: two segment files for base %s",
-                               log->dir, s->name);
+            return trp_err_set(err, TRP_ECORRUPT, "%s: two segment files for base %s", log->dir,
+                               s->name);
         mpz_t d2;
         mpz_init(d2);
         mpz_sub(d2, log->segs[i + 1].base, s->base);
@@ -585,7 +585,10 @@ int trp_log_meta_set(trp_log *log, const trp_meta *meta, trp_err *err)
 
 /* ---- opening ----------------------------------------------------------- */
 
-static int check_marker(trp_log *log, trp_err *err) { return marker_check(log->dirfd, log->dir, err); }
+static int check_marker(trp_log *log, trp_err *err)
+{
+    return marker_check(log->dirfd, log->dir, err);
+}
 
 static bool dir_is_empty(trp_log *log)
 {
@@ -619,8 +622,8 @@ static int take_lock(trp_log *log, trp_err *err)
         b[n > 0 ? n : 0] = '\0';
         long pid = strtol(b, NULL, 10);
         if (pid > 0)
-            return trp_err_set(err, TRP_ELOCKED, "%s: locked by another writer (pid %ld)",
-                               log->dir, pid);
+            return trp_err_set(err, TRP_ELOCKED, "%s: locked by another writer (pid %ld)", log->dir,
+                               pid);
         return trp_err_set(err, TRP_ELOCKED, "%s: locked by another writer (pid unknown)",
                            log->dir);
     }
@@ -637,7 +640,8 @@ static int create_first_segment(trp_log *log, const mpz_t start, trp_err *err)
     seg_hdr h;
     memset(&h, 0, sizeof h);
     if (seq_to_field(start, h.base) < 0)
-        return trp_err_set(err, TRP_EINVAL, "start seq too large (the format holds seqs below 2^512)");
+        return trp_err_set(err, TRP_EINVAL,
+                           "start seq too large (the format holds seqs below 2^512)");
     char name[264];
     seg_name(name, sizeof name, start, SEG_EXT);
     uint8_t b[SEG_HDR_SIZE];
@@ -783,7 +787,8 @@ static int recover_tail(trp_log *log, const mpz_t commit_hint, bool have_hint, t
                 !seg_commit_after(map, size, SEG_HDR_SIZE, NULL))
                 drop_whole = true;
             else
-                rc = corrupt_at(log, s, 0, 0, bad ? bad : "segment base differs from its name", err);
+                rc =
+                    corrupt_at(log, s, 0, 0, bad ? bad : "segment base differs from its name", err);
         } else {
             seg_scan sc;
             if (seg_scan_records(map, size, UINT64_MAX, &s->offs, &s->offs_cap, &sc) < 0)
@@ -792,7 +797,8 @@ static int recover_tail(trp_log *log, const mpz_t commit_hint, bool have_hint, t
                 mpz_set(visible, s->base);
                 mpz_add_ui(visible, visible, sc.commit_count);
                 uint64_t where;
-                if (have_hint && mpz_cmp(commit_hint, visible) > 0 && (sc.stop || sc.count > sc.commit_count)) {
+                if (have_hint && mpz_cmp(commit_hint, visible) > 0 &&
+                    (sc.stop || sc.count > sc.commit_count)) {
                     /* the watermark says entries past the last COMMIT record were synced */
                     uint64_t at = sc.stop ? sc.stop_off : sc.end;
                     if (sc.count > sc.commit_count)
@@ -859,7 +865,8 @@ static void sync_tail_index(trp_log *log)
     if (want && have && fstat(fd, &st) == 0) {
         for (uint64_t k = 0; k < n; k++)
             put_le64(want + 8 * k, s->offs[k]);
-        bool same = (uint64_t)st.st_size == n * 8 && read_all(fd, have, n * 8, 0) == (ssize_t)(n * 8) &&
+        bool same = (uint64_t)st.st_size == n * 8 &&
+                    read_all(fd, have, n * 8, 0) == (ssize_t)(n * 8) &&
                     memcmp(want, have, n * 8) == 0;
         if (!same && ftruncate(fd, 0) == 0)
             (void)write_all(fd, want, n * 8, 0);
@@ -1162,20 +1169,50 @@ void trp_log_close(trp_log *log)
 
 /* ---- state ------------------------------------------------------------- */
 
-void trp_log_first(const trp_log *log, mpz_t out) { mpz_set(out, log->first); }
-void trp_log_next(const trp_log *log, mpz_t out) { mpz_set(out, log->next); }
+void trp_log_first(const trp_log *log, mpz_t out)
+{
+    mpz_set(out, log->first);
+}
+void trp_log_next(const trp_log *log, mpz_t out)
+{
+    mpz_set(out, log->next);
+}
 void trp_log_durable_next(const trp_log *log, mpz_t out)
 {
     mpz_set(out, log->read_only ? log->next : log->durable_next);
 }
-bool trp_log_empty(const trp_log *log) { return mpz_cmp(log->first, log->next) == 0; }
-const uint8_t *trp_log_head_hash(const trp_log *log) { return log->head; }
-uint64_t trp_log_head_term(const trp_log *log) { return log->head_term; }
-uint32_t trp_log_max_entry(const trp_log *log) { return log->max_entry; }
-const char *trp_log_dir(const trp_log *log) { return log->dir; }
-const char *trp_log_watch_path(const trp_log *log) { return log->watch; }
-void trp_log_commit_next(const trp_log *log, mpz_t out) { mpz_set(out, log->commit); }
-void trp_log_set_manual_commit(trp_log *log, bool manual) { log->manual_commit = manual; }
+bool trp_log_empty(const trp_log *log)
+{
+    return mpz_cmp(log->first, log->next) == 0;
+}
+const uint8_t *trp_log_head_hash(const trp_log *log)
+{
+    return log->head;
+}
+uint64_t trp_log_head_term(const trp_log *log)
+{
+    return log->head_term;
+}
+uint32_t trp_log_max_entry(const trp_log *log)
+{
+    return log->max_entry;
+}
+const char *trp_log_dir(const trp_log *log)
+{
+    return log->dir;
+}
+const char *trp_log_watch_path(const trp_log *log)
+{
+    return log->watch;
+}
+void trp_log_commit_next(const trp_log *log, mpz_t out)
+{
+    mpz_set(out, log->commit);
+}
+void trp_log_set_manual_commit(trp_log *log, bool manual)
+{
+    log->manual_commit = manual;
+}
 
 int trp_log_set_commit(trp_log *log, const mpz_t commit_next, trp_err *err)
 {
@@ -1521,7 +1558,10 @@ void trp_entry_init(trp_entry *e)
     mpz_init(e->seq);
 }
 
-void trp_entry_clear(trp_entry *e) { mpz_clear(e->seq); }
+void trp_entry_clear(trp_entry *e)
+{
+    mpz_clear(e->seq);
+}
 
 static void fill_entry(trp_log *log, trp_entry *e, const rec_view *r, const uint8_t *field,
                        bool hash)
@@ -1638,7 +1678,10 @@ int trp_iter_next(trp_iter *it, trp_entry *e, trp_err *err)
     return 1;
 }
 
-void trp_iter_set_hash(trp_iter *it, bool compute) { it->no_hash = !compute; }
+void trp_iter_set_hash(trp_iter *it, bool compute)
+{
+    it->no_hash = !compute;
+}
 
 void trp_iter_close(trp_iter *it)
 {
@@ -1665,7 +1708,8 @@ int trp_log_refresh(trp_log *log, trp_err *err)
     mpz_t old_commit;
     mpz_init_set(old_commit, log->commit);
     int rc = reader_load(log, err);
-    if (rc == TRP_OK && mpz_cmp(log->commit, old_commit) < 0 && mpz_cmp(old_commit, log->first) >= 0) {
+    if (rc == TRP_OK && mpz_cmp(log->commit, old_commit) < 0 &&
+        mpz_cmp(old_commit, log->first) >= 0) {
         /* the writer truncated (remove): show the truncated log; never
          * show entries that are gone */
     }
@@ -1685,7 +1729,8 @@ int trp_log_truncate(trp_log *log, const mpz_t from, trp_err *err)
     if (mpz_cmp(from, log->first) < 0 || mpz_cmp(from, log->next) > 0)
         return trp_err_set(err, TRP_ERANGE, "%s: cannot remove from seq %s: the log holds [%s, %s)",
                            log->dir, trp_seq_str(a, sizeof a, from),
-                           trp_seq_str(b, sizeof b, log->first), trp_seq_str(c, sizeof c, log->next));
+                           trp_seq_str(b, sizeof b, log->first),
+                           trp_seq_str(c, sizeof c, log->next));
     int rc = trp_log_sync(log, err); /* start from a clean, durable state */
     if (rc)
         return rc;

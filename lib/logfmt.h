@@ -19,42 +19,42 @@
 #include <string.h>
 
 #define FMT_VERSION 1
-#define MARKER_NAME "trp-log"      /* "trp-log <version>\n" */
-#define LOCK_NAME "lock"           /* flock()ed by the writer; holds its pid */
-#define COMMIT_NAME "commit"       /* the commit watermark */
-#define META_NAME "meta"           /* Raft term and vote */
+#define MARKER_NAME "trp-log" /* "trp-log <version>\n" */
+#define LOCK_NAME "lock"      /* flock()ed by the writer; holds its pid */
+#define COMMIT_NAME "commit"  /* the commit watermark */
+#define META_NAME "meta"      /* Raft term and vote */
 #define META_TMP_NAME "meta.tmp"
 #define SEG_EXT ".seg"
 #define IDX_EXT ".idx"
-#define SEG_NAME_DIGITS 20         /* base seq, zero-padded to at least this */
+#define SEG_NAME_DIGITS 20 /* base seq, zero-padded to at least this */
 
 /* Segment header: 128 bytes at offset 0 of every .seg file. */
 #define SEG_HDR_SIZE 128
 #define SEG_MAGIC "TRPSEG\0\0"
-#define SEG_OFF_MAGIC 0     /* 8 bytes */
-#define SEG_OFF_VERSION 8   /* u32 */
-#define SEG_OFF_HDRSIZE 12  /* u32 = 128 */
-#define SEG_OFF_ANCHOR 16   /* 32: hash of entry base-1, zeros for genesis */
-#define SEG_OFF_BASE 48     /* 64: base seq, big-endian */
-#define SEG_OFF_CRC 124     /* u32: CRC32C of bytes [0, 124) */
+#define SEG_OFF_MAGIC 0    /* 8 bytes */
+#define SEG_OFF_VERSION 8  /* u32 */
+#define SEG_OFF_HDRSIZE 12 /* u32 = 128 */
+#define SEG_OFF_ANCHOR 16  /* 32: hash of entry base-1, zeros for genesis */
+#define SEG_OFF_BASE 48    /* 64: base seq, big-endian */
+#define SEG_OFF_CRC 124    /* u32: CRC32C of bytes [0, 124) */
 
 /* Record: 64-byte header, payload, zero padding to a multiple of 8. */
 #define REC_HDR_SIZE 64
-#define REC_OFF_HCRC 0      /* u32: CRC32C of bytes [4, 64) */
-#define REC_OFF_TYPE 4      /* u8: 1..4; 0 means unwritten space */
-#define REC_OFF_FLAGS 5     /* u8: bit 0 = COMMIT (last record of a synced batch) */
-#define REC_OFF_RSVD 6      /* u16: 0 */
-#define REC_OFF_SEQOFF 8    /* u64: seq - segment base */
-#define REC_OFF_TERM 16     /* u64 */
-#define REC_OFF_LEN 24      /* u32: payload length */
-#define REC_OFF_PCRC 28     /* u32: CRC32C of the payload */
-#define REC_OFF_PREV 32     /* 32: hash of the previous entry */
+#define REC_OFF_HCRC 0   /* u32: CRC32C of bytes [4, 64) */
+#define REC_OFF_TYPE 4   /* u8: 1..4; 0 means unwritten space */
+#define REC_OFF_FLAGS 5  /* u8: bit 0 = COMMIT (last record of a synced batch) */
+#define REC_OFF_RSVD 6   /* u16: 0 */
+#define REC_OFF_SEQOFF 8 /* u64: seq - segment base */
+#define REC_OFF_TERM 16  /* u64 */
+#define REC_OFF_LEN 24   /* u32: payload length */
+#define REC_OFF_PCRC 28  /* u32: CRC32C of the payload */
+#define REC_OFF_PREV 32  /* 32: hash of the previous entry */
 #define REC_FLAG_COMMIT 0x01
 
 /* Commit watermark file: 128 bytes. */
 #define COMMIT_SIZE 128
 #define COMMIT_MAGIC "TRPCMT\0\0"
-#define COMMIT_OFF_SEQ 16   /* 64: commit_next, big-endian */
+#define COMMIT_OFF_SEQ 16 /* 64: commit_next, big-endian */
 #define COMMIT_OFF_CRC 124
 
 /* Meta file: 64 bytes. */
@@ -64,7 +64,10 @@
 #define META_OFF_VOTE 24
 #define META_OFF_CRC 60
 
-static inline uint64_t rec_size(uint64_t len) { return REC_HDR_SIZE + ((len + 7) & ~(uint64_t)7); }
+static inline uint64_t rec_size(uint64_t len)
+{
+    return REC_HDR_SIZE + ((len + 7) & ~(uint64_t)7);
+}
 
 static inline uint32_t get_le32(const uint8_t *p)
 {
@@ -124,11 +127,11 @@ const char *seg_hdr_decode(const uint8_t *p, uint64_t avail, seg_hdr *h, uint32_
 
 /* What a scan of one segment found (records checked by CRC, not hash). */
 typedef struct seg_scan {
-    uint64_t count;       /* valid records from the start */
-    uint64_t end;         /* offset just after them */
+    uint64_t count;        /* valid records from the start */
+    uint64_t end;          /* offset just after them */
     uint64_t commit_count; /* records up to and including the last COMMIT one */
     uint64_t commit_end;
-    const char *stop;     /* NULL: reached the end of the file cleanly */
+    const char *stop; /* NULL: reached the end of the file cleanly */
     uint64_t stop_off;
 } seg_scan;
 

@@ -35,8 +35,8 @@ const char *rec_check(const uint8_t *p, uint64_t avail, uint64_t expect_off, rec
     if (get_le32(p + REC_OFF_HCRC) != trp_crc32c(0, p + 4, REC_HDR_SIZE - 4))
         return "header-crc";
     int type = p[REC_OFF_TYPE];
-    if (type < TRP_ENTRY_DATA || type > TRP_ENTRY_CHECKPOINT || (p[REC_OFF_FLAGS] & ~REC_FLAG_COMMIT) ||
-        p[REC_OFF_RSVD] || p[REC_OFF_RSVD + 1])
+    if (type < TRP_ENTRY_DATA || type > TRP_ENTRY_CHECKPOINT ||
+        (p[REC_OFF_FLAGS] & ~REC_FLAG_COMMIT) || p[REC_OFF_RSVD] || p[REC_OFF_RSVD + 1])
         return "type";
     uint64_t seq_off = get_le64(p + REC_OFF_SEQOFF);
     if (seq_off != expect_off)
@@ -249,11 +249,11 @@ int marker_check(int dirfd, const char *dir, trp_err *err)
     if (strncmp(b, "trp-log ", 8) == 0)
         version = strtoul(b + 8, &end, 10);
     if (!end || end == b + 8 || *end != '\n')
-        return trp_err_set(err, TRP_EFORMAT, "%s: not a trp log (%s is not a trp-log marker)",
-                           dir, MARKER_NAME);
+        return trp_err_set(err, TRP_EFORMAT, "%s: not a trp log (%s is not a trp-log marker)", dir,
+                           MARKER_NAME);
     if (version != FMT_VERSION)
-        return trp_err_set(err, TRP_EFORMAT, "%s: unsupported format version %lu (this trp reads %d)",
-                           dir, version, FMT_VERSION);
+        return trp_err_set(err, TRP_EFORMAT,
+                           "%s: unsupported format version %lu (this trp reads %d)", dir, version,
+                           FMT_VERSION);
     return TRP_OK;
 }
-

@@ -25,7 +25,10 @@ int trp_seq_parse(mpz_t out, const char *text, const char *what, trp_err *err)
     return TRP_OK;
 }
 
-size_t trp_seq_strlen(const mpz_t seq) { return mpz_sizeinbase(seq, 10) + 2; }
+size_t trp_seq_strlen(const mpz_t seq)
+{
+    return mpz_sizeinbase(seq, 10) + 2;
+}
 
 char *trp_seq_str(char *buf, size_t size, const mpz_t seq)
 {

@@ -29,7 +29,10 @@ void trp_verify_report_init(trp_verify_report *r)
     r->ok = true;
 }
 
-void trp_verify_report_clear(trp_verify_report *r) { mpz_clears(r->first, r->next, NULL); }
+void trp_verify_report_clear(trp_verify_report *r)
+{
+    mpz_clears(r->first, r->next, NULL);
+}
 
 typedef struct vseg {
     mpz_t base;
@@ -177,8 +180,7 @@ static void check_index(vstate *st, const vseg *s, const uint64_t *offs, uint64_
                     mpz_add_ui(seq, s->base, k + j);
                     fail(st, iname, (k + j) * 8, seq, "index",
                          "index says offset %llu, the record is at %llu",
-                         (unsigned long long)get_le64(b + 8 * j),
-                         (unsigned long long)offs[k + j]);
+                         (unsigned long long)get_le64(b + 8 * j), (unsigned long long)offs[k + j]);
                     break;
                 }
             k += chunk;
@@ -227,8 +229,8 @@ static bool verify_segment(vstate *st, const vseg *s, bool newest, uint64_t **of
         /* a segment a writer is creating right now (or a crash left
          * half-made): nothing in it was synced */
         snprintf(r->message, sizeof r->message,
-                 "%s/%s: unsynced segment being created (%s); a writer removes it at open",
-                 st->dir, s->name, bad);
+                 "%s/%s: unsynced segment being created (%s); a writer removes it at open", st->dir,
+                 s->name, bad);
         go = false;
     } else if (bad) {
         fail(st, s->name, 0, s->base, bad, "bad segment header");
@@ -283,9 +285,10 @@ static bool verify_segment(vstate *st, const vseg *s, bool newest, uint64_t **of
                  * does not claim it. */
                 if (newest && !seg_commit_after(map, size, off + 8, NULL) &&
                     !(st->have_hint && mpz_cmp(st->hint, st->next) > 0)) {
-                    snprintf(r->message, sizeof r->message,
-                             "%s/%s: offset %llu: unsynced torn tail (%s); a writer cuts it at open",
-                             st->dir, s->name, (unsigned long long)off, bad);
+                    snprintf(
+                        r->message, sizeof r->message,
+                        "%s/%s: offset %llu: unsynced torn tail (%s); a writer cuts it at open",
+                        st->dir, s->name, (unsigned long long)off, bad);
                     break;
                 }
                 fail(st, s->name, off, st->next, bad, "bad record");
@@ -340,7 +343,6 @@ static bool verify_segment(vstate *st, const vseg *s, bool newest, uint64_t **of
     return go && r->ok;
 }
 
-
 int trp_verify_dir(const char *dir, const mpz_t anchor_seq, const uint8_t *anchor_hash,
                    trp_verify_report *r, trp_err *err)
 {
@@ -381,7 +383,8 @@ int trp_verify_dir(const char *dir, const mpz_t anchor_seq, const uint8_t *ancho
     if (cfd >= 0) {
         uint8_t b[COMMIT_SIZE], field[SEQ_BYTES_MAX];
         for (int attempt = 0; attempt < 100 && !st.have_hint; attempt++)
-            if (pread(cfd, b, sizeof b, 0) == (ssize_t)sizeof b && commit_decode(b, sizeof b, field)) {
+            if (pread(cfd, b, sizeof b, 0) == (ssize_t)sizeof b &&
+                commit_decode(b, sizeof b, field)) {
                 seq_from_field(st.hint, field);
                 st.have_hint = true;
             }

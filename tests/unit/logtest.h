@@ -27,7 +27,10 @@ static inline int lt_rm_cb(const char *p, const struct stat *sb, int flag, struc
     return remove(p);
 }
 
-static inline void lt_rmrf(const char *p) { nftw(p, lt_rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+static inline void lt_rmrf(const char *p)
+{
+    nftw(p, lt_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 /* A fresh directory path under the scratch root (not created). */
 static inline const char *lt_dir(const char *name)
@@ -55,7 +58,7 @@ static inline void lt_cleanup(void)
 }
 
 static inline trp_log *lt_open(const char *dir, bool create, const char *start, uint64_t seg_bytes,
-                        trp_err *e)
+                               trp_err *e)
 {
     trp_log_options o = {.create = create, .start_seq = start, .segment_bytes = seg_bytes};
     trp_log *log = NULL;

@@ -45,7 +45,8 @@ static bool chain_ok(trp_log *log, uint64_t from, uint64_t to)
     while (ok && (r = trp_iter_next(it, &en, &e)) == 1) {
         char want[32];
         int n = snprintf(want, sizeof want, "e%llu", (unsigned long long)i);
-        ok = mpz_cmp_ui(en.seq, i) == 0 && en.len == (size_t)n && !memcmp(en.payload, want, (size_t)n);
+        ok = mpz_cmp_ui(en.seq, i) == 0 && en.len == (size_t)n &&
+             !memcmp(en.payload, want, (size_t)n);
         if (have)
             ok = ok && memcmp(en.prev, prev, 32) == 0;
         memcpy(prev, en.hash, 32);
@@ -439,7 +440,8 @@ static void bad_entries(void)
     mpz_set_ui(s, 1);
     CHECK(trp_log_read(log, s, &en, &e) == TRP_OK && en.len == 0 && en.type == TRP_ENTRY_NOOP);
     mpz_set_ui(s, 2);
-    CHECK(trp_log_read(log, s, &en, &e) == TRP_OK && en.len == 3 && !memcmp(en.payload, "\0\xff\n", 3));
+    CHECK(trp_log_read(log, s, &en, &e) == TRP_OK && en.len == 3 &&
+          !memcmp(en.payload, "\0\xff\n", 3));
     mpz_set_ui(s, 3);
     CHECK(trp_log_read(log, s, &en, &e) == TRP_OK && en.type == TRP_ENTRY_CHECKPOINT);
     CHECK(trp_log_append(log, 1, TRP_ENTRY_DATA, "x", 1, NULL, &e) != TRP_OK); /* reader */
@@ -476,7 +478,8 @@ static void big_seqs(const char *name, const char *start, int n)
     while (trp_iter_next(it, &en, &e) == 1) {
         char want[16];
         int l = snprintf(want, sizeof want, "e%d", i);
-        CHECK(mpz_cmp(en.seq, s) == 0 && en.len == (size_t)l && !memcmp(en.payload, want, (size_t)l));
+        CHECK(mpz_cmp(en.seq, s) == 0 && en.len == (size_t)l &&
+              !memcmp(en.payload, want, (size_t)l));
         trp_entry rd;
         trp_entry_init(&rd);
         CHECK(trp_log_read(log, s, &rd, &e) == TRP_OK && !memcmp(rd.hash, en.hash, 32));
@@ -498,8 +501,14 @@ static void big_seqs(const char *name, const char *start, int n)
     mpz_clears(s, st, nx, NULL);
 }
 
-static void seqs_cross_2_64(void) { big_seqs("two64", "18446744073709551610", 40); }
-static void seqs_at_10_30(void) { big_seqs("ten30", "1000000000000000000000000000000", 24); }
+static void seqs_cross_2_64(void)
+{
+    big_seqs("two64", "18446744073709551610", 40);
+}
+static void seqs_at_10_30(void)
+{
+    big_seqs("ten30", "1000000000000000000000000000000", 24);
+}
 
 /* In a child: sync works, then a file-size limit (EFBIG, as a full disk)
  * fails a batch, which leaves the log exactly as at the last sync. */

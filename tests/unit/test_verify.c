@@ -173,8 +173,9 @@ static void forge(const char *path, int k, const char *payload, bool break_prev)
     }
     if (payload)
         memcpy(b + off + REC_HDR_SIZE, payload, plen);
-    rec_encode(b + off, b[off + REC_OFF_TYPE], b[off + REC_OFF_FLAGS], get_le64(b + off + REC_OFF_SEQOFF),
-               get_le64(b + off + REC_OFF_TERM), prev, b + off + REC_HDR_SIZE, plen);
+    rec_encode(b + off, b[off + REC_OFF_TYPE], b[off + REC_OFF_FLAGS],
+               get_le64(b + off + REC_OFF_SEQOFF), get_le64(b + off + REC_OFF_TERM), prev,
+               b + off + REC_HDR_SIZE, plen);
     lt_spit(path, b, len);
     free(b);
 }
