@@ -80,7 +80,7 @@ static const int batch_end[] = {10, 15, 16, 20};
 
 /* Open as writer after a simulated crash; expect one of the batch ends
  * <= the last whole batch; append again; verify. Returns next or -1. */
-static int reopen_and_check(const char *dir, int max_next)
+static int reopen_and_check(const char *dir, int max_next, bool append_again)
 {
     trp_err e;
     trp_log *log = lt_open(dir, false, NULL, 0, &e);
@@ -95,12 +95,15 @@ static int reopen_and_check(const char *dir, int max_next)
     bool ok = boundary && next <= max_next;
     for (int i = 0; ok && i < next; i++)
         ok = lt_entry_is(log, (uint64_t)i);
-    ok = ok && lt_batch(log, next, next + 3) == 0;
+    int added = append_again ? 3 : 0;
+    ok = ok && (!append_again || lt_batch(log, next, next + added) == 0);
     trp_log_close(log);
     ok = ok && verifies(dir);
-    log = lt_open(dir, false, NULL, 0, &e);
-    ok = ok && log && lt_next_u64(log) == (uint64_t)next + 3;
-    trp_log_close(log);
+    if (append_again) {
+        log = lt_open(dir, false, NULL, 0, &e);
+        ok = ok && log && lt_next_u64(log) == (uint64_t)(next + added);
+        trp_log_close(log);
+    }
     return ok ? next : -1;
 }
 
@@ -140,7 +143,7 @@ static void torn_tail_at_every_byte(void)
         lt_spit(seg, full, cut);
         lt_spit(cpath, old_commit, commit_len);
         int want_max = cut == full_len ? 20 : 16;
-        int next = reopen_and_check(d, want_max);
+        int next = reopen_and_check(d, want_max, cut % 4 == 0);
         /* every batch wholly before the cut is kept */
         size_t b2_len = 0;
         snap_get(&after[2], SEG0, &b2_len);
@@ -162,7 +165,7 @@ static void torn_tail_at_every_byte(void)
         free(z);
         unlink(cpath);
         /* zeros over the last record's padding leave it whole: 20 */
-        int next = reopen_and_check(d, cut >= full_len - 5 ? 20 : 16);
+        int next = reopen_and_check(d, cut >= full_len - 5 ? 20 : 16, cut % 2 == 0);
         if (next < 15) {
             printf("# zeroed from %zu: next %d\n", cut, next);
             failures++;
@@ -196,7 +199,7 @@ static void garbage_after_a_cut_is_cut_too(void)
     lt_spit(seg, g, full_len);
     lt_spit(cpath, c2, clen);
     free(g);
-    CHECK(reopen_and_check(d, 16) == 16);
+    CHECK(reopen_and_check(d, 16, true) == 16);
     /* the junk is gone from the file, not just skipped */
     size_t now = 0;
     uint8_t *b = lt_slurp(seg, &now);
