@@ -63,6 +63,9 @@ for size in 100 4096; do
     raw2=$(bench_limits fsync "$W/f" $size 1.5)
     lim=$(( (raw + raw2) / 2 ))
     row "append + sync per entry, $size B" "$got entries/s" "raw fdatasync $raw, $raw2 /s" "$(pct "$got" "$lim") of raw (target >= 80%)"
+    # The same through the tool: one line in, wait for its seq, next line.
+    got=$(bench_trickle "$BIN/trp-append" "$W/t$size" $size 1.5)
+    row "trp-append, one line per ack, $size B" "$got entries/s" "" "$(pct "$got" "$lim") of raw"
 done
 
 # trp-tail -o raw to /dev/null.
