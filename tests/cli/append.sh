@@ -131,3 +131,10 @@ same trickle-acks "$ok" yes
 # Empty stdin: nothing to append, success.
 expect empty-stdin 0 "" trp-append -d "$D" < /dev/null
 same empty-stdin-out "$(cat "$TMP/out")" ""
+
+# Long option spellings do the same as the short ones.
+printf 'L1\000L2\000' > "$TMP/in"
+expect long-forms 0 "" trp-append --dir "$TMP/long" --null --quiet < "$TMP/in"
+same long-forms-out "$(cat "$TMP/out")" ""
+same long-forms-stored "$(trp-tail --dir "$TMP/long" --lines 2 --output raw --null | tr '\0' ' ')" "L1 L2 "
+expect long-version-help 0 "" trp-append --help --version

@@ -64,21 +64,22 @@ wait "$fpid" 2>/dev/null
 same follow-no-stderr "$(cat "$TMP/ferr")" ""
 
 # -f --count: ends by itself after N entries.
-trp-tail -d "$D" -n 0 -f --count 2 > "$TMP/fc" &
+next=$(( $(trp-tail -d "$D" -n 1 -o json | jq -r .seq) + 1 ))
+trp-tail -d "$D" --from "$next" -f --count 2 > "$TMP/fc" &
 cpid=$!
 BG_PIDS="$BG_PIDS $cpid"
-sleep 0.2
 trp-append -d "$D" -q c1 c2 c3
 check follow-count-ends wait_for 10 sh -c "! kill -0 $cpid 2>/dev/null"
+kill "$cpid" 2>/dev/null # only if the check above failed: never hang here
 wait "$cpid"
 same follow-count-status "$?" "0"
 same follow-count-out "$(tr '\n' ' ' < "$TMP/fc")" "c1 c2 "
 
 # -f | head -1: trp-tail ends quietly (status 0, no message) once head
 # exits, even when nothing more is appended.
-( trp-tail -d "$D" -f 2>"$TMP/herr"; echo "$?" > "$TMP/hrc" ) | head -1 > "$TMP/hout" &
-hpid=$!
-BG_PIDS="$BG_PIDS $hpid"
+( trp-tail -d "$D" -f 2>"$TMP/herr" & echo $! > "$TMP/hpid"; wait $!; echo "$?" > "$TMP/hrc" ) |
+    head -1 > "$TMP/hout" &
+wait_for 10 test -s "$TMP/hpid" && BG_PIDS="$BG_PIDS $(cat "$TMP/hpid")"
 check follow-head-ends wait_for 20 test -s "$TMP/hrc"
 same follow-head-status "$(cat "$TMP/hrc" 2>/dev/null)" "0"
 same follow-head-quiet "$(cat "$TMP/herr")" ""
@@ -105,3 +106,13 @@ seg=$(seg_file "$TMP/dmg")
 off=$(grep -boa 'woken1' "$seg" | head -1 | cut -d: -f1)
 flipbyte "$seg" "$off"
 expect damage-while-reading 1 "crc|corrupt|damage" trp-tail -d "$TMP/dmg" -n 100
+
+# Long option spellings.
+same long-lines "$(trp-tail --dir "$D" --lines 1 --output json | jq -r .text)" "$(trp-tail -d "$D" -n 1)"
+next=$(( $(trp-tail -d "$D" -n 1 -o json | jq -r .seq) + 1 ))
+trp-tail --dir "$D" --from "$next" --follow --count 1 > "$TMP/lf" &
+lpid=$!
+BG_PIDS="$BG_PIDS $lpid"
+trp-append -d "$D" -q long-follow
+check long-follow wait_for 10 grep -qx long-follow "$TMP/lf"
+kill "$lpid" 2>/dev/null

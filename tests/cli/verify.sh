@@ -82,3 +82,6 @@ sed -i 's/^trp-log [0-9]*/trp-log 99/' "$TMP/newer/trp-log"
 expect newer-verify 65 "version" trp-verify "$TMP/newer"
 expect newer-tail 65 "version" trp-tail -d "$TMP/newer"
 expect newer-append 65 "version" trp-append -d "$TMP/newer" x
+
+# Long option spellings.
+expect long-quiet 0 "" trp-verify --quiet "$D"
