@@ -265,10 +265,16 @@ static int tail_entries(trp_log *log, struct printer *p, const mpz_t start, trp_
 {
     int ifd = -1;
     if (p->opts->follow) {
-        /* Watch before the first read, so no commit slips between. */
         ifd = watch_open(log, err);
         if (ifd < 0)
             return -ifd;
+        /* Open read the watermark before the watch existed: a commit in
+         * between would wake no one, so look again now that it does. */
+        int rc = trp_log_refresh(log, err);
+        if (rc != TRP_OK) {
+            close(ifd);
+            return rc;
+        }
     }
     int rc = wait_for_start(log, p, ifd, start, err);
     if (rc != TRP_OK || p->done) {

@@ -138,3 +138,5 @@ expect long-forms 0 "" trp-append --dir "$TMP/long" --null --quiet < "$TMP/in"
 same long-forms-out "$(cat "$TMP/out")" ""
 same long-forms-stored "$(trp-tail --dir "$TMP/long" --lines 2 --output raw --null | tr '\0' ' ')" "L1 L2 "
 expect long-version-help 0 "" trp-append --help --version
+
+exit 0

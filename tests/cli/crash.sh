@@ -39,3 +39,5 @@ crash_once() { # name, lines-before-kill
 
 crash_once crash-first 20000
 crash_once crash-second 50000
+
+exit 0

@@ -57,3 +57,5 @@ trp-tail -d "$TMP/l" > "$TMP/back"
 printf 'a\377\n\000b\nc\n' > "$TMP/lines.want"
 check lines-binary cmp -s "$TMP/back" "$TMP/lines.want"
 same lines-binary-count "$(trp-verify -q --json "$TMP/l" | jq .entries)" "3"
+
+exit 0

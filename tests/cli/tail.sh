@@ -116,3 +116,5 @@ BG_PIDS="$BG_PIDS $lpid"
 trp-append -d "$D" -q long-follow
 check long-follow wait_for 10 grep -qx long-follow "$TMP/lf"
 kill "$lpid" 2>/dev/null
+
+exit 0

@@ -85,3 +85,5 @@ expect newer-append 65 "version" trp-append -d "$TMP/newer" x
 
 # Long option spellings.
 expect long-quiet 0 "" trp-verify --quiet "$D"
+
+exit 0
