@@ -43,6 +43,7 @@ typedef struct seg {
     uint64_t *offs; /* record offsets, loaded lazily for closed segments */
     size_t offs_cap;
     bool offs_loaded;
+    uint64_t offs_n;      /* offs[0, offs_n) are known good (readers extend them) */
     uint64_t idx_written; /* entries of offs already in the .idx file (writer) */
     int fd;               /* writer: open for writing while part of an unsynced batch */
 } seg;
@@ -257,11 +258,21 @@ static int cmp_base(const void *a, const void *b)
     return mpz_cmp(((const seg *)a)->base, ((const seg *)b)->base);
 }
 
-/* Read the directory's segment names (not their contents), sorted by base. */
-static int list_segments(trp_log *log, trp_err *err)
+/* Read the directory's segment names (not their contents), sorted by base.
+ * With carry, offsets already loaded for a segment that is still there are
+ * kept (a following reader then reads only the new part of an index). */
+static int list_segments(trp_log *log, bool carry, trp_err *err)
 {
-    for (size_t i = 0; i < log->nseg; i++)
-        seg_free(&log->segs[i]);
+    seg *old = log->segs;
+    size_t nold = log->nseg;
+    if (!carry) {
+        for (size_t i = 0; i < nold; i++)
+            seg_free(&old[i]);
+        nold = 0;
+    } else {
+        log->segs = NULL;
+        log->segcap = 0;
+    }
     log->nseg = 0;
     log->gen++;
     int fd = openat(log->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -294,10 +305,30 @@ static int list_segments(trp_log *log, trp_err *err)
     }
     closedir(d);
     mpz_clear(base);
-    if (rc)
-        return rc;
     if (log->nseg > 1)
         qsort(log->segs, log->nseg, sizeof *log->segs, cmp_base);
+    for (size_t i = 0, j = 0; i < log->nseg && j < nold;) {
+        int c = mpz_cmp(log->segs[i].base, old[j].base);
+        if (c == 0) {
+            seg *s = &log->segs[i];
+            free(s->offs);
+            s->offs = old[j].offs;
+            s->offs_cap = old[j].offs_cap;
+            s->offs_n = old[j].offs_n;
+            old[j].offs = NULL;
+            old[j].offs_n = 0;
+        }
+        if (c <= 0)
+            i++;
+        if (c >= 0)
+            j++;
+    }
+    for (size_t j = 0; j < nold; j++)
+        seg_free(&old[j]);
+    if (carry)
+        free(old);
+    if (rc)
+        return rc;
     for (size_t i = 0; i + 1 < log->nseg; i++) {
         seg *s = &log->segs[i];
         if (mpz_cmp(s->base, log->segs[i + 1].base) == 0)
@@ -308,6 +339,7 @@ static int list_segments(trp_log *log, trp_err *err)
         mpz_sub(d2, log->segs[i + 1].base, s->base);
         bool fits = mpz_fits_ulong_p(d2) && sizeof(unsigned long) == 8;
         s->count = fits ? mpz_get_ui(d2) : 0;
+        s->offs_loaded = s->offs && s->offs_n >= s->count;
         mpz_clear(d2);
         if (!fits)
             return trp_err_set(err, TRP_ECORRUPT, "%s/%s: next segment starts too far away",
@@ -357,6 +389,7 @@ static void drop_offsets(seg *s)
     free(s->offs);
     s->offs = NULL;
     s->offs_cap = 0;
+    s->offs_n = 0;
     s->offs_loaded = false;
 }
 
@@ -389,14 +422,21 @@ static int load_offsets(trp_log *log, size_t i, bool force_scan, trp_err *err)
         int fd = openat(log->dirfd, iname, O_RDONLY | O_CLOEXEC);
         if (fd >= 0) {
             struct stat st;
+            /* only the part not loaded yet (a reader following a writer) */
+            uint64_t from = s->offs && s->offs_n <= count ? s->offs_n : 0;
             if (fstat(fd, &st) == 0 && (uint64_t)st.st_size >= count * 8) {
-                uint64_t *o = realloc(s->offs, (count ? count : 1) * 8);
+                uint64_t *o = s->offs;
+                if (!o || s->offs_cap < count) {
+                    o = realloc(s->offs, (count ? count : 1) * 8);
+                    if (o) {
+                        s->offs = o;
+                        s->offs_cap = count ? count : 1;
+                    }
+                }
                 if (o) {
-                    s->offs = o;
-                    s->offs_cap = count ? count : 1;
-                    ssize_t n = read_all(fd, o, count * 8, 0);
-                    bool ok = n == (ssize_t)(count * 8);
-                    for (uint64_t k = 0; ok && k < count; k++) {
+                    ssize_t n = read_all(fd, o + from, (count - from) * 8, from * 8);
+                    bool ok = n == (ssize_t)((count - from) * 8);
+                    for (uint64_t k = from; ok && k < count; k++) {
                         o[k] = get_le64((uint8_t *)&o[k]);
                         ok = (o[k] & 7) == 0 && o[k] >= SEG_HDR_SIZE &&
                              (k == 0 ? o[k] == SEG_HDR_SIZE : o[k] > o[k - 1]);
@@ -404,9 +444,11 @@ static int load_offsets(trp_log *log, size_t i, bool force_scan, trp_err *err)
                     if (ok) {
                         close(fd);
                         s->offs_loaded = true;
+                        s->offs_n = count;
                         s->idx_written = count;
                         return TRP_OK;
                     }
+                    s->offs_n = 0;
                 }
             }
             close(fd);
@@ -437,6 +479,7 @@ static int load_offsets(trp_log *log, size_t i, bool force_scan, trp_err *err)
                            sc.stop ? sc.stop : "end");
     }
     s->offs_loaded = true;
+    s->offs_n = count;
     if (!log->read_only) {
         char iname[280];
         idx_name(iname, sizeof iname, s);
@@ -933,12 +976,13 @@ static void snapshot_durable(trp_log *log)
 
 /* Reader: find the visible end from the commit watermark (or, without
  * one, the newest segment's last COMMIT record). */
-static int reader_load(trp_log *log, trp_err *err)
+static int reader_load(trp_log *log, bool carry, trp_err *err)
 {
     mpz_t c;
     mpz_init(c);
     bool have = read_commit_file(log, c);
-    int rc = list_segments(log, err);
+    /* carry loaded offsets over only while the log only grew */
+    int rc = list_segments(log, carry && have && mpz_cmp(c, log->commit) >= 0, err);
     if (rc == TRP_OK && log->nseg == 0)
         rc = trp_err_set(err, TRP_ECORRUPT, "%s: a trp log without segment files", log->dir);
     if (rc) {
@@ -974,7 +1018,7 @@ static int reader_load(trp_log *log, trp_err *err)
     mpz_sub(d, c, s->base);
     s->count = mpz_get_ui(d);
     mpz_clear(d);
-    s->offs_loaded = false;
+    s->offs_loaded = s->offs && s->offs_n >= s->count;
     mpz_set(log->commit, c);
     mpz_clear(c);
     return load_ends(log, err);
@@ -1053,7 +1097,7 @@ int trp_log_open(trp_log **out, const char *dir, const trp_log_options *opts, tr
             goto fail;
         }
         /* an interrupted create leaves segment files without a marker */
-        if ((rc = list_segments(log, err)))
+        if ((rc = list_segments(log, false, err)))
             goto fail;
         for (size_t i = 0; i < log->nseg; i++)
             if ((rc = unlink_seg_files(log, &log->segs[i], err)))
@@ -1069,14 +1113,14 @@ int trp_log_open(trp_log **out, const char *dir, const trp_log_options *opts, tr
     read_meta(log);
 
     if (o.read_only) {
-        if ((rc = reader_load(log, err)))
+        if ((rc = reader_load(log, false, err)))
             goto fail;
         *out = log;
         return TRP_OK;
     }
 
     /* writer */
-    if ((rc = list_segments(log, err)))
+    if ((rc = list_segments(log, false, err)))
         goto fail;
     if (log->nseg == 0) {
         rc = trp_err_set(err, TRP_ECORRUPT, "%s: a trp log without segment files", dir);
@@ -1707,7 +1751,7 @@ int trp_log_refresh(trp_log *log, trp_err *err)
     /* keep the watermark monotonic for this reader */
     mpz_t old_commit;
     mpz_init_set(old_commit, log->commit);
-    int rc = reader_load(log, err);
+    int rc = reader_load(log, true, err);
     if (rc == TRP_OK && mpz_cmp(log->commit, old_commit) < 0 &&
         mpz_cmp(old_commit, log->first) >= 0) {
         /* the writer truncated (remove): show the truncated log; never

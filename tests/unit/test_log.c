@@ -586,6 +586,39 @@ static void iterating_without_hashes(void)
     trp_log_close(log);
 }
 
+static void a_reader_follows_rolls_and_removals(void)
+{
+    const char *d = lt_dir("follow");
+    trp_err e;
+    trp_log *w = lt_open(d, true, NULL, 600, &e);
+    REQUIRE(w);
+    REQUIRE(lt_batch(w, 0, 1) == 0);
+    trp_log *r = lt_reader(d, &e);
+    REQUIRE(r);
+    int next = 1;
+    for (int round = 0; round < 30; round++) {
+        int n = 1 + round % 4;
+        REQUIRE(lt_batch(w, next, next + n) == 0);
+        next += n;
+        if (round % 7 == 6) { /* remove a few and append them again */
+            mpz_t f;
+            mpz_init_set_ui(f, (unsigned long)(next - 3));
+            REQUIRE(trp_log_truncate(w, f, &e) == TRP_OK);
+            mpz_clear(f);
+            REQUIRE(lt_batch(w, next - 3, next) == 0);
+        }
+        REQUIRE(trp_log_refresh(r, &e) == TRP_OK);
+        CHECKF(lt_next_u64(r) == (uint64_t)next, "round %d: %llu", round,
+               (unsigned long long)lt_next_u64(r));
+        CHECK(memcmp(trp_log_head_hash(r), trp_log_head_hash(w), 32) == 0);
+        for (int i = next - 6 > 0 ? next - 6 : 0; i < next; i++)
+            CHECKF(lt_entry_is(r, (uint64_t)i), "round %d seq %d", round, i);
+    }
+    CHECK(chain_ok(r, 0, (uint64_t)next));
+    trp_log_close(r);
+    trp_log_close(w);
+}
+
 int main(void)
 {
     RUN(append_read_iterate_across_segments);
@@ -602,6 +635,7 @@ int main(void)
     RUN(seqs_at_10_30);
     RUN(full_disk_loses_nothing);
     RUN(iterating_without_hashes);
+    RUN(a_reader_follows_rolls_and_removals);
     lt_cleanup();
     return check_done();
 }
