@@ -1024,169 +1024,174 @@ static int reader_load(trp_log *log, bool carry, trp_err *err)
     return load_ends(log, err);
 }
 
-int trp_log_open(trp_log **out, const char *dir, const trp_log_options *opts, trp_err *err)
+/* A handle with nothing opened yet; NULL when out of memory. */
+static trp_log *log_alloc(const char *dir, const trp_log_options *o)
 {
-    *out = NULL;
-    trp_log_options o = {0};
-    if (opts)
-        o = *opts;
     trp_log *log = calloc(1, sizeof *log);
     if (!log)
-        return trp_err_set(err, TRP_ENOMEM, "out of memory");
+        return NULL;
     log->dir = strdup(dir);
     size_t wl = strlen(dir) + sizeof(COMMIT_NAME) + 2;
     log->watch = malloc(wl);
+    if (!log->dir || !log->watch) {
+        free(log->dir);
+        free(log->watch);
+        free(log);
+        return NULL;
+    }
+    snprintf(log->watch, wl, "%s/%s", dir, COMMIT_NAME);
     log->dirfd = log->lockfd = log->commitfd = -1;
-    log->read_only = o.read_only;
-    log->segment_bytes = o.segment_bytes ? o.segment_bytes : TRP_SEGMENT_BYTES_DEFAULT;
-    log->max_entry = o.max_entry ? o.max_entry : TRP_MAX_ENTRY_DEFAULT;
+    log->read_only = o->read_only;
+    log->segment_bytes = o->segment_bytes ? o->segment_bytes : TRP_SEGMENT_BYTES_DEFAULT;
+    if (log->segment_bytes < SEG_HDR_SIZE + REC_HDR_SIZE)
+        log->segment_bytes = SEG_HDR_SIZE + REC_HDR_SIZE;
+    log->max_entry = o->max_entry ? o->max_entry : TRP_MAX_ENTRY_DEFAULT;
     log->last_rec = SIZE_MAX;
     log->rv.fd = -1;
     log->rv.seg = SIZE_MAX;
     mpz_inits(log->first, log->next, log->commit, log->durable_next, NULL);
-    int rc = TRP_OK;
-    if (!log->dir || !log->watch) {
-        free(log->dir);
-        free(log->watch);
-        mpz_clears(log->first, log->next, log->commit, log->durable_next, NULL);
-        free(log);
-        return trp_err_set(err, TRP_ENOMEM, "out of memory");
-    }
-    snprintf(log->watch, wl, "%s/%s", dir, COMMIT_NAME);
-    if ((rc = hasher_init(&log->h, err)))
-        goto fail;
-    if (log->segment_bytes < SEG_HDR_SIZE + REC_HDR_SIZE)
-        log->segment_bytes = SEG_HDR_SIZE + REC_HDR_SIZE;
+    return log;
+}
 
+/* Open the directory (making it for a creating writer), check the marker,
+ * take the writer's lock, and create the log if asked and absent. */
+static int open_dir(trp_log *log, const trp_log_options *o, trp_err *err)
+{
+    const char *dir = log->dir;
+    bool creating = o->create && !o->read_only;
     log->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (log->dirfd < 0 && errno == ENOENT && o.create && !o.read_only) {
-        if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-            rc = trp_err_sys(err, TRP_EIO, errno, "%s: cannot create the directory", dir);
-            goto fail;
-        }
+    if (log->dirfd < 0 && errno == ENOENT && creating) {
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+            return trp_err_sys(err, TRP_EIO, errno, "%s: cannot create the directory", dir);
         log->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     }
     if (log->dirfd < 0) {
         if (errno == ENOENT)
-            rc = trp_err_set(err, TRP_ENOENT, "%s: no such directory", dir);
-        else if (errno == ENOTDIR)
-            rc = trp_err_set(err, TRP_EFORMAT, "%s: not a trp log (not a directory)", dir);
-        else
-            rc = trp_err_sys(err, TRP_EIO, errno, "%s", dir);
-        goto fail;
+            return trp_err_set(err, TRP_ENOENT, "%s: no such directory", dir);
+        if (errno == ENOTDIR)
+            return trp_err_set(err, TRP_EFORMAT, "%s: not a trp log (not a directory)", dir);
+        return trp_err_sys(err, TRP_EIO, errno, "%s", dir);
     }
-    rc = check_marker(log, err);
-    if (rc == TRP_ENOENT && o.create && !o.read_only) {
+    int rc = check_marker(log, err);
+    if (rc == TRP_ENOENT && creating) {
+        if (!dir_is_empty(log) && !only_trp_files(log))
+            return trp_err_set(err, TRP_EFORMAT,
+                               "%s: not a trp log, and not empty: refusing to create one here",
+                               dir);
         /* two creators: the lock serializes them, then look again */
-        if (!dir_is_empty(log) && !only_trp_files(log)) {
-            rc = trp_err_set(err, TRP_EFORMAT,
-                             "%s: not a trp log, and not empty: refusing to create one here", dir);
-            goto fail;
-        }
         if ((rc = take_lock(log, err)))
-            goto fail;
+            return rc;
         rc = check_marker(log, err);
     }
+    if (rc == TRP_ENOENT && !creating) {
+        if (dir_is_empty(log))
+            return trp_err_set(err, TRP_ENOENT, "%s: no trp log here (empty directory)", dir);
+        return trp_err_set(err, TRP_EFORMAT, "%s: not a trp log (no %s file)", dir, MARKER_NAME);
+    }
     if (rc == TRP_ENOENT) {
-        if (!o.create || o.read_only) {
-            if (dir_is_empty(log))
-                rc = trp_err_set(err, TRP_ENOENT, "%s: no trp log here (empty directory)", dir);
-            else
-                rc = trp_err_set(err, TRP_EFORMAT, "%s: not a trp log (no %s file)", dir,
-                                 MARKER_NAME);
-            goto fail;
-        }
         /* an interrupted create leaves segment files without a marker */
         if ((rc = list_segments(log, false, err)))
-            goto fail;
+            return rc;
         for (size_t i = 0; i < log->nseg; i++)
             if ((rc = unlink_seg_files(log, &log->segs[i], err)))
-                goto fail;
-        if ((rc = create_log(log, o.start_seq, err)))
-            goto fail;
-    } else if (rc) {
-        goto fail;
-    } else if (!o.read_only && log->lockfd < 0) {
-        if ((rc = take_lock(log, err)))
-            goto fail;
+                return rc;
+        return create_log(log, o->start_seq, err);
     }
-    read_meta(log);
+    if (rc)
+        return rc;
+    if (!o->read_only && log->lockfd < 0)
+        return take_lock(log, err);
+    return TRP_OK;
+}
 
-    if (o.read_only) {
-        if ((rc = reader_load(log, false, err)))
-            goto fail;
-        *out = log;
-        return TRP_OK;
+/* Set the watermark a writer starts with. The watermark only ever names
+ * synced entries (it is written after the fdatasync, and lowered durably
+ * before a truncate), so one past the end means synced entries are gone. */
+static int writer_commit(trp_log *log, const trp_log_options *o, const mpz_t hint, bool have_hint,
+                         trp_err *err)
+{
+    if (have_hint && mpz_cmp(hint, log->next) > 0) {
+        char a[200], b[200];
+        return trp_err_set(err, TRP_ECORRUPT,
+                           "%s/%s: the log ends before seq %s, but the commit watermark says "
+                           "entries up to seq %s were synced: synced entries are missing",
+                           log->dir, log->segs[log->nseg - 1].name,
+                           trp_seq_str(a, sizeof a, log->next), trp_seq_str(b, sizeof b, hint));
     }
+    log->commitfd = openat(log->dirfd, COMMIT_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (log->commitfd < 0)
+        return trp_err_sys(err, TRP_EIO, errno, "%s/%s", log->dir, COMMIT_NAME);
+    /* standalone: everything durable is committed; manual (trp-node):
+     * keep what Raft committed */
+    log->manual_commit = o->manual_commit;
+    if (o->manual_commit && have_hint)
+        mpz_set(log->commit, hint);
+    else if (o->manual_commit)
+        mpz_set(log->commit, log->first);
+    else
+        mpz_set(log->commit, log->next);
+    if (!have_hint || mpz_cmp(hint, log->commit) != 0)
+        return write_commit_file(log, false, err);
+    return TRP_OK;
+}
 
-    /* writer */
-    if ((rc = list_segments(log, false, err)))
-        goto fail;
-    if (log->nseg == 0) {
-        rc = trp_err_set(err, TRP_ECORRUPT, "%s: a trp log without segment files", dir);
-        goto fail;
-    }
+/* The writer's part of open: recover the newest segment, find the ends,
+ * fix the index, set the watermark, get the write buffer. */
+static int open_writer(trp_log *log, const trp_log_options *o, trp_err *err)
+{
+    int rc = list_segments(log, false, err);
+    if (rc)
+        return rc;
+    if (log->nseg == 0)
+        return trp_err_set(err, TRP_ECORRUPT, "%s: a trp log without segment files", log->dir);
     mpz_t hint;
     mpz_init(hint);
     bool have_hint = read_commit_file(log, hint);
-    if (log->commitfd >= 0) {
+    if (log->commitfd >= 0) { /* reopened read-write below */
         close(log->commitfd);
         log->commitfd = -1;
     }
     rc = recover_tail(log, hint, have_hint, err);
     if (rc == TRP_OK)
         rc = load_ends(log, err);
-    if (rc) {
-        mpz_clear(hint);
-        goto fail;
+    if (rc == TRP_OK) {
+        sync_tail_index(log);
+        rc = writer_commit(log, o, hint, have_hint, err);
     }
-    sync_tail_index(log);
-    log->commitfd = openat(log->dirfd, COMMIT_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (log->commitfd < 0) {
-        rc = trp_err_sys(err, TRP_EIO, errno, "%s/%s", dir, COMMIT_NAME);
-        mpz_clear(hint);
-        goto fail;
-    }
-    /* The watermark only ever names synced entries (it is written after
-     * the fdatasync, and lowered durably before a truncate), so one past
-     * the end means synced entries are gone. */
-    if (have_hint && mpz_cmp(hint, log->next) > 0) {
-        char a[200], b[200];
-        rc = trp_err_set(err, TRP_ECORRUPT,
-                         "%s/%s: the log ends before seq %s, but the commit watermark says "
-                         "entries up to seq %s were synced: synced entries are missing",
-                         dir, log->segs[log->nseg - 1].name, trp_seq_str(a, sizeof a, log->next),
-                         trp_seq_str(b, sizeof b, hint));
-        mpz_clear(hint);
-        goto fail;
-    }
-    /* standalone: everything durable is committed; manual (trp-node):
-     * keep what Raft committed */
-    log->manual_commit = o.manual_commit;
-    if (o.manual_commit && have_hint)
-        mpz_set(log->commit, hint);
-    else if (o.manual_commit)
-        mpz_set(log->commit, log->first);
-    else
-        mpz_set(log->commit, log->next);
-    if (!have_hint || mpz_cmp(hint, log->commit) != 0)
-        rc = write_commit_file(log, false, err);
     mpz_clear(hint);
     if (rc)
-        goto fail;
+        return rc;
     size_t rmax = (size_t)rec_size(log->max_entry) + SEG_HDR_SIZE;
     log->buf_cap = rmax > BUF_MIN ? rmax : BUF_MIN;
     log->buf = malloc(log->buf_cap);
-    if (!log->buf) {
-        rc = trp_err_set(err, TRP_ENOMEM, "out of memory for the write buffer");
-        goto fail;
-    }
+    if (!log->buf)
+        return trp_err_set(err, TRP_ENOMEM, "out of memory for the write buffer");
     snapshot_durable(log);
+    return TRP_OK;
+}
+
+int trp_log_open(trp_log **out, const char *dir, const trp_log_options *opts, trp_err *err)
+{
+    *out = NULL;
+    trp_log_options o = {0};
+    if (opts)
+        o = *opts;
+    trp_log *log = log_alloc(dir, &o);
+    if (!log)
+        return trp_err_set(err, TRP_ENOMEM, "out of memory");
+    int rc = hasher_init(&log->h, err);
+    if (rc == TRP_OK)
+        rc = open_dir(log, &o, err);
+    if (rc == TRP_OK) {
+        read_meta(log);
+        rc = o.read_only ? reader_load(log, false, err) : open_writer(log, &o, err);
+    }
+    if (rc) {
+        trp_log_close(log);
+        return rc;
+    }
     *out = log;
     return TRP_OK;
-fail:
-    trp_log_close(log);
-    return rc;
 }
 
 void trp_log_close(trp_log *log)
