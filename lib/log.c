@@ -113,7 +113,8 @@ struct trp_iter {
 static int dead(const trp_log *log, trp_err *err)
 {
     return trp_err_set(err, TRP_EIO,
-                       "%s: an earlier fsync failed; this handle is unusable (close and reopen)",
+                       "%s: an earlier fsync or truncate failed; this handle is unusable (close "
+                       "and reopen)",
                        log->dir);
 }
 
@@ -1768,6 +1769,78 @@ int trp_log_refresh(trp_log *log, trp_err *err)
 
 /* ---- truncate and trim ------------------------------------------------- */
 
+/* Truncate step 1: set COMMIT on entry from-1 (found as entry k of segment
+ * *t), durably, so that recovery keeps it once the rest is gone. */
+static int truncate_flag_last(trp_log *log, const mpz_t from, size_t *t, uint64_t *k, trp_err *err)
+{
+    mpz_t last;
+    mpz_init(last);
+    mpz_sub_ui(last, from, 1);
+    *t = find_seg(log, last, k);
+    mpz_clear(last);
+    seg *s = &log->segs[*t];
+    int rc = load_offsets(log, *t, false, err);
+    if (rc)
+        return rc;
+    uint64_t off = s->offs[*k];
+    int fd = openat(log->dirfd, s->name, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return trp_err_sys(err, TRP_EIO, errno, "%s/%s", log->dir, s->name);
+    uint8_t h[REC_HDR_SIZE];
+    if (read_all(fd, h, sizeof h, off) != REC_HDR_SIZE || get_le64(h + REC_OFF_SEQOFF) != *k) {
+        close(fd);
+        return trp_err_set(err, TRP_ECORRUPT, "%s/%s: offset %llu: record header unreadable",
+                           log->dir, s->name, (unsigned long long)off);
+    }
+    if (!(h[REC_OFF_FLAGS] & REC_FLAG_COMMIT)) {
+        rec_set_flags(h, h[REC_OFF_FLAGS] | REC_FLAG_COMMIT);
+        if (write_all(fd, h, sizeof h, off) < 0 || fdatasync(fd) < 0) {
+            int e = errno;
+            close(fd);
+            return trp_err_sys(err, TRP_EIO, e, "%s/%s", log->dir, s->name);
+        }
+    }
+    close(fd);
+    return TRP_OK;
+}
+
+/* Truncate step 3: cut segment t after its first `keep` entries, durably,
+ * and make it the newest segment of the handle. */
+static int truncate_cut(trp_log *log, size_t t, uint64_t keep, trp_err *err)
+{
+    seg *s = &log->segs[t];
+    int rc = load_offsets(log, t, false, err);
+    if (rc)
+        return rc;
+    uint64_t cut = keep < s->count ? s->offs[keep] : SEG_HDR_SIZE;
+    if (keep >= s->count && s->count) { /* keep it all: cut after its last record */
+        uint8_t h[REC_HDR_SIZE];
+        uint64_t off = s->offs[s->count - 1];
+        int fd = openat(log->dirfd, s->name, O_RDONLY | O_CLOEXEC);
+        ssize_t got = fd >= 0 ? read_all(fd, h, sizeof h, off) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (got != REC_HDR_SIZE)
+            return trp_err_set(err, TRP_ECORRUPT, "%s/%s: offset %llu: record header unreadable",
+                               log->dir, s->name, (unsigned long long)off);
+        cut = off + rec_size(get_le32(h + REC_OFF_LEN));
+    }
+    if (s->fd < 0)
+        s->fd = openat(log->dirfd, s->name, O_RDWR | O_CLOEXEC);
+    if (s->fd < 0)
+        return trp_err_sys(err, TRP_EIO, errno, "%s/%s", log->dir, s->name);
+    if (ftruncate(s->fd, (off_t)cut) < 0 || fdatasync(s->fd) < 0)
+        return trp_err_sys(err, TRP_EIO, errno, "%s/%s: truncate", log->dir, s->name);
+    s->count = keep;
+    s->offs_loaded = true;
+    s->offs_n = keep;
+    s->idx_written = 0;
+    log->file_end = cut;
+    log->gen++;
+    sync_tail_index(log);
+    return TRP_OK;
+}
+
 int trp_log_truncate(trp_log *log, const mpz_t from, trp_err *err)
 {
     if (log->failed)
@@ -1781,103 +1854,44 @@ int trp_log_truncate(trp_log *log, const mpz_t from, trp_err *err)
                            trp_seq_str(b, sizeof b, log->first),
                            trp_seq_str(c, sizeof c, log->next));
     int rc = trp_log_sync(log, err); /* start from a clean, durable state */
-    if (rc)
+    if (rc || mpz_cmp(from, log->next) == 0)
         return rc;
-    if (mpz_cmp(from, log->next) == 0)
-        return TRP_OK;
-    /* 1. the watermark first, durably, so recovery never sees it ahead */
+    assert(log->buf_len == 0);
+    /* 0. the watermark first, durably, so recovery never sees it ahead */
     if (mpz_cmp(log->commit, from) > 0) {
         mpz_set(log->commit, from);
         if ((rc = write_commit_file(log, true, err)))
             return rc;
     }
     view_close(&log->rv);
-    /* 2. flag the new last entry as a batch end, so recovery keeps it */
-    size_t t;
-    uint64_t k;
-    bool keep_some = mpz_cmp(from, log->first) > 0;
-    if (keep_some) {
-        mpz_t last;
-        mpz_init(last);
-        mpz_sub_ui(last, from, 1);
-        t = find_seg(log, last, &k);
-        mpz_clear(last);
-        seg *s = &log->segs[t];
-        if ((rc = load_offsets(log, t, false, err)))
-            return rc;
-        uint64_t off = s->offs[k];
-        int fd = openat(log->dirfd, s->name, O_RDWR | O_CLOEXEC);
-        if (fd < 0)
-            return trp_err_sys(err, TRP_EIO, errno, "%s/%s", log->dir, s->name);
-        uint8_t h[REC_HDR_SIZE];
-        if (read_all(fd, h, sizeof h, off) != REC_HDR_SIZE || get_le64(h + REC_OFF_SEQOFF) != k) {
-            close(fd);
-            return trp_err_set(err, TRP_ECORRUPT, "%s/%s: offset %llu: record header unreadable",
-                               log->dir, s->name, (unsigned long long)off);
-        }
-        if (!(h[REC_OFF_FLAGS] & REC_FLAG_COMMIT)) {
-            rec_set_flags(h, h[REC_OFF_FLAGS] | REC_FLAG_COMMIT);
-            if (write_all(fd, h, sizeof h, off) < 0 || fdatasync(fd) < 0) {
-                int e = errno;
-                close(fd);
-                log->failed = true;
-                return trp_err_sys(err, TRP_EIO, e, "%s/%s", log->dir, s->name);
-            }
-        }
-        close(fd);
-        k++; /* entries kept in segment t */
-    } else {
-        t = 0;
-        k = 0;
+    /* From here on a failure leaves the files in a state recovery handles
+     * but the handle's picture of them stale: it becomes unusable. */
+    log->file_end = UINT64_MAX; /* nothing is read from the buffer */
+    size_t t = 0;
+    uint64_t keep = 0;
+    /* 1. flag the new last entry as a batch end */
+    if (mpz_cmp(from, log->first) > 0) {
+        rc = truncate_flag_last(log, from, &t, &keep, err);
+        keep++; /* entries kept in segment t */
     }
-    /* 3. delete later segments, newest first (nothing is buffered now) */
-    assert(log->buf_len == 0);
-    log->file_end = UINT64_MAX;
-    while (log->nseg > t + 1) {
+    /* 2. delete later segments, newest first */
+    while (rc == TRP_OK && log->nseg > t + 1) {
         seg *s = &log->segs[log->nseg - 1];
         if ((rc = unlink_seg_files(log, s, err)) || (rc = fsync_dir(log, err)))
-            return rc;
+            break;
         seg_free(s);
         log->nseg--;
         log->gen++;
     }
-    /* 4. cut segment t after its k-th entry */
-    seg *s = &log->segs[t];
-    if ((rc = load_offsets(log, t, false, err)))
-        return rc;
-    uint64_t cut = k < s->count ? s->offs[k] : 0;
-    if (k >= s->count && s->count) { /* keep the whole segment: cut after its last record */
-        uint8_t h[REC_HDR_SIZE];
-        uint64_t off = s->offs[s->count - 1];
-        int fd = openat(log->dirfd, s->name, O_RDONLY | O_CLOEXEC);
-        ssize_t got = fd >= 0 ? read_all(fd, h, sizeof h, off) : -1;
-        if (fd >= 0)
-            close(fd);
-        if (got != REC_HDR_SIZE)
-            return trp_err_set(err, TRP_ECORRUPT, "%s/%s: offset %llu: record header unreadable",
-                               log->dir, s->name, (unsigned long long)off);
-        cut = off + rec_size(get_le32(h + REC_OFF_LEN));
-    } else if (k >= s->count) {
-        cut = SEG_HDR_SIZE;
-    }
-    if (s->fd < 0)
-        s->fd = openat(log->dirfd, s->name, O_RDWR | O_CLOEXEC);
-    if (s->fd < 0)
-        return trp_err_sys(err, TRP_EIO, errno, "%s/%s", log->dir, s->name);
-    if (ftruncate(s->fd, (off_t)cut) < 0)
-        return trp_err_sys(err, TRP_EIO, errno, "%s/%s: truncate", log->dir, s->name);
-    if (fdatasync(s->fd) < 0) {
+    /* 3. cut segment t */
+    if (rc == TRP_OK)
+        rc = truncate_cut(log, t, keep, err);
+    if (rc == TRP_OK)
+        rc = load_ends(log, err);
+    if (rc) {
         log->failed = true;
-        return trp_err_sys(err, TRP_EIO, errno, "%s/%s: fdatasync", log->dir, s->name);
-    }
-    s->count = k;
-    s->offs_loaded = true;
-    s->idx_written = 0;
-    log->file_end = cut;
-    log->gen++;
-    sync_tail_index(log);
-    if ((rc = load_ends(log, err)))
         return rc;
+    }
     snapshot_durable(log);
     if (!log->manual_commit && mpz_cmp(log->commit, log->next) != 0) {
         mpz_set(log->commit, log->next);
