@@ -190,40 +190,43 @@ static void check_index(vstate *st, const vseg *s, const uint64_t *offs, uint64_
     close(fd);
 }
 
-/* Walk one segment. Returns false to stop verifying (a failure). */
-static bool verify_segment(vstate *st, const vseg *s, bool newest, uint64_t **offs,
-                           size_t *offs_cap)
+/* Map a segment file read-only; false (reported) when it cannot be read. */
+static bool map_segment(vstate *st, const vseg *s, uint8_t **map, uint64_t *size)
 {
-    trp_verify_report *r = st->r;
+    *map = NULL;
+    *size = 0;
     int fd = openat(st->dirfd, s->name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        fail(st, s->name, 0, s->base, "unreadable", "%s", strerror(errno));
-        return false;
-    }
     struct stat sb;
-    if (fstat(fd, &sb) < 0) {
+    if (fd < 0 || fstat(fd, &sb) < 0) {
         fail(st, s->name, 0, s->base, "unreadable", "%s", strerror(errno));
-        close(fd);
+        if (fd >= 0)
+            close(fd);
         return false;
     }
-    uint64_t size = (uint64_t)sb.st_size;
-    uint8_t *map = NULL;
-    if (size) {
-        map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-        if (map == MAP_FAILED) {
+    *size = (uint64_t)sb.st_size;
+    if (*size) {
+        void *m = mmap(NULL, *size, PROT_READ, MAP_SHARED, fd, 0);
+        if (m == MAP_FAILED) {
             fail(st, s->name, 0, s->base, "unreadable", "mmap: %s", strerror(errno));
             close(fd);
             return false;
         }
-        madvise(map, size, MADV_SEQUENTIAL);
+        madvise(m, *size, MADV_SEQUENTIAL);
+        *map = m;
     }
     close(fd);
+    return true;
+}
+
+/* Check a segment header and its place in the chain. Returns 1 to go on
+ * to the records, 0 to stop without a failure (a segment being created),
+ * -1 on a failure (reported). */
+static int verify_header(vstate *st, const vseg *s, bool newest, const uint8_t *map, uint64_t size)
+{
+    trp_verify_report *r = st->r;
     seg_hdr h;
     uint32_t version;
     const char *bad = seg_hdr_decode(map, size, &h, &version);
-    mpz_t seq;
-    mpz_init(seq);
-    bool go = true;
     if (bad && newest && st->have_prev && !(st->have_hint && mpz_cmp(st->hint, s->base) > 0) &&
         !seg_commit_after(map, size, 0, NULL)) {
         /* a segment a writer is creating right now (or a crash left
@@ -231,116 +234,135 @@ static bool verify_segment(vstate *st, const vseg *s, bool newest, uint64_t **of
         snprintf(r->message, sizeof r->message,
                  "%s/%s: unsynced segment being created (%s); a writer removes it at open", st->dir,
                  s->name, bad);
-        go = false;
-    } else if (bad) {
-        fail(st, s->name, 0, s->base, bad, "bad segment header");
-        go = false;
-    } else {
-        seq_from_field(seq, h.base);
-        if (mpz_cmp(seq, s->base) != 0) {
-            fail(st, s->name, SEG_OFF_BASE, s->base, "segment-base",
-                 "header base seq differs from the file name");
-            go = false;
-        } else if (st->have_prev && mpz_cmp(seq, st->next) != 0) {
-            fail(st, s->name, SEG_OFF_BASE, st->next, "seq-gap",
-                 "segment starts at another seq than the previous one ends");
-            go = false;
-        } else if (st->have_prev && memcmp(h.anchor, st->prev, TRP_HASH_LEN) != 0) {
-            fail(st, s->name, SEG_OFF_ANCHOR, s->base, "chain",
-                 "segment anchor is not the hash of the entry before it");
-            go = false;
-        }
+        return 0;
     }
-    if (go && !st->have_prev) {
+    if (bad) {
+        fail(st, s->name, 0, s->base, bad, "bad segment header");
+        return -1;
+    }
+    mpz_t seq;
+    mpz_init(seq);
+    seq_from_field(seq, h.base);
+    int cmp_name = mpz_cmp(seq, s->base), cmp_prev = st->have_prev ? mpz_cmp(seq, st->next) : 0;
+    mpz_clear(seq);
+    if (cmp_name != 0) {
+        fail(st, s->name, SEG_OFF_BASE, s->base, "segment-base",
+             "header base seq differs from the file name");
+        return -1;
+    }
+    if (cmp_prev != 0) {
+        fail(st, s->name, SEG_OFF_BASE, st->next, "seq-gap",
+             "segment starts at another seq than the previous one ends");
+        return -1;
+    }
+    if (st->have_prev && memcmp(h.anchor, st->prev, TRP_HASH_LEN) != 0) {
+        fail(st, s->name, SEG_OFF_ANCHOR, s->base, "chain",
+             "segment anchor is not the hash of the entry before it");
+        return -1;
+    }
+    if (!st->have_prev) { /* the oldest segment: its anchor starts the chain */
         mpz_set(r->first, s->base);
         mpz_set(st->next, s->base);
         memcpy(st->prev, h.anchor, TRP_HASH_LEN);
         memcpy(r->head, h.anchor, TRP_HASH_LEN);
         st->have_prev = true;
-        if (st->anchor_seq) {
+        if (st->anchor_seq && mpz_sgn(s->base) > 0) {
             mpz_t before;
             mpz_init(before);
             mpz_sub_ui(before, s->base, 1);
-            if (mpz_sgn(s->base) > 0)
-                check_anchor_at(st, before, h.anchor, s->name, SEG_OFF_ANCHOR);
+            check_anchor_at(st, before, h.anchor, s->name, SEG_OFF_ANCHOR);
             mpz_clear(before);
         }
     }
-    uint64_t count = 0, off = SEG_HDR_SIZE;
-    if (go) {
-        seq_to_field(st->next, st->next_field);
-        while (off < size) {
-            rec_view rv;
-            bad = rec_check(map + off, size - off, count, &rv);
-            if (bad) {
-                uint64_t i = off;
-                if (!strcmp(bad, "end")) {
-                    while (i < size && map[i] == 0)
-                        i++;
-                    if (i == size)
-                        break; /* zeroed space: the end */
-                }
-                /* A torn, never-synced tail of the newest segment is not
-                 * damage: nothing synced lies after it and the watermark
-                 * does not claim it. */
-                if (newest && !seg_commit_after(map, size, off + 8, NULL) &&
-                    !(st->have_hint && mpz_cmp(st->hint, st->next) > 0)) {
-                    snprintf(
-                        r->message, sizeof r->message,
-                        "%s/%s: offset %llu: unsynced torn tail (%s); a writer cuts it at open",
-                        st->dir, s->name, (unsigned long long)off, bad);
-                    break;
-                }
-                fail(st, s->name, off, st->next, bad, "bad record");
-                go = false;
-                break;
+    return 1;
+}
+
+/* Walk a segment's records: CRCs, positions, terms, chain links, anchor.
+ * Their offsets go to *offs for the index check; *count gets how many. */
+static bool verify_records(vstate *st, const vseg *s, bool newest, const uint8_t *map,
+                           uint64_t size, uint64_t **offs, size_t *offs_cap, uint64_t *count)
+{
+    trp_verify_report *r = st->r;
+    uint64_t off = SEG_HDR_SIZE;
+    *count = 0;
+    seq_to_field(st->next, st->next_field);
+    while (off < size) {
+        rec_view rv;
+        const char *bad = rec_check(map + off, size - off, *count, &rv);
+        if (bad) {
+            uint64_t i = off;
+            while (!strcmp(bad, "end") && i < size && map[i] == 0)
+                i++;
+            if (i == size)
+                return true; /* zeroed space: the end */
+            /* A torn, never-synced tail of the newest segment is not
+             * damage: nothing synced lies after it and the watermark does
+             * not claim it. */
+            if (newest && !seg_commit_after(map, size, off + 8, NULL) &&
+                !(st->have_hint && mpz_cmp(st->hint, st->next) > 0)) {
+                snprintf(r->message, sizeof r->message,
+                         "%s/%s: offset %llu: unsynced torn tail (%s); a writer cuts it at open",
+                         st->dir, s->name, (unsigned long long)off, bad);
+                return true;
             }
-            if (memcmp(rv.prev, st->prev, TRP_HASH_LEN) != 0) {
-                fail(st, s->name, off + REC_OFF_PREV, st->next, "chain",
-                     "prev is not the hash of the entry before");
-                go = false;
-                break;
-            }
-            if (rv.term < st->last_term) {
-                fail(st, s->name, off + REC_OFF_TERM, st->next, "term",
-                     "term %llu is below the previous entry's term %llu",
-                     (unsigned long long)rv.term, (unsigned long long)st->last_term);
-                go = false;
-                break;
-            }
-            size_t n;
-            const uint8_t *m = seq_field_min(st->next_field, &n);
-            hasher_entry(&st->h, st->prev, m, n, rv.term, rv.type, rv.prev, rv.payload, rv.len);
-            check_anchor_at(st, st->next, st->prev, s->name, off);
-            if (count >= *offs_cap) {
-                size_t cap = *offs_cap ? *offs_cap * 2 : 4096;
-                uint64_t *o = realloc(*offs, cap * sizeof *o);
-                if (!o) {
-                    fail(st, s->name, off, st->next, "memory", "out of memory");
-                    go = false;
-                    break;
-                }
-                *offs = o;
-                *offs_cap = cap;
-            }
-            (*offs)[count++] = off;
-            st->last_term = rv.term;
-            r->entries++;
-            r->bytes += rv.len;
-            off += rv.size;
-            mpz_add_ui(st->next, st->next, 1);
-            seq_field_inc(st->next_field);
+            fail(st, s->name, off, st->next, bad, "bad record");
+            return false;
         }
+        if (memcmp(rv.prev, st->prev, TRP_HASH_LEN) != 0) {
+            fail(st, s->name, off + REC_OFF_PREV, st->next, "chain",
+                 "prev is not the hash of the entry before");
+            return false;
+        }
+        if (rv.term < st->last_term) {
+            fail(st, s->name, off + REC_OFF_TERM, st->next, "term",
+                 "term %llu is below the previous entry's term %llu", (unsigned long long)rv.term,
+                 (unsigned long long)st->last_term);
+            return false;
+        }
+        size_t n;
+        const uint8_t *m = seq_field_min(st->next_field, &n);
+        hasher_entry(&st->h, st->prev, m, n, rv.term, rv.type, rv.prev, rv.payload, rv.len);
+        check_anchor_at(st, st->next, st->prev, s->name, off);
+        if (*count >= *offs_cap) {
+            size_t cap = *offs_cap ? *offs_cap * 2 : 4096;
+            uint64_t *o = realloc(*offs, cap * sizeof *o);
+            if (!o) {
+                fail(st, s->name, off, st->next, "memory", "out of memory");
+                return false;
+            }
+            *offs = o;
+            *offs_cap = cap;
+        }
+        (*offs)[(*count)++] = off;
+        st->last_term = rv.term;
+        r->entries++;
+        r->bytes += rv.len;
+        off += rv.size;
+        mpz_add_ui(st->next, st->next, 1);
+        seq_field_inc(st->next_field);
     }
-    if (go && r->ok) {
-        memcpy(r->head, st->prev, TRP_HASH_LEN);
-        mpz_set(r->next, st->next);
+    return true;
+}
+
+/* Verify one segment. Returns false to stop verifying. */
+static bool verify_segment(vstate *st, const vseg *s, bool newest, uint64_t **offs,
+                           size_t *offs_cap)
+{
+    uint8_t *map;
+    uint64_t size, count = 0;
+    if (!map_segment(st, s, &map, &size))
+        return false;
+    int go = verify_header(st, s, newest, map, size);
+    bool ok =
+        go == 1 && verify_records(st, s, newest, map, size, offs, offs_cap, &count) && st->r->ok;
+    if (ok) {
+        memcpy(st->r->head, st->prev, TRP_HASH_LEN);
+        mpz_set(st->r->next, st->next);
         check_index(st, s, *offs, count, newest);
     }
     if (map)
         munmap(map, size);
-    mpz_clear(seq);
-    return go && r->ok;
+    return ok && st->r->ok;
 }
 
 int trp_verify_dir(const char *dir, const mpz_t anchor_seq, const uint8_t *anchor_hash,
