@@ -96,11 +96,21 @@ static int parse_args(int argc, char **argv, struct append_opts *o)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":d:zqh", longopts, NULL)) != -1) {
         switch (c) {
-        case 'd': o->dir = optarg; break;
-        case 'z': o->input = IN_NUL; break;
-        case OPT_WHOLE: o->input = IN_WHOLE; break;
-        case 'q': o->output = OUT_NONE; break;
-        case OPT_JSON: o->output = OUT_JSON; break;
+        case 'd':
+            o->dir = optarg;
+            break;
+        case 'z':
+            o->input = IN_NUL;
+            break;
+        case OPT_WHOLE:
+            o->input = IN_WHOLE;
+            break;
+        case 'q':
+            o->output = OUT_NONE;
+            break;
+        case OPT_JSON:
+            o->output = OUT_JSON;
+            break;
         case OPT_START_SEQ:
             mpz_init(scratch);
             c = trp_seq_parse(scratch, optarg, "--start-seq", &err);
@@ -118,10 +128,16 @@ static int parse_args(int argc, char **argv, struct append_opts *o)
             if (cli_parse_size(optarg, "--max-entry", 1, MAX_ENTRY_LIMIT, &o->max_entry, &err))
                 return cli_usage_fail("%s", err.msg);
             break;
-        case 'h': usage(stdout); return 0;
-        case OPT_VERSION: cli_print_version(); return 0;
-        case ':': return cli_usage_fail("option '%s' needs an argument", argv[optind - 1]);
-        default: return cli_usage_fail("unknown option '%s'", argv[optind - 1]);
+        case 'h':
+            usage(stdout);
+            return 0;
+        case OPT_VERSION:
+            cli_print_version();
+            return 0;
+        case ':':
+            return cli_usage_fail("option '%s' needs an argument", argv[optind - 1]);
+        default:
+            return cli_usage_fail("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (!o->dir)
@@ -143,7 +159,7 @@ struct batch {
     size_t count;
     size_t hash_cap;
     uint8_t (*hashes)[TRP_HASH_LEN]; /* only for --json */
-    cli_seqtext next_seq;           /* seq of the first entry of the batch */
+    cli_seqtext next_seq;            /* seq of the first entry of the batch */
     cli_out out;
 };
 

@@ -30,13 +30,13 @@ enum format { FMT_RAW, FMT_JSON };
 
 struct tail_opts {
     const char *dir;
-    uint64_t lines;        /* -n: how many of the last entries */
-    const char *from;      /* --from SEQ instead of -n; NULL: use -n */
+    uint64_t lines;   /* -n: how many of the last entries */
+    const char *from; /* --from SEQ instead of -n; NULL: use -n */
     bool follow;
     bool have_count;
-    uint64_t count;        /* --count: stop after this many */
+    uint64_t count; /* --count: stop after this many */
     enum format format;
-    char terminator;       /* after each raw entry: '\n', or '\0' with -z */
+    char terminator; /* after each raw entry: '\n', or '\0' with -z */
 };
 
 static void usage(FILE *to)
@@ -86,7 +86,9 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":d:n:fo:zh", longopts, NULL)) != -1) {
         switch (c) {
-        case 'd': o->dir = optarg; break;
+        case 'd':
+            o->dir = optarg;
+            break;
         case 'n':
             if (cli_parse_u64(optarg, "-n", 0, UINT64_MAX, &o->lines, &err))
                 return cli_usage_fail("%s", err.msg);
@@ -99,7 +101,9 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
                 return cli_usage_fail("%s", err.msg);
             o->from = optarg;
             break;
-        case 'f': o->follow = true; break;
+        case 'f':
+            o->follow = true;
+            break;
         case OPT_COUNT:
             if (cli_parse_u64(optarg, "--count", 0, UINT64_MAX, &o->count, &err))
                 return cli_usage_fail("%s", err.msg);
@@ -113,11 +117,19 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
             else
                 return cli_usage_fail("-o: unknown format '%s' (raw or json)", optarg);
             break;
-        case 'z': o->terminator = '\0'; break;
-        case 'h': usage(stdout); return 0;
-        case OPT_VERSION: cli_print_version(); return 0;
-        case ':': return cli_usage_fail("option '%s' needs an argument", argv[optind - 1]);
-        default: return cli_usage_fail("unknown option '%s'", argv[optind - 1]);
+        case 'z':
+            o->terminator = '\0';
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case OPT_VERSION:
+            cli_print_version();
+            return 0;
+        case ':':
+            return cli_usage_fail("option '%s' needs an argument", argv[optind - 1]);
+        default:
+            return cli_usage_fail("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (!o->dir)
@@ -232,8 +244,7 @@ static bool count_reached(const struct printer *p)
 /* An iterator can only start inside the visible log: for --from beyond
  * its end, print nothing (p->done) or, following, wait until the commit
  * point reaches start. */
-static int wait_for_start(trp_log *log, struct printer *p, int ifd, const mpz_t start,
-                          trp_err *err)
+static int wait_for_start(trp_log *log, struct printer *p, int ifd, const mpz_t start, trp_err *err)
 {
     mpz_t visible;
     mpz_init(visible);

@@ -94,12 +94,22 @@ static int parse_args(int argc, char **argv, struct verify_opts *o)
             if (c >= 0)
                 return c;
             break;
-        case OPT_JSON: o->json = true; break;
-        case 'q': o->quiet = true; break;
-        case 'h': usage(stdout); return 0;
-        case OPT_VERSION: cli_print_version(); return 0;
-        case ':': return cli_usage_fail("option '%s' needs an argument", argv[optind - 1]);
-        default: return cli_usage_fail("unknown option '%s'", argv[optind - 1]);
+        case OPT_JSON:
+            o->json = true;
+            break;
+        case 'q':
+            o->quiet = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case OPT_VERSION:
+            cli_print_version();
+            return 0;
+        case ':':
+            return cli_usage_fail("option '%s' needs an argument", argv[optind - 1]);
+        default:
+            return cli_usage_fail("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind == argc)
@@ -112,7 +122,7 @@ static int parse_args(int argc, char **argv, struct verify_opts *o)
 /* One directory's outcome. */
 struct replica {
     const char *dir;
-    int status; /* exit status for this directory */
+    int status;                      /* exit status for this directory */
     const trp_verify_report *report; /* filled by trp_verify_agree */
 };
 
@@ -136,9 +146,8 @@ static void json_summary(cli_out *out, const struct replica *r)
         cli_out_str(out, last_text);
         cli_out_byte(out, '"');
     }
-    snprintf(num, sizeof num,
-             ",\"head\":\"%s\",\"entries\":%llu,\"bytes\":%llu,\"segments\":%llu", hex,
-             (unsigned long long)v->entries, (unsigned long long)v->bytes,
+    snprintf(num, sizeof num, ",\"head\":\"%s\",\"entries\":%llu,\"bytes\":%llu,\"segments\":%llu",
+             hex, (unsigned long long)v->entries, (unsigned long long)v->bytes,
              (unsigned long long)v->segments);
     cli_out_str(out, num);
     free(first);
@@ -170,9 +179,9 @@ static int report_one(const struct replica *r, bool quiet)
         if (strstr(v->message, v->problem) && (!v->file[0] || strstr(v->message, v->file)))
             cli_warn("FAIL %s: %s", r->dir, v->message); /* it already says where and what */
         else
-            cli_warn("FAIL %s: %s: offset %llu: seq %s: %s: %s", r->dir,
-                     v->file[0] ? v->file : "-", (unsigned long long)v->offset,
-                     v->seq[0] ? v->seq : "-", v->problem, v->message);
+            cli_warn("FAIL %s: %s: offset %llu: seq %s: %s: %s", r->dir, v->file[0] ? v->file : "-",
+                     (unsigned long long)v->offset, v->seq[0] ? v->seq : "-", v->problem,
+                     v->message);
         return trp_exit_code(v->kind ? v->kind : TRP_ECORRUPT);
     }
     if (quiet)
@@ -244,7 +253,9 @@ static int verify_local(const struct verify_opts *o)
             char num[32];
             snprintf(num, sizeof num, "%zu", n);
             cli_out_str(&out, num);
-            cli_out_str(&out, status == 0 ? ",\"agree\":true" : diverge[0] ? ",\"agree\":false" : ",\"agree\":null");
+            cli_out_str(&out, status == 0  ? ",\"agree\":true"
+                              : diverge[0] ? ",\"agree\":false"
+                                           : ",\"agree\":null");
             cli_out_str(&out, ",\"diverge\":");
             if (diverge[0]) {
                 cli_out_byte(&out, '"');

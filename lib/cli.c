@@ -88,8 +88,8 @@ int cli_parse_u64(const char *text, const char *what, uint64_t min, uint64_t max
     return TRP_OK;
 }
 
-int cli_parse_size(const char *text, const char *what, uint64_t min, uint64_t max,
-                   uint64_t *out, trp_err *err)
+int cli_parse_size(const char *text, const char *what, uint64_t min, uint64_t max, uint64_t *out,
+                   trp_err *err)
 {
     uint64_t v;
     int n = parse_digits(text, &v);
@@ -97,10 +97,20 @@ int cli_parse_size(const char *text, const char *what, uint64_t min, uint64_t ma
         return trp_err_set(err, TRP_EINVAL, "%s: '%s' is not a size", what, text ? text : "");
     unsigned shift = 0;
     switch (text[n]) {
-    case '\0': break;
-    case 'K': case 'k': shift = 10; break;
-    case 'M': case 'm': shift = 20; break;
-    case 'G': case 'g': shift = 30; break;
+    case '\0':
+        break;
+    case 'K':
+    case 'k':
+        shift = 10;
+        break;
+    case 'M':
+    case 'm':
+        shift = 20;
+        break;
+    case 'G':
+    case 'g':
+        shift = 30;
+        break;
     default:
         return trp_err_set(err, TRP_EINVAL, "%s: '%s' is not a size (bytes, or K, M, G)", what,
                            text);
@@ -112,8 +122,8 @@ int cli_parse_size(const char *text, const char *what, uint64_t min, uint64_t ma
         return trp_err_set(err, TRP_EINVAL, "%s: %s is too large", what, text);
     v <<= shift;
     if (v < min || v > max)
-        return trp_err_set(err, TRP_EINVAL, "%s: %s is out of range [%llu, %llu] bytes", what,
-                           text, (unsigned long long)min, (unsigned long long)max);
+        return trp_err_set(err, TRP_EINVAL, "%s: %s is out of range [%llu, %llu] bytes", what, text,
+                           (unsigned long long)min, (unsigned long long)max);
     *out = v;
     return TRP_OK;
 }
@@ -328,13 +338,27 @@ int cli_out_json_string(cli_out *o, const uint8_t *p, size_t len)
         char esc[6] = {'\\', 0};
         size_t n = 2;
         switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
         default:
             memcpy(esc, "\\u00", 4);
             esc[4] = hex[c >> 4];

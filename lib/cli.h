@@ -33,8 +33,8 @@ void cli_print_version(void);
 int cli_parse_u64(const char *text, const char *what, uint64_t min, uint64_t max, uint64_t *out,
                   trp_err *err);
 /* Like cli_parse_u64 but accepting a K, M or G suffix (powers of 1024). */
-int cli_parse_size(const char *text, const char *what, uint64_t min, uint64_t max,
-                   uint64_t *out, trp_err *err);
+int cli_parse_size(const char *text, const char *what, uint64_t min, uint64_t max, uint64_t *out,
+                   trp_err *err);
 
 /* ---- buffered output to a file descriptor ------------------------------ */
 

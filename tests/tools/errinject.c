@@ -43,12 +43,9 @@ struct rule {
 };
 
 static const struct rule rules[] = {
-    {"fdatasync", __NR_fdatasync, ALWAYS, 0},
-    {"fsync", __NR_fsync, ALWAYS, 0},
-    {"write", __NR_write, FD_GE3, 0},
-    {"write", __NR_writev, FD_GE3, 0},
-    {"pwrite", __NR_pwrite64, FD_GE3, 0},
-    {"pwrite", __NR_pwritev, FD_GE3, 0},
+    {"fdatasync", __NR_fdatasync, ALWAYS, 0},   {"fsync", __NR_fsync, ALWAYS, 0},
+    {"write", __NR_write, FD_GE3, 0},           {"write", __NR_writev, FD_GE3, 0},
+    {"pwrite", __NR_pwrite64, FD_GE3, 0},       {"pwrite", __NR_pwritev, FD_GE3, 0},
 #ifdef __NR_open
     {"open-write", __NR_open, OPEN_WRITE, 1},
 #endif
@@ -56,14 +53,12 @@ static const struct rule rules[] = {
 #ifdef __NR_mkdir
     {"mkdir", __NR_mkdir, ALWAYS, 0},
 #endif
-    {"mkdir", __NR_mkdirat, ALWAYS, 0},
-    {"fallocate", __NR_fallocate, ALWAYS, 0},
+    {"mkdir", __NR_mkdirat, ALWAYS, 0},         {"fallocate", __NR_fallocate, ALWAYS, 0},
     {"ftruncate", __NR_ftruncate, ALWAYS, 0},
 #ifdef __NR_rename
     {"rename", __NR_rename, ALWAYS, 0},
 #endif
-    {"rename", __NR_renameat, ALWAYS, 0},
-    {"rename", __NR_renameat2, ALWAYS, 0},
+    {"rename", __NR_renameat, ALWAYS, 0},       {"rename", __NR_renameat2, ALWAYS, 0},
 };
 
 #define MAX_INSNS 256
@@ -97,7 +92,8 @@ int main(int argc, char **argv)
     struct sock_filter f[MAX_INSNS];
     int n = 0;
     const __u32 deny = SECCOMP_RET_ERRNO | (__u32)err_no;
-    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+    f[n++] =
+        (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
     f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ARCH, 1, 0);
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
     int matched = 0;
@@ -106,13 +102,16 @@ int main(int argc, char **argv)
             continue;
         matched++;
         /* Reload nr: a previous block may have loaded an argument. */
-        f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                              offsetof(struct seccomp_data, nr));
         unsigned arg_off = (unsigned)offsetof(struct seccomp_data, args[rules[i].arg]);
         if (rules[i].cond == ALWAYS) {
-            f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (__u32)rules[i].nr, 0, 1);
+            f[n++] =
+                (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (__u32)rules[i].nr, 0, 1);
             f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, deny);
         } else {
-            f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (__u32)rules[i].nr, 0, 4);
+            f[n++] =
+                (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (__u32)rules[i].nr, 0, 4);
             f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, arg_off);
             if (rules[i].cond == FD_GE3)
                 f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 3, 0, 1);

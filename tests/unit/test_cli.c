@@ -66,12 +66,12 @@ static void test_utf8(void)
     CHECK(cli_utf8_valid((const uint8_t *)"plain ascii text, long enough for words", 39));
     CHECK(cli_utf8_valid((const uint8_t *)"a\0b", 3));
     CHECK(cli_utf8_valid((const uint8_t *)"\xc3\xa9\xe2\x82\xac\xf0\x9f\x99\x82", 9));
-    CHECK(cli_utf8_valid((const uint8_t *)"\xf4\x8f\xbf\xbf", 4));  /* U+10FFFF */
-    CHECK(!cli_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
-    CHECK(!cli_utf8_valid((const uint8_t *)"\xc0\xaf", 2));         /* overlong */
-    CHECK(!cli_utf8_valid((const uint8_t *)"\xe0\x80\xaf", 3));     /* overlong */
-    CHECK(!cli_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3));     /* surrogate */
-    CHECK(!cli_utf8_valid((const uint8_t *)"\x80", 1));             /* lone continuation */
+    CHECK(cli_utf8_valid((const uint8_t *)"\xf4\x8f\xbf\xbf", 4));   /* U+10FFFF */
+    CHECK(!cli_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4));  /* > U+10FFFF */
+    CHECK(!cli_utf8_valid((const uint8_t *)"\xc0\xaf", 2));          /* overlong */
+    CHECK(!cli_utf8_valid((const uint8_t *)"\xe0\x80\xaf", 3));      /* overlong */
+    CHECK(!cli_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3));      /* surrogate */
+    CHECK(!cli_utf8_valid((const uint8_t *)"\x80", 1));              /* lone continuation */
     CHECK(!cli_utf8_valid((const uint8_t *)"abcdefgh\xe2\x82", 10)); /* truncated at end */
     CHECK(!cli_utf8_valid((const uint8_t *)"\xff", 1));
 }
@@ -106,8 +106,14 @@ static void test_base64(void)
     static const struct {
         const char *in, *out;
     } cases[] = {
-        {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foob", "Zm9vYg=="},
-        {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}, {"\xff\xfe\xfd", "//79"},
+        {"", ""},
+        {"f", "Zg=="},
+        {"fo", "Zm8="},
+        {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="},
+        {"fooba", "Zm9vYmE="},
+        {"foobar", "Zm9vYmFy"},
+        {"\xff\xfe\xfd", "//79"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct bytes b = {(const uint8_t *)cases[i].in, strlen(cases[i].in)};
