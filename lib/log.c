@@ -779,26 +779,81 @@ static int corrupt_at(trp_log *log, const seg *s, uint64_t off, uint64_t k, cons
                        log->dir, s->name, (unsigned long long)off, seqs, what, log->dir);
 }
 
+/* What recovery decided about the newest segment. */
+typedef struct tail_plan {
+    bool drop;     /* the whole segment is an unsynced roll: delete it */
+    uint64_t keep; /* else: records to keep ... */
+    uint64_t cut;  /* ... and the file size after them */
+} tail_plan;
+
+/* Decide, from the mapped newest segment i alone (and the watermark),
+ * what is synced and what is a torn tail; TRP_ECORRUPT when damage lies
+ * in synced data. Fills s->offs with the records found. */
+static int plan_tail(trp_log *log, size_t i, const uint8_t *map, uint64_t size,
+                     const mpz_t commit_hint, bool have_hint, tail_plan *plan, trp_err *err)
+{
+    seg *s = &log->segs[i];
+    memset(plan, 0, sizeof *plan);
+    seg_hdr h;
+    uint32_t version;
+    const char *bad = seg_hdr_decode(map, size, &h, &version);
+    if (bad && !strcmp(bad, "segment-version"))
+        return trp_err_set(err, TRP_EFORMAT,
+                           "%s/%s: unsupported format version %u (this trp reads %d)", log->dir,
+                           s->name, version, FMT_VERSION);
+    if (bad || memcmp(h.base, s->base_field, SEQ_BYTES_MAX) != 0) {
+        /* A header never synced (crash right after a roll) is a torn tail
+         * only if nothing after it was synced either. */
+        if (i > 0 && !(have_hint && mpz_cmp(commit_hint, s->base) > 0) &&
+            !seg_commit_after(map, size, SEG_HDR_SIZE, NULL)) {
+            plan->drop = true;
+            return TRP_OK;
+        }
+        return corrupt_at(log, s, 0, 0, bad ? bad : "segment base differs from its name", err);
+    }
+    seg_scan sc;
+    if (seg_scan_records(map, size, UINT64_MAX, &s->offs, &s->offs_cap, &sc) < 0)
+        return trp_err_set(err, TRP_ENOMEM, "out of memory");
+    mpz_t kept_end;
+    mpz_init(kept_end);
+    mpz_add_ui(kept_end, s->base, sc.commit_count);
+    bool hint_beyond = have_hint && mpz_cmp(commit_hint, kept_end) > 0;
+    mpz_clear(kept_end);
+    if (hint_beyond && (sc.stop || sc.count > sc.commit_count)) {
+        /* the watermark says entries past the last COMMIT record were synced */
+        uint64_t at = sc.count > sc.commit_count ? s->offs[sc.commit_count] : sc.stop_off;
+        return corrupt_at(log, s, at, sc.commit_count,
+                          sc.stop ? sc.stop : "entries past the last batch end", err);
+    }
+    if (sc.stop && seg_commit_after(map, size, sc.stop_off + 8, NULL))
+        return corrupt_at(log, s, sc.stop_off, sc.count, sc.stop, err);
+    if (sc.commit_count == 0 && i > 0) {
+        plan->drop = true;
+        return TRP_OK;
+    }
+    plan->keep = sc.commit_count;
+    plan->cut = sc.commit_end;
+    return TRP_OK;
+}
+
 /*
  * Recovery of the newest segment for a writer. Keeps records up to the last
  * COMMIT record; cuts the rest when it is an unsynced tail; refuses when the
  * damage is in synced data. A newest segment with no COMMIT record belongs
  * wholly to an unsynced batch that crossed a roll: it is removed and the
- * segment before it recovered the same way.
+ * segment before it recovered the same way (bounded by the segment count).
  */
 static int recover_tail(trp_log *log, const mpz_t commit_hint, bool have_hint, trp_err *err)
 {
-    for (;;) {
-        assert(log->nseg > 0);
+    while (log->nseg > 0) {
         size_t i = log->nseg - 1;
         seg *s = &log->segs[i];
         int fd = openat(log->dirfd, s->name, O_RDWR | O_CLOEXEC);
-        if (fd < 0)
-            return trp_err_sys(err, TRP_EIO, errno, "%s/%s", log->dir, s->name);
         struct stat st;
-        if (fstat(fd, &st) < 0) {
+        if (fd < 0 || fstat(fd, &st) < 0) {
             int e = errno;
-            close(fd);
+            if (fd >= 0)
+                close(fd);
             return trp_err_sys(err, TRP_EIO, e, "%s/%s", log->dir, s->name);
         }
         uint64_t size = (uint64_t)st.st_size;
@@ -811,87 +866,35 @@ static int recover_tail(trp_log *log, const mpz_t commit_hint, bool have_hint, t
                 return trp_err_sys(err, TRP_EIO, e, "%s/%s: mmap", log->dir, s->name);
             }
         }
-        /* Is everything from seq `from_k` of this segment on possibly unsynced? */
-        mpz_t visible;
-        mpz_init(visible);
-        seg_hdr h;
-        uint32_t version;
-        const char *bad = seg_hdr_decode(map, size, &h, &version);
-        int rc = TRP_OK;
-        bool drop_whole = false;
-        uint64_t cut = 0, keep = 0;
-        if (bad && !strcmp(bad, "segment-version")) {
-            rc = trp_err_set(err, TRP_EFORMAT,
-                             "%s/%s: unsupported format version %u (this trp reads %d)", log->dir,
-                             s->name, version, FMT_VERSION);
-        } else if (bad || memcmp(h.base, s->base_field, SEQ_BYTES_MAX) != 0) {
-            /* A header never synced (crash right after a roll) is a torn
-             * tail only if nothing after it was synced either. */
-            if (i > 0 && !(have_hint && mpz_cmp(commit_hint, s->base) > 0) &&
-                !seg_commit_after(map, size, SEG_HDR_SIZE, NULL))
-                drop_whole = true;
-            else
-                rc =
-                    corrupt_at(log, s, 0, 0, bad ? bad : "segment base differs from its name", err);
-        } else {
-            seg_scan sc;
-            if (seg_scan_records(map, size, UINT64_MAX, &s->offs, &s->offs_cap, &sc) < 0)
-                rc = trp_err_set(err, TRP_ENOMEM, "out of memory");
-            else {
-                mpz_set(visible, s->base);
-                mpz_add_ui(visible, visible, sc.commit_count);
-                uint64_t where;
-                if (have_hint && mpz_cmp(commit_hint, visible) > 0 &&
-                    (sc.stop || sc.count > sc.commit_count)) {
-                    /* the watermark says entries past the last COMMIT record were synced */
-                    uint64_t at = sc.stop ? sc.stop_off : sc.end;
-                    if (sc.count > sc.commit_count)
-                        at = s->offs[sc.commit_count];
-                    rc = corrupt_at(log, s, at, sc.commit_count,
-                                    sc.stop ? sc.stop : "entries past the last batch end", err);
-                } else if (sc.stop && seg_commit_after(map, size, sc.stop_off + 8, &where)) {
-                    rc = corrupt_at(log, s, sc.stop_off, sc.count, sc.stop, err);
-                } else if (sc.commit_count == 0 && i > 0) {
-                    drop_whole = true;
-                } else {
-                    keep = sc.commit_count;
-                    cut = sc.commit_end;
-                }
-            }
-        }
-        mpz_clear(visible);
+        tail_plan plan;
+        int rc = plan_tail(log, i, map, size, commit_hint, have_hint, &plan, err);
         if (map)
             munmap(map, size);
-        if (rc) {
+        if (rc == TRP_OK && plan.drop) {
             close(fd);
-            return rc;
-        }
-        if (drop_whole) {
-            close(fd);
-            rc = unlink_seg_files(log, s, err);
-            if (rc == TRP_OK)
-                rc = fsync_dir(log, err);
-            if (rc)
+            if ((rc = unlink_seg_files(log, s, err)) || (rc = fsync_dir(log, err)))
                 return rc;
             seg_free(s);
             log->nseg--;
             log->gen++;
             continue;
         }
-        if (cut < size) {
-            if (ftruncate(fd, (off_t)cut) < 0 || fdatasync(fd) < 0) {
-                int e = errno;
-                close(fd);
-                return trp_err_sys(err, TRP_EIO, e, "%s/%s: cutting the torn tail", log->dir,
-                                   s->name);
-            }
+        if (rc == TRP_OK && plan.cut < size &&
+            (ftruncate(fd, (off_t)plan.cut) < 0 || fdatasync(fd) < 0))
+            rc =
+                trp_err_sys(err, TRP_EIO, errno, "%s/%s: cutting the torn tail", log->dir, s->name);
+        if (rc) {
+            close(fd);
+            return rc;
         }
-        s->count = keep;
+        s->count = plan.keep;
         s->offs_loaded = true;
-        log->file_end = cut;
+        s->offs_n = plan.keep;
+        log->file_end = plan.cut;
         s->fd = fd;
         return TRP_OK;
     }
+    return trp_err_set(err, TRP_ECORRUPT, "%s: no segment left after recovery", log->dir);
 }
 
 /* Make the newest segment's .idx match the offsets found by the scan. */
