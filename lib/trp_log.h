@@ -167,8 +167,9 @@ void trp_iter_set_hash(trp_iter *it, bool compute);
 /* For a reader: pick up entries, segments and the commit watermark that a
  * writer has made visible since open. */
 int trp_log_refresh(trp_log *log, trp_err *err);
-/* A file a reader can watch with inotify (IN_MODIFY | IN_CLOSE_WRITE |
- * IN_MOVED_TO on the directory) to be woken when the watermark moves. */
+/* A file a reader can watch with inotify to be woken when the watermark
+ * moves: the log's "commit" file, which every writer creates at open and
+ * then rewrites in place (IN_MODIFY) after each sync or set_commit. */
 const char *trp_log_watch_path(const trp_log *log);
 
 /* The commit watermark: entries below it are committed (for a standalone
