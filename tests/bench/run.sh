@@ -31,6 +31,7 @@ n4k=$((big_mb * 1000000 / 4160))
 n100=2000000
 
 echo "# trp log benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, in $W ($free_mb MB free)"
+echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews every figure)"
 echo "# limits first (same disk, same run)"
 fsync100=$(bench_limits fsync "$W/f" 100 2)
 fsync4k=$(bench_limits fsync "$W/f" 4096 2)
@@ -77,10 +78,14 @@ t0=$(now); trp-tail -d "$W/a100" --from 0 --count 500000 -o json > /dev/null; t1
 row "trp-tail -o json > /dev/null, 100 B" "$(rate 500000 "$t0" "$t1") entries/s" "" ""
 
 # trp-verify (files read, every CRC and hash recomputed).
+# The CPU is shared too: SHA-256 speed is measured right before and after.
 sb=$(segbytes "$W/a4k")
+shaA=$(bench_limits sha256 4096 1)
 t0=$(now); trp-verify -q "$W/a4k"; t1=$(now)
+shaB=$(bench_limits sha256 4096 1)
 m=$(mbs $b4k "$t0" "$t1")
-row "trp-verify, 4 KiB entries" "$m MB/s payload" "$(mbs "$sb" "$t0" "$t1") MB/s of files" "$(pct "$m" "$sha4k") of SHA-256 (target >= 70%)"
+lim=$(( (shaA + shaB) / 2 ))
+row "trp-verify, 4 KiB entries" "$m MB/s payload" "$(mbs "$sb" "$t0" "$t1") MB/s of files; SHA $shaA, $shaB" "$(pct "$m" "$lim") of SHA-256 (target >= 70%)"
 t0=$(now); trp-verify -q "$W/a100"; t1=$(now)
 row "trp-verify, 100 B entries" "$(rate $n100 "$t0" "$t1") entries/s" "$(mbs $((n100 * 100)) "$t0" "$t1") MB/s payload" ""
 
@@ -89,6 +94,7 @@ set -- $(bench_open "$W/a4k" 5)
 row "open, $(awk -v b="$sb" 'BEGIN { printf "%.1f", b / 1e9 }') GB log, writer / reader" "$1 / $2 ms" "" "target < 100 ms"
 set -- $(bench_open "$W/s100" 5)
 row "open, small log, writer / reader" "$1 / $2 ms" "" ""
+echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # The same pipe append and tail on a tmpfs (no disk at all), when this
 # machine lets us mount in a private namespace: the CPU ceiling of the
