@@ -781,10 +781,53 @@ static int corrupt_at(trp_log *log, const seg *s, uint64_t off, uint64_t k, cons
 
 /* What recovery decided about the newest segment. */
 typedef struct tail_plan {
-    bool drop;     /* the whole segment is an unsynced roll: delete it */
-    uint64_t keep; /* else: records to keep ... */
-    uint64_t cut;  /* ... and the file size after them */
+    bool drop;                    /* the whole segment is an unsynced roll: delete it */
+    uint64_t keep;                /* else: records to keep ... */
+    uint64_t cut;                 /* ... and the file size after them */
+    uint8_t anchor[TRP_HASH_LEN]; /* the segment header's anchor */
 } tail_plan;
+
+static int entry_hash_at(trp_log *log, view *v, size_t i, uint64_t k, uint8_t out[TRP_HASH_LEN],
+                         uint64_t *term, trp_err *err);
+static const uint8_t *bytes_at(trp_log *log, view *v, size_t i, uint64_t off, uint64_t *avail,
+                               trp_err *err, int *rc);
+
+/* Does the last entry of segment i hash to `anchor` (the next segment's
+ * header)? Tries the one .idx entry needed first, then the full lookup. */
+static bool boundary_ok(trp_log *log, size_t i, const uint8_t anchor[TRP_HASH_LEN])
+{
+    seg *s = &log->segs[i];
+    if (s->count == 0)
+        return false;
+    uint64_t k = s->count - 1;
+    char iname[280];
+    idx_name(iname, sizeof iname, s);
+    uint8_t b[8], h[TRP_HASH_LEN];
+    int ifd = openat(log->dirfd, iname, O_RDONLY | O_CLOEXEC);
+    bool quick = ifd >= 0 && read_all(ifd, b, 8, k * 8) == 8;
+    if (ifd >= 0)
+        close(ifd);
+    view v = {.seg = SIZE_MAX, .fd = -1};
+    if (quick) {
+        uint64_t off = get_le64(b), avail;
+        int rc;
+        rec_view r;
+        uint8_t field[SEQ_BYTES_MAX];
+        const uint8_t *p = bytes_at(log, &v, i, off, &avail, NULL, &rc);
+        if (p && !rec_check(p, avail, k, &r) && seq_field_add(field, s->base_field, k) == 0) {
+            size_t n;
+            const uint8_t *m = seq_field_min(field, &n);
+            hasher_entry(&log->h, h, m, n, r.term, r.type, r.prev, r.payload, r.len);
+            view_close(&v);
+            if (memcmp(h, anchor, TRP_HASH_LEN) == 0)
+                return true;
+        }
+    }
+    bool ok = entry_hash_at(log, &v, i, k, h, NULL, NULL) == TRP_OK &&
+              memcmp(h, anchor, TRP_HASH_LEN) == 0;
+    view_close(&v);
+    return ok;
+}
 
 /* Decide, from the mapped newest segment i alone (and the watermark),
  * what is synced and what is a torn tail; TRP_ECORRUPT when damage lies
@@ -831,6 +874,7 @@ static int plan_tail(trp_log *log, size_t i, const uint8_t *map, uint64_t size,
         plan->drop = true;
         return TRP_OK;
     }
+    memcpy(plan->anchor, h.anchor, TRP_HASH_LEN);
     plan->keep = sc.commit_count;
     plan->cut = sc.commit_end;
     return TRP_OK;
@@ -870,6 +914,13 @@ static int recover_tail(trp_log *log, const mpz_t commit_hint, bool have_hint, t
         int rc = plan_tail(log, i, map, size, commit_hint, have_hint, &plan, err);
         if (map)
             munmap(map, size);
+        /* The segment before was synced before this one was written (see
+         * roll), so it must end in the entry this one's anchor names. */
+        if (rc == TRP_OK && !plan.drop && i > 0 && !boundary_ok(log, i - 1, plan.anchor)) {
+            seg *prev = &log->segs[i - 1];
+            rc = corrupt_at(log, prev, 0, prev->count ? prev->count - 1 : 0,
+                            "its last entry does not match the next segment's anchor", err);
+        }
         if (rc == TRP_OK && plan.drop) {
             close(fd);
             if ((rc = unlink_seg_files(log, s, err)) || (rc = fsync_dir(log, err)))
@@ -1362,6 +1413,15 @@ static int roll(trp_log *log, trp_err *err)
     int rc = flush_buf(log, err);
     if (rc)
         return rc;
+    /* The old segment's part of the batch goes to disk before anything of
+     * the new one is written, so a crash can never leave the new segment
+     * (and its COMMIT record) without the old tail: recovery then only
+     * ever has to look at the newest segment's own records. */
+    seg *old = &log->segs[log->nseg - 1];
+    if (old->fd >= 0 && fdatasync(old->fd) < 0) {
+        log->failed = true;
+        return trp_err_sys(err, TRP_EIO, errno, "%s/%s: fdatasync", log->dir, old->name);
+    }
     int p = seg_push(log, log->next);
     if (p < 0)
         return p == -1 ? trp_err_set(err, TRP_ENOMEM, "out of memory")

@@ -271,25 +271,52 @@ static void batch_across_a_roll_is_atomic(void)
     snap_take(&full, d);
     /* crash: the new segments are lost or torn; the old tail may be torn
      * too; the watermark is the old one */
-    for (int variant = 0; variant < 3; variant++) {
+    /* the newest and second-newest segment files */
+    int newest = -1, second = -1;
+    for (int i = 0; i < full.n; i++) {
+        if (!strstr(full.name[i], ".seg"))
+            continue;
+        if (newest < 0 || strcmp(full.name[i], full.name[newest]) > 0) {
+            second = newest;
+            newest = i;
+        } else if (second < 0 || strcmp(full.name[i], full.name[second]) > 0) {
+            second = i;
+        }
+    }
+    REQUIRE(newest >= 0 && second >= 0);
+    for (int variant = 0; variant < 4; variant++) {
         snap_restore(&full, d);
         size_t clen = 0;
+        /* the watermark of before the batch */
         const uint8_t *c = snap_get(&before, "commit", &clen);
         char p[700];
         snprintf(p, sizeof p, "%s/commit", d);
         lt_spit(p, c, clen);
-        /* delete or cut every segment that did not exist before */
-        for (int i = 0; i < full.n; i++) {
-            size_t l;
+        for (int i = 0; i < full.n && variant < 3; i++) {
+            size_t l = 0;
             if (snap_get(&before, full.name[i], &l) || !strstr(full.name[i], ".seg"))
                 continue;
             snprintf(p, sizeof p, "%s/%s", d, full.name[i]);
-            if (variant == 0)
+            if (variant == 0) /* the new segments lost, */
                 unlink(p);
-            else if (variant == 1)
+            else if (variant == 1) /* cut, */
                 lt_spit(p, full.data[i], full.len[i] / 2);
-            else
-                lt_spit(p, full.data[i], 50); /* a torn header */
+            else /* or with a torn header */
+                lt_spit(p, full.data[i], 50);
+        }
+        if (variant == 3) {
+            /* the segment before the newest does not end in the entry the
+             * newest one's anchor names: a roll syncs the old segment
+             * first, so no crash does that; it is damage, refused */
+            snprintf(p, sizeof p, "%s/%s", d, full.name[second]);
+            full.data[second][full.len[second] - 8] ^= 1; /* last payload */
+            lt_spit(p, full.data[second], full.len[second]);
+            full.data[second][full.len[second] - 8] ^= 1;
+            log = lt_open(d, false, NULL, 400, &e);
+            CHECKF(!log && e.code == TRP_ECORRUPT && strstr(e.msg, full.name[second]),
+                   "variant 3: %s", log ? "opened" : e.msg);
+            trp_log_close(log);
+            continue;
         }
         log = lt_open(d, false, NULL, 400, &e);
         CHECKF(log != NULL, "variant %d: %s", variant, e.msg);
