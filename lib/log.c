@@ -46,6 +46,7 @@ typedef struct seg {
     uint64_t offs_n;      /* offs[0, offs_n) are known good (readers extend them) */
     uint64_t idx_written; /* entries of offs already in the .idx file (writer) */
     int fd;               /* writer: open for writing while part of an unsynced batch */
+    int idx_fd;           /* writer: the newest segment's .idx, kept open */
 } seg;
 
 /* A read-only mapping of one segment file. */
@@ -235,6 +236,7 @@ static int seg_push(trp_log *log, const mpz_t base)
     }
     seg_name(s->name, sizeof s->name, base, SEG_EXT);
     s->fd = -1;
+    s->idx_fd = -1;
     return 0;
 }
 
@@ -244,8 +246,11 @@ static void seg_free(seg *s)
     free(s->offs);
     if (s->fd >= 0)
         close(s->fd);
+    if (s->idx_fd >= 0)
+        close(s->idx_fd);
     s->offs = NULL;
     s->fd = -1;
+    s->idx_fd = -1;
 }
 
 static void idx_name(char *out, size_t size, const seg *s)
@@ -1513,13 +1518,21 @@ static void write_indexes(trp_log *log)
     size_t from = log->durable_nseg ? log->durable_nseg - 1 : 0;
     for (size_t i = from; i < log->nseg; i++) {
         seg *s = &log->segs[i];
-        if (s->idx_written >= s->count)
+        if (s->idx_written >= s->count) {
+            if (i + 1 < log->nseg && s->idx_fd >= 0) {
+                close(s->idx_fd);
+                s->idx_fd = -1;
+            }
             continue;
-        char iname[280];
-        idx_name(iname, sizeof iname, s);
-        int fd = openat(log->dirfd, iname, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0)
-            continue; /* the index is a cache: rebuilt when missing */
+        }
+        if (s->idx_fd < 0) {
+            char iname[280];
+            idx_name(iname, sizeof iname, s);
+            s->idx_fd = openat(log->dirfd, iname, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+            if (s->idx_fd < 0)
+                continue; /* the index is a cache: rebuilt when missing */
+        }
+        int fd = s->idx_fd;
         uint64_t n = s->count - s->idx_written;
         uint8_t tmp[8192];
         uint64_t k = s->idx_written;
@@ -1534,7 +1547,10 @@ static void write_indexes(trp_log *log)
         }
         if (ok)
             s->idx_written = s->count;
-        close(fd);
+        if (i + 1 < log->nseg) { /* closed: done with it */
+            close(fd);
+            s->idx_fd = -1;
+        }
     }
 }
 
