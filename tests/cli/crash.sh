@@ -33,7 +33,7 @@ crash_once() { # name, lines-before-kill
         pass "$1"
     fi
     expect "$1-verify" 0 "" trp-verify -q "$D"
-    total=$(trp-verify -q --json "$D" | jq -r .entries)
+    total=$(trp-verify -q --json "$D" | jf entries)
     check "$1-count" test "$total" -ge "$((last + 1))"
 }
 

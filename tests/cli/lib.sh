@@ -63,12 +63,12 @@ count() {
 
 # first_seq DIR: the seq of the oldest entry (from trp-verify --json).
 first_seq() {
-    trp-verify -q --json "$1" | jq -r .first
+    trp-verify -q --json "$1" | jf first
 }
 
 # head_hash DIR: the head hash (from trp-verify --json).
 head_hash() {
-    trp-verify -q --json "$1" | jq -r .head
+    trp-verify -q --json "$1" | jf head
 }
 
 # wait_for SECONDS CMD...: retry CMD every 0.05 s until it succeeds or the

@@ -27,7 +27,8 @@ for page in man/trp-append.1 man/trp-tail.1 man/trp-verify.1 man/trp.7; do
     # Every long option in the command's source is documented.
     src=cmd/${name%.*}.c
     if [ -f "$src" ]; then
-        text=$(man -l -E UTF-8 "$page" 2>/dev/null | col -b)
+        bs=$(printf '\b')
+        text=$(man -l -E UTF-8 "$page" 2>/dev/null | sed "s/.$bs//g")
         missing=""
         for opt in $(sed -n 's/^ *{"\([a-z][a-z-]*\)", [a-z_]*argument.*/\1/p' "$src"); do
             printf '%s' "$text" | grep -q -- "--$opt" || missing="$missing --$opt"
@@ -39,6 +40,10 @@ for page in man/trp-append.1 man/trp-tail.1 man/trp-verify.1 man/trp.7; do
         sed -e 's/\\e/\\/g' -e 's/\\-/-/g' -e "s/\\\\(aq/'/g" -e 's/\\(dq/"/g' > "$TMP/ex-$name.sh"
     if [ ! -s "$TMP/ex-$name.sh" ]; then
         fail "man-examples-$name" "no EXAMPLES found"
+        continue
+    fi
+    if grep -q 'jq' "$TMP/ex-$name.sh" && ! command -v jq >/dev/null 2>&1; then
+        echo "# jq is not installed here: the EXAMPLES of $name (which use jq) were not run"
         continue
     fi
     mkdir "$TMP/run-$name"

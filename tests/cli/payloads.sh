@@ -13,17 +13,17 @@ roundtrip() {
     trp-tail -d "$D" -n 1 -o raw > "$TMP/raw"
     trp-tail -d "$D" -n 1 -o json > "$TMP/json"
     if [ "$3" = base64 ]; then
-        jq -j .base64 < "$TMP/json" | base64 -d > "$TMP/back"
+        jf -j base64 < "$TMP/json" | base64 -d > "$TMP/back"
     else
-        jq -j .text < "$TMP/json" > "$TMP/back"
+        jf -j text < "$TMP/json" > "$TMP/back"
     fi
     if ! cmp -s "$TMP/want" "$TMP/raw"; then
         fail "$1" "-o raw differs"
     elif ! cmp -s "$2" "$TMP/back"; then
         fail "$1" "-o json .$3 differs"
-    elif [ "$(jq -r "has(\"$3\")" < "$TMP/json")" != true ]; then
+    elif [ "$(jf "?$3" < "$TMP/json")" != true ]; then
         fail "$1" "no .$3 field: $(head -c 200 "$TMP/json")"
-    elif [ "$(jq -r .len < "$TMP/json")" != "$(wc -c < "$2" | tr -d ' ')" ]; then
+    elif [ "$(jf len < "$TMP/json")" != "$(wc -c < "$2" | tr -d ' ')" ]; then
         fail "$1" ".len is not the byte count"
     else
         pass "$1"
@@ -45,10 +45,10 @@ roundtrip utf8-controls "$TMP/text" text
 roundtrip empty "$TMP/empty" text
 printf '{"k": "v\\n", "n": [1, 2.5, true, null]}\n' > "$TMP/jsondoc"
 roundtrip json-doc "$TMP/jsondoc" text
-same json-doc-data "$(trp-tail -d "$D" -n 1 -o json | jq -c .data)" '{"k":"v\n","n":[1,2.5,true,null]}'
+same json-doc-data "$(trp-tail -d "$D" -n 1 -o json | jf data)" '{"k":"v\n","n":[1,2.5,true,null]}'
 printf '{"k": 1} trailing' > "$TMP/notjson"
 roundtrip json-trailing "$TMP/notjson" text
-same json-trailing-no-data "$(trp-tail -d "$D" -n 1 -o json | jq -c 'has("data")')" "false"
+same json-trailing-no-data "$(trp-tail -d "$D" -n 1 -o json | jf '?data')" "false"
 
 # Lines with binary bytes through the line splitter and -z.
 printf 'a\377\n\000b\nc' > "$TMP/lines"
@@ -56,6 +56,6 @@ trp-append -d "$TMP/l" -q < "$TMP/lines"
 trp-tail -d "$TMP/l" > "$TMP/back"
 printf 'a\377\n\000b\nc\n' > "$TMP/lines.want"
 check lines-binary cmp -s "$TMP/back" "$TMP/lines.want"
-same lines-binary-count "$(trp-verify -q --json "$TMP/l" | jq .entries)" "3"
+same lines-binary-count "$(trp-verify -q --json "$TMP/l" | jf entries)" "3"
 
 exit 0

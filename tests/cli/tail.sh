@@ -37,17 +37,18 @@ same null "$(trp-tail -d "$D" -n 2 -z | od -An -c | tr -s ' ')" "$(printf '29\00
 # JSON Lines: the documented fields, seq a string, hash chain linked.
 trp-tail -d "$D" -n 2 -o json > "$TMP/j"
 same json-lines "$(wc -l < "$TMP/j" | tr -d ' ')" "2"
-same json-fields "$(head -1 "$TMP/j" | jq -c '[.seq, .term, .type, .len, .text, .data, (.hash|length), (.prev|length)]')" \
-    '["28",0,"data",2,"29",29,64,64]'
-same json-chain "$(sed -n 1p "$TMP/j" | jq -r .hash)" "$(sed -n 2p "$TMP/j" | jq -r .prev)"
+same json-fields "$(head -1 "$TMP/j" | jf seq term type len text data)" '28 0 data 2 29 29'
+check json-seq-string grep -q '^{"seq":"28","term":0,"type":"data","hash":"[0-9a-f]\{64\}","prev":"[0-9a-f]\{64\}","len":2,"text":"29","data":29}$' "$TMP/j"
+same json-chain "$(sed -n 1p "$TMP/j" | jf hash)" "$(sed -n 2p "$TMP/j" | jf prev)"
 trp-append -d "$D" -q '{"a": [1, "x"]}' 'not json' '"str"'
-same json-data-object "$(trp-tail -d "$D" -n 3 -o json | jq -c .data)" "$(printf '{"a":[1,"x"]}\nnull\n"str"')"
-same json-text-exact "$(trp-tail -d "$D" -n 3 -o json | head -1 | jq -r .text)" '{"a": [1, "x"]}'
+same json-data-object "$(trp-tail -d "$D" -n 3 -o json | jf data)" "$(printf '{"a":[1,"x"]}\nnull\nstr')"
+check json-data-string sh -c "trp-tail -d '$D' -n 1 -o json | grep -q '\"text\":\"\\\\\"str\\\\\"\",\"data\":\"str\"}'"
+same json-text-exact "$(trp-tail -d "$D" -n 3 -o json | head -1 | jf text)" '{"a": [1, "x"]}'
 
 # From a log that starts at 100: --from before it is an error.
 trp-append -d "$TMP/s" --start-seq 100 -q a b
 expect from-before-first 65 "before the first stored entry, seq 100" trp-tail -d "$TMP/s" --from 5
-same from-first "$(trp-tail -d "$TMP/s" --from 100 -o json | jq -r .seq | tr '\n' ' ')" "100 101 "
+same from-first "$(trp-tail -d "$TMP/s" --from 100 -o json | jf seq | tr '\n' ' ')" "100 101 "
 
 # -f: prints what is there, then wakes up for each new append.
 F=$TMP/follow
@@ -64,7 +65,7 @@ wait "$fpid" 2>/dev/null
 same follow-no-stderr "$(cat "$TMP/ferr")" ""
 
 # -f --count: ends by itself after N entries.
-next=$(( $(trp-tail -d "$D" -n 1 -o json | jq -r .seq) + 1 ))
+next=$(( $(trp-tail -d "$D" -n 1 -o json | jf seq) + 1 ))
 trp-tail -d "$D" --from "$next" -f --count 2 > "$TMP/fc" &
 cpid=$!
 BG_PIDS="$BG_PIDS $cpid"
@@ -92,7 +93,7 @@ same epipe-status "$(cat "$TMP/prc")" "0"
 same epipe-quiet "$(cat "$TMP/perr")" ""
 
 # --from a seq not yet written, with -f: waits for exactly that entry.
-next=$(( $(trp-tail -d "$D" -n 1 -o json | jq -r .seq) + 1 ))
+next=$(( $(trp-tail -d "$D" -n 1 -o json | jf seq) + 1 ))
 trp-tail -d "$D" --from $((next + 1)) -f --count 1 > "$TMP/ahead" &
 apid=$!
 BG_PIDS="$BG_PIDS $apid"
@@ -108,8 +109,8 @@ flipbyte "$seg" "$off"
 expect damage-while-reading 1 "crc|corrupt|damage" trp-tail -d "$TMP/dmg" -n 100
 
 # Long option spellings.
-same long-lines "$(trp-tail --dir "$D" --lines 1 --output json | jq -r .text)" "$(trp-tail -d "$D" -n 1)"
-next=$(( $(trp-tail -d "$D" -n 1 -o json | jq -r .seq) + 1 ))
+same long-lines "$(trp-tail --dir "$D" --lines 1 --output json | jf text)" "$(trp-tail -d "$D" -n 1)"
+next=$(( $(trp-tail -d "$D" -n 1 -o json | jf seq) + 1 ))
 trp-tail --dir "$D" --from "$next" --follow --count 1 > "$TMP/lf" &
 lpid=$!
 BG_PIDS="$BG_PIDS $lpid"

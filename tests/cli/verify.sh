@@ -23,10 +23,11 @@ expect ok 0 "PASS .*log: 10 entries, seq 0\.\.9" trp-verify "$D"
 same ok-stdout "$(cat "$TMP/out")" ""
 expect quiet 0 "" trp-verify -q "$D"
 expect json 0 "" trp-verify -q --json "$D"
-same json-summary "$(jq -c '[.ok, .first, .last, .entries, .bytes]' < "$TMP/out")" '[true,"0","9",10,100]'
-head=$(jq -r .head < "$TMP/out")
-same json-head "$head" "$(trp-tail -d "$D" -n 1 -o json | jq -r .hash)"
-h3=$(trp-tail -d "$D" --from 3 --count 1 -o json | jq -r .hash)
+same json-summary "$(jf ok first last entries bytes < "$TMP/out")" 'true 0 9 10 100'
+check json-seqs-strings grep -q '"first":"0","last":"9"' "$TMP/out"
+head=$(jf head < "$TMP/out")
+same json-head "$head" "$(trp-tail -d "$D" -n 1 -o json | jf hash)"
+h3=$(trp-tail -d "$D" --from 3 --count 1 -o json | jf hash)
 expect anchor-ok 0 "" trp-verify -q --anchor "3:$h3" "$D"
 expect anchor-wrong 1 "FAIL" trp-verify -q --anchor "4:$h3" "$D"
 
@@ -39,9 +40,9 @@ for i in 0 1 2; do trp-append -d "$TMP/r4" -q "entry-000$i"; done
 expect replicas-agree 0 "PASS 3 replicas agree" trp-verify "$D" "$TMP/r2" "$TMP/r4"
 expect replicas-diverge 1 "diverge at seq 5" trp-verify -q "$D" "$TMP/r2" "$TMP/r3"
 expect replicas-json 1 "diverge at seq 5" trp-verify -q --json "$D" "$TMP/r3"
-same replicas-json-agree "$(tail -1 "$TMP/out" | jq -c '[.agree, .diverge]')" '[false,"5"]'
+same replicas-json-agree "$(tail -1 "$TMP/out" | jf agree diverge)" 'false 5'
 expect replicas-json-ok 0 "" trp-verify -q --json "$D" "$TMP/r4"
-same replicas-json-ok-agree "$(tail -1 "$TMP/out" | jq -c '[.replicas, .agree, .diverge]')" '[2,true,null]'
+same replicas-json-ok-agree "$(tail -1 "$TMP/out" | jf replicas agree diverge)" '2 true null'
 expect replicas-missing 66 "nothere" trp-verify -q "$D" "$TMP/nothere"
 
 # Damage: flip one byte at a time in a copy; trp-verify must exit 1 and
@@ -51,7 +52,7 @@ damage() { # name offset record-start record-end
     seg=$(seg_file "$TMP/dmg")
     flipbyte "$seg" "$2"
     run trp-verify --json "$TMP/dmg"
-    off=$(jq -r 'select(.dir) | .offset' < "$TMP/out" 2>/dev/null)
+    off=$(head -1 "$TMP/out" | jf offset 2>/dev/null)
     if [ "$RC" -ne 1 ]; then
         fail "damage-$1" "exit $RC, want 1: $(head -c 300 "$TMP/err")"
     elif ! grep -q "FAIL .*$(basename "$seg").*offset $off" "$TMP/err"; then
