@@ -2,7 +2,9 @@
 # tests/cli/crash.sh: kill -9 trp-append in the middle of a large pipe,
 # then reopen: every seq it printed is there with the right payload, the
 # seqs it printed are exactly 0..L in order, and the log verifies. Twice,
-# so that the second run also recovers a log that already had a crash.
+# so that the second run also recovers a log that already had a crash;
+# a third time with trp-tail -f following, which must not have shown
+# anything the recovered log lacks.
 . tests/cli/lib.sh
 D=$TMP/log
 
