@@ -447,11 +447,18 @@ const char *trp_entry_type_name(int type)
     }
 }
 
+#define ENTRY_TAG "trp-entry-v1"
+#define ENTRY_TAG_LEN 12
+
 int hasher_init(hasher *h, trp_err *err)
 {
     h->md = EVP_MD_fetch(NULL, "SHA256", NULL);
     h->ctx = EVP_MD_CTX_new();
-    if (!h->md || !h->ctx) {
+    h->start = EVP_MD_CTX_new();
+    /* copying a started context is cheaper per entry than initialising
+     * one (OpenSSL 3.0 re-creates the provider context on every init) */
+    if (!h->md || !h->ctx || !h->start || !EVP_DigestInit_ex2(h->start, h->md, NULL) ||
+        !EVP_DigestUpdate(h->start, ENTRY_TAG, ENTRY_TAG_LEN)) {
         hasher_free(h);
         return trp_err_set(err, TRP_ENOMEM, "cannot set up SHA-256 (OpenSSL EVP)");
     }
@@ -461,8 +468,10 @@ int hasher_init(hasher *h, trp_err *err)
 void hasher_free(hasher *h)
 {
     EVP_MD_CTX_free(h->ctx);
+    EVP_MD_CTX_free(h->start);
     EVP_MD_free(h->md);
     h->ctx = NULL;
+    h->start = NULL;
     h->md = NULL;
 }
 
@@ -474,19 +483,15 @@ static void put_be64(uint8_t *p, uint64_t v)
     }
 }
 
-#define ENTRY_TAG "trp-entry-v1"
-#define ENTRY_TAG_LEN 12
-
 void hasher_entry(hasher *h, uint8_t out[TRP_HASH_LEN], const uint8_t *seq, size_t seq_len,
                   uint64_t term, int type, const uint8_t prev[TRP_HASH_LEN], const void *payload,
                   size_t len)
 {
     assert(seq_len <= SEQ_BYTES_MAX);
-    /* tag | u8 seq_len | seq | be64 term | u8 type | prev | be64 len */
-    uint8_t pre[ENTRY_TAG_LEN + 1 + SEQ_BYTES_MAX + 8 + 1 + TRP_HASH_LEN + 8];
+    /* (tag, already in h->start) | u8 seq_len | seq | be64 term | u8 type |
+     * prev | be64 len */
+    uint8_t pre[1 + SEQ_BYTES_MAX + 8 + 1 + TRP_HASH_LEN + 8];
     size_t n = 0;
-    memcpy(pre, ENTRY_TAG, ENTRY_TAG_LEN);
-    n += ENTRY_TAG_LEN;
     pre[n++] = (uint8_t)seq_len;
     if (seq_len)
         memcpy(pre + n, seq, seq_len);
@@ -499,7 +504,7 @@ void hasher_entry(hasher *h, uint8_t out[TRP_HASH_LEN], const uint8_t *seq, size
     put_be64(pre + n, (uint64_t)len);
     n += 8;
     unsigned int outlen = 0;
-    int ok = EVP_DigestInit_ex2(h->ctx, h->md, NULL) && EVP_DigestUpdate(h->ctx, pre, n) &&
+    int ok = EVP_MD_CTX_copy_ex(h->ctx, h->start) && EVP_DigestUpdate(h->ctx, pre, n) &&
              (len == 0 || EVP_DigestUpdate(h->ctx, payload, len)) &&
              EVP_DigestFinal_ex(h->ctx, out, &outlen);
     /* SHA-256 over memory cannot fail once the context exists. */
