@@ -540,6 +540,15 @@ static int full_disk_child(const char *d)
         return 11;
     if (lt_next_u64(log) != 10)
         return 12;
+    /* a batch big enough to be written out while it is appended (the
+     * buffer is flushed every MiB): the failure comes from an append */
+    rc = 0;
+    for (int i = 0; i < 8000 && rc == 0; i++)
+        rc = trp_log_append(log, 1, TRP_ENTRY_DATA, big, sizeof big, NULL, &e);
+    if (rc == 0)
+        return 16;
+    if (lt_next_u64(log) != 10 || trp_log_sync(log, &e) != TRP_OK || lt_next_u64(log) != 10)
+        return 17;
     setrlimit(RLIMIT_FSIZE, &rl);
     if (lt_batch(log, 10, 15)) /* the handle still works */
         return 13;
