@@ -1847,16 +1847,14 @@ int trp_log_refresh(trp_log *log, trp_err *err)
     if (!moved)
         return TRP_OK;
     view_close(&log->rv);
-    /* keep the watermark monotonic for this reader */
-    mpz_t old_commit;
-    mpz_init_set(old_commit, log->commit);
-    int rc = reader_load(log, true, err);
-    if (rc == TRP_OK && mpz_cmp(log->commit, old_commit) < 0 &&
-        mpz_cmp(old_commit, log->first) >= 0) {
-        /* the writer truncated (remove): show the truncated log; never
-         * show entries that are gone */
+    /* A writer may trim or remove between our listing and our reads: the
+     * files we listed are gone. Then look again (a bounded number of times). */
+    int rc = TRP_OK;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        rc = reader_load(log, attempt == 0, err);
+        if (rc != TRP_ENOENT && rc != TRP_ERANGE)
+            break;
     }
-    mpz_clear(old_commit);
     return rc;
 }
 
