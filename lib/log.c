@@ -1548,9 +1548,14 @@ static void write_indexes(trp_log *log)
         }
         int fd = s->idx_fd;
         uint64_t n = s->count - s->idx_written;
-        uint8_t tmp[8192];
         uint64_t k = s->idx_written;
         bool ok = true;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* the in-memory offsets already are the file's little-endian u64s */
+        ok = write_all(fd, s->offs + k, n * 8, k * 8) == 0;
+        n = 0;
+#endif
+        uint8_t tmp[8192];
         while (ok && n) {
             uint64_t m = n < sizeof tmp / 8 ? n : sizeof tmp / 8;
             for (uint64_t j = 0; j < m; j++)
