@@ -73,6 +73,9 @@ typedef struct trp_log_options {
                                only entries up to the commit watermark */
     uint64_t segment_bytes; /* roll size; 0 = TRP_SEGMENT_BYTES_DEFAULT */
     uint32_t max_entry;     /* largest payload; 0 = TRP_MAX_ENTRY_DEFAULT */
+    bool manual_commit;     /* as trp_log_set_manual_commit(log, true) from the
+                               start: open keeps the stored watermark instead
+                               of setting it to the durable end (trp-node) */
 } trp_log_options;
 
 /* Open (and with create, make) the log in dir. A writer takes an exclusive
@@ -155,12 +158,18 @@ typedef struct trp_iter trp_iter;
 int trp_iter_open(trp_iter **out, trp_log *log, const mpz_t from, trp_err *err);
 int trp_iter_next(trp_iter *it, trp_entry *e, trp_err *err);
 void trp_iter_close(trp_iter *it);
+/* Whether trp_iter_next computes each entry's hash (default true). A
+ * consumer that never looks at e->hash (trp-tail -o raw) turns it off:
+ * SHA-256 is most of the cost of iterating small entries. Records are
+ * still CRC-checked; e->hash is then all zeros. */
+void trp_iter_set_hash(trp_iter *it, bool compute);
 
 /* For a reader: pick up entries, segments and the commit watermark that a
  * writer has made visible since open. */
 int trp_log_refresh(trp_log *log, trp_err *err);
-/* A file a reader can watch with inotify (IN_MODIFY | IN_CLOSE_WRITE |
- * IN_MOVED_TO on the directory) to be woken when the watermark moves. */
+/* A file a reader can watch with inotify to be woken when the watermark
+ * moves: the log's "commit" file, which every writer creates at open and
+ * then rewrites in place (IN_MODIFY) after each sync or set_commit. */
 const char *trp_log_watch_path(const trp_log *log);
 
 /* The commit watermark: entries below it are committed (for a standalone
@@ -211,6 +220,18 @@ void trp_verify_report_clear(trp_verify_report *r);
  * not NULL, the entry at anchor_seq must have hash anchor_hash. */
 int trp_verify_dir(const char *dir, const mpz_t anchor_seq, const uint8_t *anchor_hash,
                    trp_verify_report *r, trp_err *err);
+
+/* Verify n replicas (each as trp_verify_dir, reports[i] for dirs[i]) and
+ * check that they agree on their common prefix. Because each hash binds
+ * the whole prefix before it, the first seq where they differ is found by
+ * binary search over the overlap of their committed ranges.
+ * Returns TRP_OK when every replica verifies and all agree; TRP_ECORRUPT
+ * when one does not verify (see its report) or they diverge (diverge_seq
+ * gets the first differing seq in decimal, "" otherwise; err names it);
+ * TRP_ENOENT/TRP_EFORMAT/TRP_EIO when a directory cannot be read. */
+int trp_verify_agree(const char *const *dirs, size_t n, const mpz_t anchor_seq,
+                     const uint8_t *anchor_hash, trp_verify_report *reports, char *diverge_seq,
+                     size_t size, trp_err *err);
 
 #ifdef __cplusplus
 }

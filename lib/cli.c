@@ -1,0 +1,473 @@
+/*
+ * cli.c: error lines, option parsing, buffered output and the JSON form of
+ * an entry, shared by trp-append, trp-tail and trp-verify.
+ *
+ * The one idea: anything two tools would otherwise write twice lives here,
+ * and nothing here keeps mutable global state (the program name comes from
+ * glibc's program_invocation_short_name), so it can sit inside libtrp.
+ */
+#include "cli.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+const char *cli_prog(void)
+{
+    return program_invocation_short_name;
+}
+
+void cli_warn(const char *fmt, ...)
+{
+    char line[TRP_ERR_MSG_MAX + 256];
+    int n = snprintf(line, sizeof line, "%s: ", cli_prog());
+    va_list ap;
+    va_start(ap, fmt);
+    if (n >= 0 && (size_t)n < sizeof line)
+        vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_end(ap);
+    /* One write, so lines from concurrent tools do not interleave. */
+    fprintf(stderr, "%s\n", line);
+}
+
+int cli_fail(const trp_err *err)
+{
+    cli_warn("%s", err->msg[0] ? err->msg : trp_status_name(err->code));
+    return trp_exit_code(err->code);
+}
+
+int cli_usage_fail(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s: %s\nTry '%s --help'.\n", cli_prog(), msg, cli_prog());
+    return EX_USAGE;
+}
+
+void cli_print_version(void)
+{
+    printf("%s (trp) %s\n", cli_prog(), trp_version());
+}
+
+static int parse_digits(const char *text, uint64_t *out)
+{
+    if (!text || !*text)
+        return -1;
+    uint64_t v = 0;
+    const char *p = text;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        uint64_t d = (uint64_t)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return (int)(p - text);
+}
+
+int cli_parse_u64(const char *text, const char *what, uint64_t min, uint64_t max, uint64_t *out,
+                  trp_err *err)
+{
+    uint64_t v;
+    int n = parse_digits(text, &v);
+    if (n <= 0 || text[n] != '\0')
+        return trp_err_set(err, TRP_EINVAL, "%s: '%s' is not a non-negative integer", what,
+                           text ? text : "");
+    if (v < min || v > max)
+        return trp_err_set(err, TRP_EINVAL, "%s: %s is out of range [%llu, %llu]", what, text,
+                           (unsigned long long)min, (unsigned long long)max);
+    *out = v;
+    return TRP_OK;
+}
+
+int cli_parse_size(const char *text, const char *what, uint64_t min, uint64_t max, uint64_t *out,
+                   trp_err *err)
+{
+    uint64_t v;
+    int n = parse_digits(text, &v);
+    if (n <= 0)
+        return trp_err_set(err, TRP_EINVAL, "%s: '%s' is not a size", what, text ? text : "");
+    unsigned shift = 0;
+    switch (text[n]) {
+    case '\0':
+        break;
+    case 'K':
+    case 'k':
+        shift = 10;
+        break;
+    case 'M':
+    case 'm':
+        shift = 20;
+        break;
+    case 'G':
+    case 'g':
+        shift = 30;
+        break;
+    default:
+        return trp_err_set(err, TRP_EINVAL, "%s: '%s' is not a size (bytes, or K, M, G)", what,
+                           text);
+    }
+    if (shift && text[n + 1] != '\0')
+        return trp_err_set(err, TRP_EINVAL, "%s: '%s' is not a size (bytes, or K, M, G)", what,
+                           text);
+    if (shift && v > (UINT64_MAX >> shift))
+        return trp_err_set(err, TRP_EINVAL, "%s: %s is too large", what, text);
+    v <<= shift;
+    if (v < min || v > max)
+        return trp_err_set(err, TRP_EINVAL, "%s: %s is out of range [%llu, %llu] bytes", what, text,
+                           (unsigned long long)min, (unsigned long long)max);
+    *out = v;
+    return TRP_OK;
+}
+
+/* ---- buffered output --------------------------------------------------- */
+
+int cli_out_init(cli_out *o, int fd, size_t cap)
+{
+    o->fd = fd;
+    o->len = 0;
+    o->cap = cap < 256 ? 256 : cap;
+    o->state = CLI_OUT_OK;
+    o->sys_errno = 0;
+    o->buf = malloc(o->cap);
+    return o->buf ? 0 : -1;
+}
+
+void cli_out_free(cli_out *o)
+{
+    free(o->buf);
+    o->buf = NULL;
+}
+
+static int out_write_all(cli_out *o, const char *p, size_t n)
+{
+    while (n > 0 && o->state == CLI_OUT_OK) {
+        ssize_t w = write(o->fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            o->sys_errno = errno;
+            o->state = errno == EPIPE ? CLI_OUT_CLOSED : CLI_OUT_ERROR;
+            break;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return o->state;
+}
+
+int cli_out_flush(cli_out *o)
+{
+    if (o->state == CLI_OUT_OK && o->len)
+        out_write_all(o, o->buf, o->len);
+    o->len = 0;
+    return o->state;
+}
+
+int cli_out_write(cli_out *o, const void *data, size_t len)
+{
+    if (o->state != CLI_OUT_OK)
+        return o->state;
+    if (o->len + len > o->cap) {
+        cli_out_flush(o);
+        if (len >= o->cap) /* large payloads go straight out, no copy */
+            return out_write_all(o, data, len);
+    }
+    memcpy(o->buf + o->len, data, len);
+    o->len += len;
+    return o->state;
+}
+
+int cli_out_str(cli_out *o, const char *s)
+{
+    return cli_out_write(o, s, strlen(s));
+}
+
+int cli_out_byte(cli_out *o, char c)
+{
+    if (o->len < o->cap && o->state == CLI_OUT_OK) {
+        o->buf[o->len++] = c;
+        return CLI_OUT_OK;
+    }
+    return cli_out_write(o, &c, 1);
+}
+
+int cli_out_status(const cli_out *o)
+{
+    if (o->state == CLI_OUT_OK || o->state == CLI_OUT_CLOSED)
+        return 0;
+    cli_warn("stdout: %s", strerror(o->sys_errno));
+    return EX_IOERR;
+}
+
+/* ---- decimal seq text -------------------------------------------------- */
+
+void cli_seqtext_init(cli_seqtext *s)
+{
+    s->buf = NULL;
+    s->cap = 0;
+    s->start = 0;
+}
+
+void cli_seqtext_free(cli_seqtext *s)
+{
+    free(s->buf);
+    cli_seqtext_init(s);
+}
+
+/* Room for `digits` digits plus slack to grow on the left, and the NUL. */
+static void seqtext_alloc(cli_seqtext *s, size_t digits)
+{
+    size_t cap = digits + 32;
+    char *nb = malloc(cap);
+    if (!nb)
+        abort(); /* a few dozen bytes: nothing sensible to do without them */
+    free(s->buf);
+    s->buf = nb;
+    s->cap = cap;
+}
+
+void cli_seqtext_set(cli_seqtext *s, const mpz_t seq)
+{
+    size_t need = trp_seq_strlen(seq);
+    seqtext_alloc(s, need);
+    trp_seq_str(s->buf + s->cap - need, need, seq);
+    s->start = s->cap - need;
+    /* trp_seq_strlen may count one more digit than printed (mpz_sizeinbase
+     * can overestimate): move the digits to end right before the NUL. */
+    size_t got = strlen(s->buf + s->start);
+    if (got + 1 < need) {
+        memmove(s->buf + s->cap - 1 - got, s->buf + s->start, got + 1);
+        s->start = s->cap - 1 - got;
+    }
+}
+
+void cli_seqtext_inc(cli_seqtext *s)
+{
+    size_t i = s->cap - 1;
+    while (i > s->start) {
+        i--;
+        if (s->buf[i] != '9') {
+            s->buf[i]++;
+            return;
+        }
+        s->buf[i] = '0';
+    }
+    /* All nines: one more digit on the left. */
+    if (s->start == 0) {
+        size_t digits = s->cap - 1;
+        char *old = s->buf;
+        s->buf = NULL;
+        seqtext_alloc(s, digits + 1);
+        memcpy(s->buf + s->cap - 1 - digits, old, digits + 1);
+        free(old);
+        s->start = s->cap - 1 - digits;
+    }
+    s->buf[--s->start] = '1';
+}
+
+/* ---- JSON -------------------------------------------------------------- */
+
+bool cli_utf8_valid(const uint8_t *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        /* ASCII runs dominate: check 8 bytes at a time. */
+        while (i + 8 <= len) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            if (w & 0x8080808080808080ull)
+                break;
+            i += 8;
+        }
+        if (i >= len)
+            break;
+        uint8_t c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            n = 1;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false; /* continuation byte, overlong lead, or > U+10FFFF */
+        }
+        if (len - i - 1 < n)
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+int cli_out_json_string(cli_out *o, const uint8_t *p, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    cli_out_byte(o, '"');
+    size_t run = 0; /* start of the pending run that needs no escaping */
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = p[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        cli_out_write(o, p + run, i - run);
+        run = i + 1;
+        char esc[6] = {'\\', 0};
+        size_t n = 2;
+        switch (c) {
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        default:
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            n = 6;
+        }
+        cli_out_write(o, esc, n);
+    }
+    cli_out_write(o, p + run, len - run);
+    return cli_out_byte(o, '"');
+}
+
+int cli_out_base64(cli_out *o, const uint8_t *p, size_t len)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char chunk[4 * 256];
+    size_t k = 0, i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        chunk[k++] = tab[v >> 18];
+        chunk[k++] = tab[(v >> 12) & 63];
+        chunk[k++] = tab[(v >> 6) & 63];
+        chunk[k++] = tab[v & 63];
+        if (k == sizeof chunk) {
+            cli_out_write(o, chunk, k);
+            k = 0;
+        }
+    }
+    if (len - i == 1) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        chunk[k++] = tab[v >> 18];
+        chunk[k++] = tab[(v >> 12) & 63];
+        chunk[k++] = '=';
+        chunk[k++] = '=';
+    } else if (len - i == 2) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+        chunk[k++] = tab[v >> 18];
+        chunk[k++] = tab[(v >> 12) & 63];
+        chunk[k++] = tab[(v >> 6) & 63];
+        chunk[k++] = '=';
+    }
+    return cli_out_write(o, chunk, k);
+}
+
+/* True if every number in v is finite: cJSON would print an overflowing
+ * literal such as 1e999 as null, a different value. Recursion is bounded
+ * by cJSON's own nesting limit. */
+static bool json_numbers_finite(const cJSON *v)
+{
+    if (cJSON_IsNumber(v))
+        return isfinite(v->valuedouble);
+    for (const cJSON *c = v->child; c; c = c->next)
+        if (!json_numbers_finite(c))
+            return false;
+    return true;
+}
+
+/* The payload re-serialized compactly when it is exactly one JSON value
+ * (surrounding whitespace allowed), else NULL. Caller frees. */
+static char *json_value_of(const uint8_t *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+        i++;
+    if (i == len || !strchr("{[\"-0123456789tfn", p[i]))
+        return NULL; /* cheap refusal for the common plain-text case */
+    const char *end = NULL;
+    cJSON *v = cJSON_ParseWithLengthOpts((const char *)p, len, &end, 0);
+    if (!v)
+        return NULL;
+    size_t j = end ? (size_t)((const uint8_t *)end - p) : len;
+    while (j < len && (p[j] == ' ' || p[j] == '\t' || p[j] == '\n' || p[j] == '\r'))
+        j++;
+    char *text = j == len && json_numbers_finite(v) ? cJSON_PrintUnformatted(v) : NULL;
+    cJSON_Delete(v);
+    return text;
+}
+
+int cli_out_entry_json(cli_out *o, const trp_entry *e, const char *seq_text)
+{
+    char hash[TRP_HASH_HEX_LEN + 1], prev[TRP_HASH_HEX_LEN + 1], num[64];
+    trp_hash_hex(hash, e->hash);
+    trp_hash_hex(prev, e->prev);
+    cli_out_str(o, "{\"seq\":\"");
+    cli_out_str(o, seq_text);
+    snprintf(num, sizeof num, "\",\"term\":%llu,\"type\":\"", (unsigned long long)e->term);
+    cli_out_str(o, num);
+    cli_out_str(o, trp_entry_type_name(e->type));
+    cli_out_str(o, "\",\"hash\":\"");
+    cli_out_str(o, hash);
+    cli_out_str(o, "\",\"prev\":\"");
+    cli_out_str(o, prev);
+    snprintf(num, sizeof num, "\",\"len\":%zu,", e->len);
+    cli_out_str(o, num);
+    const uint8_t *p = e->len ? e->payload : (const uint8_t *)"";
+    if (cli_utf8_valid(p, e->len)) {
+        cli_out_str(o, "\"text\":");
+        cli_out_json_string(o, p, e->len);
+        char *value = json_value_of(p, e->len);
+        if (value) {
+            cli_out_str(o, ",\"data\":");
+            cli_out_str(o, value);
+            cJSON_free(value);
+        }
+    } else {
+        cli_out_str(o, "\"base64\":\"");
+        cli_out_base64(o, p, e->len);
+        cli_out_byte(o, '"');
+    }
+    return cli_out_str(o, "}\n");
+}

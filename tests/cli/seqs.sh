@@ -1,0 +1,35 @@
+#!/bin/sh
+# tests/cli/seqs.sh: seqs are unbounded. A log starting at 2^64 - 6 crosses
+# 2^64 and a log starting at 10^30 works, through every tool.
+. tests/cli/lib.sh
+
+D=$TMP/wrap
+expect wrap-append 0 "" trp-append -d "$D" --start-seq 18446744073709551610 a b c d e f g h
+same wrap-seqs "$(tr '\n' ' ' < "$TMP/out")" \
+    "18446744073709551610 18446744073709551611 18446744073709551612 18446744073709551613 18446744073709551614 18446744073709551615 18446744073709551616 18446744073709551617 "
+seq 1 20 | trp-append -d "$D" -q
+same wrap-tail-from "$(trp-tail -d "$D" --from 18446744073709551615 --count 3 | tr '\n' ' ')" "f g h "
+same wrap-tail-json "$(trp-tail -d "$D" -n 1 -o json | jf seq)" "18446744073709551637"
+expect wrap-verify 0 "seq 18446744073709551610\.\.18446744073709551637" trp-verify "$D"
+same wrap-verify-json "$(trp-verify -q --json "$D" | jf first last entries)" \
+    '18446744073709551610 18446744073709551637 28'
+h=$(trp-tail -d "$D" --from 18446744073709551616 --count 1 -o json | jf hash)
+expect wrap-anchor 0 "" trp-verify -q --anchor "18446744073709551616:$h" "$D"
+same wrap-json-append "$(trp-append -d "$D" --json z | jf seq)" "18446744073709551638"
+
+D=$TMP/big
+expect e30-append 0 "" trp-append -d "$D" --start-seq 1000000000000000000000000000000 x y
+same e30-seqs "$(tr '\n' ' ' < "$TMP/out")" "1000000000000000000000000000000 1000000000000000000000000000001 "
+genlines 3000 30 | trp-append -d "$D" > "$TMP/seqs"
+same e30-batch-last "$(tail -1 "$TMP/seqs")" "1000000000000000000000000003001"
+same e30-batch-first "$(head -1 "$TMP/seqs")" "1000000000000000000000000000002"
+same e30-tail "$(trp-tail -d "$D" --from 1000000000000000000000000003000 -o json | jf seq text)" \
+    "1000000000000000000000000003000 2999xxxxxxxxxxxxxxxxxxxxxxxxxx
+1000000000000000000000000003001 3000xxxxxxxxxxxxxxxxxxxxxxxxxx"
+expect e30-verify 0 "3002 entries" trp-verify "$D"
+# 999...9 -> 1000...0: the decimal counter grows a digit.
+expect nines 0 "" trp-append -d "$TMP/nines" --start-seq 99999999999999999999999999999998 a b c
+same nines-seqs "$(tr '\n' ' ' < "$TMP/out")" "99999999999999999999999999999998 99999999999999999999999999999999 100000000000000000000000000000000 "
+same nines-tail "$(trp-tail -d "$TMP/nines" -o json | jf seq | tr '\n' ' ')" "99999999999999999999999999999998 99999999999999999999999999999999 100000000000000000000000000000000 "
+
+exit 0

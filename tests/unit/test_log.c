@@ -1,0 +1,768 @@
+/* test_log.c: the log store's API: append, sync, read, iterate, roll,
+ * truncate, trim, meta, the commit watermark, readers, locking, bad
+ * directories, huge seqs and a full disk. */
+#include "../check.h"
+#include "logtest.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+static int count_files(const char *dir, const char *ext)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name), e = strlen(ext);
+        if (l > e && strcmp(de->d_name + l - e, ext) == 0)
+            n++;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* Every entry from `from` on, by iteration: payloads and chain links. */
+static bool chain_ok(trp_log *log, uint64_t from, uint64_t to)
+{
+    trp_iter *it;
+    mpz_t s;
+    mpz_init_set_ui(s, from);
+    trp_err e;
+    bool ok = trp_iter_open(&it, log, s, &e) == TRP_OK;
+    mpz_clear(s);
+    if (!ok)
+        return false;
+    trp_entry en;
+    trp_entry_init(&en);
+    uint8_t prev[32];
+    bool have = false;
+    uint64_t i = from;
+    int r;
+    while (ok && (r = trp_iter_next(it, &en, &e)) == 1) {
+        char want[32];
+        int n = snprintf(want, sizeof want, "e%llu", (unsigned long long)i);
+        ok = mpz_cmp_ui(en.seq, i) == 0 && en.len == (size_t)n &&
+             !memcmp(en.payload, want, (size_t)n);
+        if (have)
+            ok = ok && memcmp(en.prev, prev, 32) == 0;
+        memcpy(prev, en.hash, 32);
+        have = true;
+        i++;
+    }
+    ok = ok && r == 0 && i == to;
+    if (ok && to > from)
+        ok = memcmp(prev, trp_log_head_hash(log), 32) == 0;
+    trp_entry_clear(&en);
+    trp_iter_close(it);
+    return ok;
+}
+
+static void verify_ok(const char *dir, bool *ok)
+{
+    trp_verify_report r;
+    trp_verify_report_init(&r);
+    trp_err e;
+    *ok = trp_verify_dir(dir, NULL, NULL, &r, &e) == TRP_OK && r.ok;
+    if (!*ok)
+        printf("# verify %s: %s\n", dir, r.ok ? e.msg : r.message);
+    trp_verify_report_clear(&r);
+}
+
+static void append_read_iterate_across_segments(void)
+{
+    const char *d = lt_dir("basic");
+    trp_err e;
+    trp_log *log = lt_open(d, true, NULL, 1024, &e);
+    REQUIRE(log);
+    CHECK(trp_log_empty(log));
+    uint8_t zero[32] = {0};
+    CHECK(memcmp(trp_log_head_hash(log), zero, 32) == 0);
+    for (int b = 0; b < 10; b++)
+        REQUIRE(lt_batch(log, b * 20, b * 20 + 20) == 0);
+    CHECK(lt_next_u64(log) == 200);
+    CHECK(count_files(d, ".seg") > 5);
+    for (uint64_t i = 0; i < 200; i++)
+        CHECKF(lt_entry_is(log, i), "seq %llu", (unsigned long long)i);
+    CHECK(chain_ok(log, 0, 200));
+    CHECK(chain_ok(log, 57, 200));
+    CHECK(chain_ok(log, 200, 200));
+    CHECK(trp_log_head_term(log) == 1);
+    uint8_t head[32];
+    memcpy(head, trp_log_head_hash(log), 32);
+    mpz_t s;
+    mpz_init_set_ui(s, 200);
+    trp_entry en;
+    trp_entry_init(&en);
+    CHECK(trp_log_read(log, s, &en, &e) == TRP_ERANGE);
+    trp_log_close(log);
+    /* reopen: same content, same head; indexes of closed segments are used */
+    log = lt_open(d, false, NULL, 1024, &e);
+    REQUIRE(log);
+    CHECK(lt_next_u64(log) == 200);
+    CHECK(memcmp(head, trp_log_head_hash(log), 32) == 0);
+    CHECK(chain_ok(log, 0, 200));
+    /* a missing index of a closed segment is rebuilt when needed */
+    char p[600];
+    snprintf(p, sizeof p, "%s/00000000000000000000.idx", d);
+    CHECK(unlink(p) == 0);
+    trp_log_close(log);
+    log = lt_open(d, false, NULL, 1024, &e);
+    REQUIRE(log);
+    CHECK(lt_entry_is(log, 3));
+    CHECK(access(p, F_OK) == 0);
+    mpz_clear(s);
+    trp_entry_clear(&en);
+    trp_log_close(log);
+    bool ok;
+    verify_ok(d, &ok);
+    CHECK(ok);
+}
+
+static void unsynced_entries_are_readable_by_the_writer_only(void)
+{
+    const char *d = lt_dir("unsynced");
+    trp_err e;
+    trp_log *w = lt_open(d, true, NULL, 0, &e);
+    REQUIRE(w);
+    REQUIRE(lt_batch(w, 0, 5) == 0);
+    trp_log *r = lt_reader(d, &e);
+    REQUIRE(r);
+    CHECK(lt_next_u64(r) == 5);
+    for (int i = 5; i < 9; i++) {
+        char p[16];
+        int n = snprintf(p, sizeof p, "e%d", i);
+        CHECK(trp_log_append(w, 1, TRP_ENTRY_DATA, p, (size_t)n, NULL, &e) == TRP_OK);
+    }
+    CHECK(lt_entry_is(w, 7));
+    CHECK(chain_ok(w, 0, 9));
+    mpz_t c;
+    mpz_init(c);
+    trp_log_durable_next(w, c);
+    CHECK(mpz_cmp_ui(c, 5) == 0);
+    CHECK(trp_log_refresh(r, &e) == TRP_OK);
+    CHECK(lt_next_u64(r) == 5); /* not synced: not visible */
+    CHECK(chain_ok(r, 0, 5));
+    CHECK(trp_log_sync(w, &e) == TRP_OK);
+    CHECK(trp_log_refresh(r, &e) == TRP_OK);
+    CHECK(lt_next_u64(r) == 9);
+    CHECK(chain_ok(r, 0, 9));
+    CHECK(memcmp(trp_log_head_hash(r), trp_log_head_hash(w), 32) == 0);
+    /* unsynced appends are dropped by close */
+    CHECK(trp_log_append(w, 1, TRP_ENTRY_DATA, "x", 1, NULL, &e) == TRP_OK);
+    trp_log_close(w);
+    w = lt_open(d, false, NULL, 0, &e);
+    REQUIRE(w);
+    CHECK(lt_next_u64(w) == 9);
+    mpz_clear(c);
+    trp_log_close(w);
+    trp_log_close(r);
+}
+
+static void manual_commit_watermark(void)
+{
+    const char *d = lt_dir("manual");
+    trp_err e;
+    trp_log_options o = {.create = true, .manual_commit = true};
+    trp_log *w;
+    REQUIRE(trp_log_open(&w, d, &o, &e) == TRP_OK);
+    REQUIRE(lt_batch(w, 0, 10) == 0);
+    trp_log *r = lt_reader(d, &e);
+    REQUIRE(r);
+    CHECK(lt_next_u64(r) == 0); /* durable but not committed */
+    mpz_t c;
+    mpz_init_set_ui(c, 4);
+    CHECK(trp_log_set_commit(w, c, &e) == TRP_OK);
+    CHECK(trp_log_refresh(r, &e) == TRP_OK);
+    CHECK(lt_next_u64(r) == 4);
+    CHECK(chain_ok(r, 0, 4));
+    mpz_set_ui(c, 2);
+    CHECK(trp_log_set_commit(w, c, &e) == TRP_OK); /* never back */
+    trp_log_commit_next(w, c);
+    CHECK(mpz_cmp_ui(c, 4) == 0);
+    mpz_set_ui(c, 1000);
+    CHECK(trp_log_set_commit(w, c, &e) == TRP_OK); /* never past durable */
+    trp_log_commit_next(w, c);
+    CHECK(mpz_cmp_ui(c, 10) == 0);
+    trp_log_close(w);
+    /* reopened in manual mode: the watermark stays where Raft left it */
+    REQUIRE(trp_log_open(&w, d, &o, &e) == TRP_OK);
+    trp_log_commit_next(w, c);
+    CHECK(mpz_cmp_ui(c, 10) == 0);
+    mpz_clear(c);
+    trp_log_close(w);
+    trp_log_close(r);
+}
+
+static void truncate_removes_durably(void)
+{
+    const char *d = lt_dir("truncate");
+    trp_err e;
+    trp_log *log = lt_open(d, true, NULL, 1024, &e);
+    REQUIRE(log);
+    REQUIRE(lt_batch(log, 0, 100) == 0);
+    int segs = count_files(d, ".seg");
+    mpz_t s;
+    mpz_init_set_ui(s, 73);
+    CHECK(trp_log_truncate(log, s, &e) == TRP_OK);
+    CHECK(lt_next_u64(log) == 73);
+    CHECK(count_files(d, ".seg") < segs);
+    CHECK(chain_ok(log, 0, 73));
+    trp_log_close(log);
+    log = lt_open(d, false, NULL, 1024, &e);
+    REQUIRE(log);
+    CHECK(lt_next_u64(log) == 73); /* durable, and recovery kept all 73 */
+    REQUIRE(lt_batch(log, 73, 90) == 0);
+    CHECK(chain_ok(log, 0, 90));
+    /* from a segment base: find one by truncating until the count drops */
+    mpz_set_ui(s, 10);
+    CHECK(trp_log_truncate(log, s, &e) == TRP_OK);
+    CHECK(lt_next_u64(log) == 10);
+    CHECK(chain_ok(log, 0, 10));
+    mpz_set_ui(s, 11);
+    CHECK(trp_log_truncate(log, s, &e) == TRP_ERANGE);
+    mpz_set_ui(s, 0);
+    CHECK(trp_log_truncate(log, s, &e) == TRP_OK);
+    CHECK(trp_log_empty(log));
+    CHECK(count_files(d, ".seg") == 1);
+    trp_log_close(log);
+    log = lt_open(d, false, NULL, 1024, &e);
+    REQUIRE(log);
+    CHECK(trp_log_empty(log));
+    REQUIRE(lt_batch(log, 0, 30) == 0);
+    CHECK(chain_ok(log, 0, 30));
+    trp_log_close(log);
+    bool ok;
+    verify_ok(d, &ok);
+    CHECK(ok);
+    mpz_clear(s);
+}
+
+static void truncate_at_every_point_then_reopen(void)
+{
+    const char *d = lt_dir("truncate-all");
+    trp_err e;
+    for (int from = 0; from <= 40; from += 3) {
+        trp_log *log = lt_open(d, true, NULL, 600, &e);
+        REQUIRE(log);
+        if (lt_next_u64(log) == 0)
+            REQUIRE(lt_batch(log, 0, 40) == 0);
+        mpz_t s;
+        mpz_init_set_ui(s, (unsigned long)from);
+        CHECKF(trp_log_truncate(log, s, &e) == TRP_OK, "from %d: %s", from, e.msg);
+        mpz_clear(s);
+        trp_log_close(log);
+        log = lt_open(d, false, NULL, 600, &e);
+        REQUIRE(log);
+        CHECKF(lt_next_u64(log) == (uint64_t)from, "from %d: next %llu", from,
+               (unsigned long long)lt_next_u64(log));
+        REQUIRE(lt_batch(log, from, 40) == 0);
+        CHECK(chain_ok(log, 0, 40));
+        trp_log_close(log);
+    }
+    bool ok;
+    verify_ok(d, &ok);
+    CHECK(ok);
+}
+
+static void trim_drops_whole_segments_and_keeps_the_anchor(void)
+{
+    const char *d = lt_dir("trim");
+    trp_err e;
+    trp_log *log = lt_open(d, true, NULL, 1024, &e);
+    REQUIRE(log);
+    REQUIRE(lt_batch(log, 0, 100) == 0);
+    trp_entry en;
+    trp_entry_init(&en);
+    mpz_t s;
+    mpz_init_set_ui(s, 49);
+    REQUIRE(trp_log_read(log, s, &en, &e) == TRP_OK);
+    uint8_t h49[32];
+    memcpy(h49, en.hash, 32);
+    mpz_set_ui(s, 50);
+    int before = count_files(d, ".seg");
+    CHECK(trp_log_trim(log, s, &e) == TRP_OK);
+    uint64_t first = lt_first_u64(log);
+    CHECK(first > 0 && first <= 50);
+    CHECK(count_files(d, ".seg") < before);
+    CHECK(chain_ok(log, first, 100));
+    mpz_set_ui(s, first - 1);
+    CHECK(trp_log_read(log, s, &en, &e) == TRP_ERANGE);
+    /* trimming everything keeps the newest segment */
+    mpz_set_ui(s, 1000);
+    CHECK(trp_log_trim(log, s, &e) == TRP_OK);
+    CHECK(count_files(d, ".seg") == 1);
+    CHECK(lt_next_u64(log) == 100);
+    trp_log_close(log);
+    log = lt_open(d, false, NULL, 1024, &e);
+    REQUIRE(log);
+    first = lt_first_u64(log);
+    CHECK(chain_ok(log, first, 100));
+    REQUIRE(lt_batch(log, 100, 120) == 0);
+    trp_log_close(log);
+    /* the rest verifies, and an anchor inside it checks */
+    trp_verify_report r;
+    trp_verify_report_init(&r);
+    CHECK(trp_verify_dir(d, NULL, NULL, &r, &e) == TRP_OK && r.ok);
+    CHECK(mpz_cmp_ui(r.first, first) == 0 && mpz_cmp_ui(r.next, 120) == 0);
+    /* an anchor before what is kept cannot be checked: reported */
+    mpz_set_ui(s, 49);
+    CHECK(trp_verify_dir(d, s, h49, &r, &e) == TRP_OK && !r.ok);
+    CHECK(strcmp(r.problem, "anchor-trimmed") == 0);
+    trp_verify_report_clear(&r);
+    trp_entry_clear(&en);
+    mpz_clear(s);
+}
+
+static void meta_is_replaced_atomically(void)
+{
+    const char *d = lt_dir("meta");
+    trp_err e;
+    trp_log *log = lt_open(d, true, NULL, 0, &e);
+    REQUIRE(log);
+    trp_meta m;
+    CHECK(trp_log_meta_get(log, &m) == TRP_OK && m.term == 0 && m.vote == 0);
+    trp_meta set = {.term = 7, .vote = 3};
+    CHECK(trp_log_meta_set(log, &set, &e) == TRP_OK);
+    set.term = 0xffffffffffULL;
+    set.vote = 2;
+    CHECK(trp_log_meta_set(log, &set, &e) == TRP_OK);
+    trp_log_close(log);
+    log = lt_open(d, false, NULL, 0, &e);
+    REQUIRE(log);
+    CHECK(trp_log_meta_get(log, &m) == TRP_OK && m.term == 0xffffffffffULL && m.vote == 2);
+    char p[600];
+    snprintf(p, sizeof p, "%s/meta.tmp", d);
+    CHECK(access(p, F_OK) != 0);
+    trp_log_close(log);
+}
+
+static void one_writer_and_its_pid(void)
+{
+    const char *d = lt_dir("lock");
+    trp_err e;
+    trp_log *w = lt_open(d, true, NULL, 0, &e);
+    REQUIRE(w);
+    trp_log *w2 = NULL;
+    trp_log_options o = {0};
+    CHECK(trp_log_open(&w2, d, &o, &e) == TRP_ELOCKED);
+    char pid[32];
+    snprintf(pid, sizeof pid, "pid %ld", (long)getpid());
+    CHECKF(strstr(e.msg, pid) != NULL, "message: %s", e.msg);
+    trp_log *r = lt_reader(d, &e); /* readers take no lock */
+    CHECK(r != NULL);
+    trp_log_close(r);
+    trp_log_close(w);
+    w = lt_open(d, false, NULL, 0, &e);
+    CHECK(w != NULL);
+    trp_log_close(w);
+}
+
+static void bad_directories(void)
+{
+    trp_err e;
+    trp_log *log = NULL;
+    trp_log_options o = {0};
+    const char *missing = lt_dir("missing");
+    CHECK(trp_log_open(&log, missing, &o, &e) == TRP_ENOENT);
+    CHECK(strstr(e.msg, "missing") != NULL);
+    /* a directory with other files is not a log, and is never made one */
+    const char *foreign = lt_dir("foreign");
+    mkdir(foreign, 0755);
+    char p[600];
+    snprintf(p, sizeof p, "%s/notes.txt", foreign);
+    lt_spit(p, (const uint8_t *)"hi\n", 3);
+    CHECK(trp_log_open(&log, foreign, &o, &e) == TRP_EFORMAT);
+    CHECK(strstr(e.msg, "not a trp log") != NULL);
+    o.create = true;
+    CHECK(trp_log_open(&log, foreign, &o, &e) == TRP_EFORMAT);
+    o.create = false;
+    /* a newer format version */
+    const char *newer = lt_dir("newer");
+    log = lt_open(newer, true, NULL, 0, &e);
+    REQUIRE(log);
+    trp_log_close(log);
+    snprintf(p, sizeof p, "%s/trp-log", newer);
+    lt_spit(p, (const uint8_t *)"trp-log 2\n", 10);
+    CHECK(trp_log_open(&log, newer, &o, &e) == TRP_EFORMAT);
+    CHECKF(strstr(e.msg, "unsupported format version 2 (this trp reads 1)") != NULL, "%s", e.msg);
+    trp_verify_report r;
+    trp_verify_report_init(&r);
+    CHECK(trp_verify_dir(newer, NULL, NULL, &r, &e) == TRP_EFORMAT);
+    CHECK(trp_verify_dir(missing, NULL, NULL, &r, &e) == TRP_ENOENT);
+    CHECK(trp_verify_dir(foreign, NULL, NULL, &r, &e) == TRP_EFORMAT);
+    trp_verify_report_clear(&r);
+    /* an empty directory: no log yet (ENOENT) unless created */
+    const char *empty = lt_dir("empty");
+    mkdir(empty, 0755);
+    CHECK(trp_log_open(&log, empty, &o, &e) == TRP_ENOENT);
+    o.read_only = true;
+    CHECK(trp_log_open(&log, empty, &o, &e) == TRP_ENOENT);
+    CHECK(trp_log_open(&log, missing, &o, &e) == TRP_ENOENT);
+}
+
+static void bad_entries(void)
+{
+    const char *d = lt_dir("entries");
+    trp_err e;
+    trp_log_options o = {.create = true, .max_entry = 1000};
+    trp_log *log;
+    REQUIRE(trp_log_open(&log, d, &o, &e) == TRP_OK);
+    CHECK(trp_log_max_entry(log) == 1000);
+    static uint8_t big[1001];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 7);
+    CHECK(trp_log_append(log, 1, TRP_ENTRY_DATA, big, 1001, NULL, &e) == TRP_ETOOBIG);
+    CHECK(trp_log_append(log, 1, 9, "x", 1, NULL, &e) == TRP_EINVAL);
+    CHECK(trp_log_append(log, 1, TRP_ENTRY_DATA, big, 1000, NULL, &e) == TRP_OK);
+    CHECK(trp_log_append(log, 2, TRP_ENTRY_NOOP, "", 0, NULL, &e) == TRP_OK);
+    CHECK(trp_log_append(log, 2, TRP_ENTRY_CONFIG, "\0\xff\n", 3, NULL, &e) == TRP_OK);
+    uint8_t h[32];
+    CHECK(trp_log_append(log, 3, TRP_ENTRY_CHECKPOINT, "cp", 2, h, &e) == TRP_OK);
+    CHECK(trp_log_sync(log, &e) == TRP_OK);
+    CHECK(memcmp(h, trp_log_head_hash(log), 32) == 0);
+    CHECK(trp_log_head_term(log) == 3);
+    CHECK(trp_log_check_head(log, h, &e) == TRP_OK);
+    h[0] ^= 1;
+    CHECK(trp_log_check_head(log, h, &e) == TRP_ECONFLICT);
+    trp_log_close(log);
+    log = lt_reader(d, &e);
+    REQUIRE(log);
+    trp_entry en;
+    trp_entry_init(&en);
+    mpz_t s;
+    mpz_init_set_ui(s, 0);
+    CHECK(trp_log_read(log, s, &en, &e) == TRP_OK && en.len == 1000 &&
+          !memcmp(en.payload, big, 1000) && en.type == TRP_ENTRY_DATA && en.term == 1);
+    mpz_set_ui(s, 1);
+    CHECK(trp_log_read(log, s, &en, &e) == TRP_OK && en.len == 0 && en.type == TRP_ENTRY_NOOP);
+    mpz_set_ui(s, 2);
+    CHECK(trp_log_read(log, s, &en, &e) == TRP_OK && en.len == 3 &&
+          !memcmp(en.payload, "\0\xff\n", 3));
+    mpz_set_ui(s, 3);
+    CHECK(trp_log_read(log, s, &en, &e) == TRP_OK && en.type == TRP_ENTRY_CHECKPOINT);
+    CHECK(trp_log_append(log, 1, TRP_ENTRY_DATA, "x", 1, NULL, &e) != TRP_OK); /* reader */
+    mpz_clear(s);
+    trp_entry_clear(&en);
+    trp_log_close(log);
+}
+
+static void big_seqs(const char *name, const char *start, int n)
+{
+    const char *d = lt_dir(name);
+    trp_err e;
+    trp_log *log = lt_open(d, true, start, 700, &e);
+    REQUIRE(log);
+    for (int b = 0; b < n; b += 4)
+        REQUIRE(lt_batch(log, b, b + 4) == 0);
+    mpz_t s, st, nx;
+    mpz_inits(s, nx, NULL);
+    mpz_init_set_str(st, start, 10);
+    trp_log_first(log, s);
+    CHECK(mpz_cmp(s, st) == 0);
+    trp_log_next(log, nx);
+    mpz_sub(s, nx, st);
+    CHECK(mpz_cmp_ui(s, (unsigned long)n) == 0);
+    trp_log_close(log);
+    log = lt_reader(d, &e);
+    REQUIRE(log);
+    trp_iter *it;
+    REQUIRE(trp_iter_open(&it, log, st, &e) == TRP_OK);
+    trp_entry en;
+    trp_entry_init(&en);
+    int i = 0;
+    mpz_set(s, st);
+    while (trp_iter_next(it, &en, &e) == 1) {
+        char want[16];
+        int l = snprintf(want, sizeof want, "e%d", i);
+        CHECK(mpz_cmp(en.seq, s) == 0 && en.len == (size_t)l &&
+              !memcmp(en.payload, want, (size_t)l));
+        trp_entry rd;
+        trp_entry_init(&rd);
+        CHECK(trp_log_read(log, s, &rd, &e) == TRP_OK && !memcmp(rd.hash, en.hash, 32));
+        uint8_t h[32];
+        trp_entry_hash(h, s, 1, TRP_ENTRY_DATA, en.prev, en.payload, en.len);
+        CHECK(memcmp(h, en.hash, 32) == 0);
+        trp_entry_clear(&rd);
+        mpz_add_ui(s, s, 1);
+        i++;
+    }
+    CHECK(i == n);
+    trp_iter_close(it);
+    trp_entry_clear(&en);
+    trp_log_close(log);
+    bool ok;
+    verify_ok(d, &ok);
+    CHECK(ok);
+    CHECK(count_files(d, ".seg") > 3);
+    mpz_clears(s, st, nx, NULL);
+}
+
+static void seqs_cross_2_64(void)
+{
+    big_seqs("two64", "18446744073709551610", 40);
+}
+static void seqs_at_10_30(void)
+{
+    big_seqs("ten30", "1000000000000000000000000000000", 24);
+}
+
+/* In a child: sync works, then a file-size limit (EFBIG, as a full disk)
+ * fails a batch, which leaves the log exactly as at the last sync. */
+static int full_disk_child(const char *d)
+{
+    signal(SIGXFSZ, SIG_IGN);
+    trp_err e;
+    trp_log *log = lt_open(d, true, NULL, 1u << 20, &e);
+    if (!log || lt_batch(log, 0, 10))
+        return 10;
+    struct rlimit rl;
+    getrlimit(RLIMIT_FSIZE, &rl);
+    struct rlimit tiny = {.rlim_cur = 2000, .rlim_max = rl.rlim_max};
+    setrlimit(RLIMIT_FSIZE, &tiny);
+    static char big[200];
+    memset(big, 'z', sizeof big);
+    int rc = 0;
+    for (int i = 0; i < 40 && rc == 0; i++)
+        rc = trp_log_append(log, 1, TRP_ENTRY_DATA, big, sizeof big, NULL, &e);
+    if (rc == 0)
+        rc = trp_log_sync(log, &e);
+    if (rc == 0)
+        return 11;
+    if (lt_next_u64(log) != 10)
+        return 12;
+    /* a batch big enough to be written out while it is appended (the
+     * buffer is flushed every MiB): the failure comes from an append */
+    rc = 0;
+    for (int i = 0; i < 8000 && rc == 0; i++)
+        rc = trp_log_append(log, 1, TRP_ENTRY_DATA, big, sizeof big, NULL, &e);
+    if (rc == 0)
+        return 16;
+    if (lt_next_u64(log) != 10 || trp_log_sync(log, &e) != TRP_OK || lt_next_u64(log) != 10)
+        return 17;
+    setrlimit(RLIMIT_FSIZE, &rl);
+    if (lt_batch(log, 10, 15)) /* the handle still works */
+        return 13;
+    trp_log_close(log);
+    return 0;
+}
+
+static void full_disk_loses_nothing(void)
+{
+    const char *d = lt_dir("full");
+    fflush(stdout);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0)
+        _exit(full_disk_child(d));
+    int st;
+    waitpid(pid, &st, 0);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", WEXITSTATUS(st));
+    trp_err e;
+    trp_log *log = lt_open(d, false, NULL, 1u << 20, &e);
+    REQUIRE(log);
+    CHECK(lt_next_u64(log) == 15);
+    CHECK(chain_ok(log, 0, 15));
+    trp_log_close(log);
+}
+
+static void iterating_without_hashes(void)
+{
+    const char *d = lt_dir("nohash");
+    trp_err e;
+    trp_log *log = lt_open(d, true, NULL, 0, &e);
+    REQUIRE(log);
+    REQUIRE(lt_batch(log, 0, 3) == 0);
+    trp_iter *it;
+    mpz_t s;
+    mpz_init(s);
+    REQUIRE(trp_iter_open(&it, log, s, &e) == TRP_OK);
+    trp_iter_set_hash(it, false);
+    trp_entry en;
+    trp_entry_init(&en);
+    uint8_t zero[32] = {0};
+    CHECK(trp_iter_next(it, &en, &e) == 1 && memcmp(en.hash, zero, 32) == 0 && en.len == 2);
+    trp_iter_set_hash(it, true);
+    CHECK(trp_iter_next(it, &en, &e) == 1 && memcmp(en.hash, zero, 32) != 0);
+    CHECK(trp_iter_next(it, &en, &e) == 1 && memcmp(en.hash, trp_log_head_hash(log), 32) == 0);
+    CHECK(trp_iter_next(it, &en, &e) == 0);
+    trp_entry_clear(&en);
+    trp_iter_close(it);
+    mpz_clear(s);
+    trp_log_close(log);
+}
+
+static void a_reader_follows_rolls_and_removals(void)
+{
+    const char *d = lt_dir("follow");
+    trp_err e;
+    trp_log *w = lt_open(d, true, NULL, 600, &e);
+    REQUIRE(w);
+    REQUIRE(lt_batch(w, 0, 1) == 0);
+    trp_log *r = lt_reader(d, &e);
+    REQUIRE(r);
+    int next = 1;
+    for (int round = 0; round < 30; round++) {
+        int n = 1 + round % 4;
+        REQUIRE(lt_batch(w, next, next + n) == 0);
+        next += n;
+        if (round % 7 == 6) { /* remove a few and append them again */
+            mpz_t f;
+            mpz_init_set_ui(f, (unsigned long)(next - 3));
+            REQUIRE(trp_log_truncate(w, f, &e) == TRP_OK);
+            mpz_clear(f);
+            REQUIRE(lt_batch(w, next - 3, next) == 0);
+        }
+        REQUIRE(trp_log_refresh(r, &e) == TRP_OK);
+        CHECKF(lt_next_u64(r) == (uint64_t)next, "round %d: %llu", round,
+               (unsigned long long)lt_next_u64(r));
+        CHECK(memcmp(trp_log_head_hash(r), trp_log_head_hash(w), 32) == 0);
+        for (int i = next - 6 > 0 ? next - 6 : 0; i < next; i++)
+            CHECKF(lt_entry_is(r, (uint64_t)i), "round %d seq %d", round, i);
+    }
+    CHECK(chain_ok(r, 0, (uint64_t)next));
+    trp_log_close(r);
+    trp_log_close(w);
+}
+
+#if defined(__x86_64__)
+/* From now on, fdatasync(2) fails with EIO in this process (seccomp). */
+static int fail_fdatasync(void)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fdatasync, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EIO),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return -1;
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+static int fsync_failure_child(const char *d)
+{
+    trp_err e;
+    trp_log *log = lt_open(d, true, NULL, 0, &e);
+    if (!log || lt_batch(log, 0, 5))
+        return 10;
+    if (fail_fdatasync() < 0)
+        return 0; /* no seccomp here: nothing to test */
+    if (trp_log_append(log, 1, TRP_ENTRY_DATA, "x", 1, NULL, &e) != TRP_OK)
+        return 11;
+    if (trp_log_sync(log, &e) != TRP_EIO)
+        return 12;
+    /* fatal: every later call fails, even ones that would not fsync */
+    if (trp_log_append(log, 1, TRP_ENTRY_DATA, "y", 1, NULL, &e) == TRP_OK)
+        return 13;
+    if (trp_log_sync(log, &e) == TRP_OK || !strstr(e.msg, "unusable"))
+        return 14;
+    mpz_t s;
+    mpz_init_set_ui(s, 2);
+    int rc = trp_log_truncate(log, s, &e);
+    mpz_clear(s);
+    if (rc == TRP_OK)
+        return 15;
+    trp_log_close(log);
+    return 0;
+}
+#endif
+
+static void fsync_failure_is_fatal(void)
+{
+#if defined(__x86_64__)
+    const char *d = lt_dir("fsyncfail");
+    fflush(stdout);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0)
+        _exit(fsync_failure_child(d));
+    int st;
+    waitpid(pid, &st, 0);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", WEXITSTATUS(st));
+    /* reopened: the synced batch is there */
+    trp_err e;
+    trp_log *log = lt_open(d, false, NULL, 0, &e);
+    REQUIRE(log);
+    /* the failed batch may or may not have reached the disk; never part */
+    uint64_t n = lt_next_u64(log);
+    CHECK(n == 5 || n == 6);
+    for (uint64_t i = 0; i < 5; i++)
+        CHECK(lt_entry_is(log, i));
+    trp_log_close(log);
+#endif
+}
+
+static void entries_bigger_than_a_segment(void)
+{
+    const char *d = lt_dir("bigentries");
+    trp_err e;
+    trp_log_options o = {.create = true, .segment_bytes = 4096};
+    trp_log *log;
+    REQUIRE(trp_log_open(&log, d, &o, &e) == TRP_OK);
+    static uint8_t big[TRP_MAX_ENTRY_DEFAULT];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 31 + 7);
+    size_t lens[] = {TRP_MAX_ENTRY_DEFAULT, 0, 5000, 1, TRP_MAX_ENTRY_DEFAULT - 3};
+    for (int i = 0; i < 5; i++)
+        REQUIRE(trp_log_append(log, 1, TRP_ENTRY_DATA, big, lens[i], NULL, &e) == TRP_OK);
+    REQUIRE(trp_log_sync(log, &e) == TRP_OK);
+    CHECK(trp_log_append(log, 1, TRP_ENTRY_DATA, big, TRP_MAX_ENTRY_DEFAULT + 1, NULL, &e) ==
+          TRP_ETOOBIG);
+    trp_log_close(log);
+    CHECK(count_files(d, ".seg") >= 4); /* one record a segment, mostly */
+    log = lt_reader(d, &e);
+    REQUIRE(log);
+    trp_entry en;
+    trp_entry_init(&en);
+    mpz_t s;
+    mpz_init(s);
+    for (int i = 0; i < 5; i++) {
+        mpz_set_ui(s, (unsigned long)i);
+        CHECKF(trp_log_read(log, s, &en, &e) == TRP_OK && en.len == lens[i] &&
+                   (lens[i] == 0 || memcmp(en.payload, big, lens[i]) == 0),
+               "seq %d: %s", i, e.msg);
+    }
+    mpz_clear(s);
+    trp_entry_clear(&en);
+    trp_log_close(log);
+    bool ok;
+    verify_ok(d, &ok);
+    CHECK(ok);
+}
+
+int main(void)
+{
+    RUN(append_read_iterate_across_segments);
+    RUN(unsynced_entries_are_readable_by_the_writer_only);
+    RUN(manual_commit_watermark);
+    RUN(truncate_removes_durably);
+    RUN(truncate_at_every_point_then_reopen);
+    RUN(trim_drops_whole_segments_and_keeps_the_anchor);
+    RUN(meta_is_replaced_atomically);
+    RUN(one_writer_and_its_pid);
+    RUN(bad_directories);
+    RUN(bad_entries);
+    RUN(seqs_cross_2_64);
+    RUN(seqs_at_10_30);
+    RUN(full_disk_loses_nothing);
+    RUN(iterating_without_hashes);
+    RUN(a_reader_follows_rolls_and_removals);
+    RUN(fsync_failure_is_fatal);
+    RUN(entries_bigger_than_a_segment);
+    lt_cleanup();
+    return check_done();
+}
