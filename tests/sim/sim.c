@@ -146,7 +146,7 @@ typedef struct sim_client {
 typedef struct sim_stats {
     uint64_t msgs, dropped, duplicated, corrupted, rejected, cut;
     uint64_t crashes, torn, pauses, stalls, partitions, oneway, nontransitive, flaps, heals;
-    uint64_t acks, conflicts, reads, elections, commits_end;
+    uint64_t acks, conflicts, reads, elections, commits_end, truncations;
     uint64_t sim_ms;
 } sim_stats;
 
@@ -308,6 +308,7 @@ static int st_truncate(void *u, const mpz_t from, trp_err *err)
             sim_violation(nd->sim, "node %" PRIu64 ": truncates a committed entry at %zu", nd->id,
                           i);
     }
+    nd->sim->st.truncations++;
     sim_trace(nd->sim, "node %" PRIu64 " truncates its log from %zu (had %zu)", nd->id, i, nd->n);
     disk_cut(nd, i);
     (void)err;

@@ -93,10 +93,10 @@ int main(int argc, char **argv)
            " (torn %" PRIu64 "), pauses %" PRIu64 ", disk stalls %" PRIu64 ", partitions %" PRIu64
            ", one-way %" PRIu64 ", non-transitive %" PRIu64 ", flapping %" PRIu64 ", heals %" PRIu64
            "; leaders elected %" PRIu64 ", appends acknowledged %" PRIu64 ", conflicts %" PRIu64
-           ", reads %" PRIu64 ", committed entries %" PRIu64 "\n",
+           ", reads %" PRIu64 ", committed entries %" PRIu64 ", truncations %" PRIu64 "\n",
            ran, have_one ? one : base, failed, (double)tot.sim_ms / 3.6e6, secs, tot.msgs, tot.dropped,
            tot.duplicated, tot.corrupted, tot.rejected, tot.cut, tot.crashes, tot.torn, tot.pauses,
            tot.stalls, tot.partitions, tot.oneway, tot.nontransitive, tot.flaps, tot.heals,
-           tot.elections, tot.acks, tot.conflicts, tot.reads, tot.commits_end);
+           tot.elections, tot.acks, tot.conflicts, tot.reads, tot.commits_end, tot.truncations);
     return failed ? 1 : 0;
 }
