@@ -117,6 +117,7 @@ typedef struct sim_node {
     uint64_t seen_term;
     size_t seen_commit, checked;
     uint64_t incarnation;
+    bool crash_pending;     /* crash at the end of the current persistence step */
 } sim_node;
 
 typedef struct sim_msg {
@@ -182,7 +183,22 @@ typedef struct sim {
     bool failed;
     char why[1024];
     sim_stats st;
+    uint64_t acks_by[SIM_MAXN];  /* successful append replies, per node */
+    uint64_t persist_events;     /* appends, truncations, metadata writes, syncs */
+    uint64_t crash_at_event;     /* crash the node at this persistence event */
+    uint64_t crash_down_ms;
 } sim;
+
+/* Count a persistence event; true when the node must crash right after it. */
+static bool persist_point(sim *s, sim_node *nd)
+{
+    s->persist_events++;
+    if (s->crash_at_event && s->persist_events == s->crash_at_event) {
+        nd->crash_pending = true;
+        return true;
+    }
+    return false;
+}
 
 static void sim_trace(sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void sim_trace(sim *s, const char *fmt, ...)
@@ -279,6 +295,7 @@ static int st_append(void *u, const mpz_t seq, const trp_raft_entry *e, trp_err 
         abort();
     if (e->len)
         memcpy(se->payload, e->payload, e->len);
+    persist_point(nd->sim, nd);
     return 0;
 }
 
@@ -311,6 +328,7 @@ static int st_truncate(void *u, const mpz_t from, trp_err *err)
     nd->sim->st.truncations++;
     sim_trace(nd->sim, "node %" PRIu64 " truncates its log from %zu (had %zu)", nd->id, i, nd->n);
     disk_cut(nd, i);
+    persist_point(nd->sim, nd);
     (void)err;
     return 0;
 }
@@ -371,6 +389,7 @@ static void node_check_commit(sim *s, sim_node *nd);
  * which re-checks the chain as the real store does). */
 static void node_crash(sim *s, sim_node *nd, uint64_t down_ms)
 {
+    nd->crash_pending = false;
     if (!nd->up)
         return;
     node_check_commit(s, nd);
@@ -437,6 +456,11 @@ static void node_drain(sim *s, sim_node *nd)
                 sim_violation(s, "node %" PRIu64 ": votes twice in term %" PRIu64, nd->id, rd.term);
             nd->hs_term = rd.term;
             nd->hs_vote = rd.vote;
+            if (persist_point(s, nd)) { /* crash before any message leaves */
+                trp_raft_advance(nd->r, &rd);
+                node_crash(s, nd, s->crash_down_ms);
+                return;
+            }
         }
         if (rd.commit_changed) {
             mpz_sub(s->tmp, rd.commit_next, s->base);
@@ -490,6 +514,10 @@ static void node_disk_step(sim *s, sim_node *nd)
     nd->syncing = false;
     if (nd->sync_target > nd->durable)
         nd->durable = nd->sync_target;
+    if (persist_point(s, nd)) { /* durable, but the node dies before it says so */
+        node_crash(s, nd, s->crash_down_ms);
+        return;
+    }
     if (nd->sync_again) {
         nd->sync_again = false;
         nd->syncing = true;
@@ -695,6 +723,7 @@ static void client_reply(sim *s, sim_node *nd, const trp_raft_reply *rep)
         return;
     }
     s->st.acks++;
+    s->acks_by[nd->idx]++;
     c->acked++;
     /* the reply follows the commit it reports (on whichever node) */
     for (int k = 0; k < s->cfg.n; k++)
@@ -865,7 +894,7 @@ static void fault_event(sim *s)
     int i = (int)rng_below(&s->rng, (uint64_t)n);
     sim_node *nd = &s->node[i];
     uint64_t et = s->cfg.election_ms;
-    switch (rng_below(&s->rng, 10)) {
+    switch (rng_below(&s->rng, 11)) {
     case 0:
         node_crash(s, nd, rng_range(&s->rng, 0, 3 * et));
         break;
@@ -917,8 +946,15 @@ static void fault_event(sim *s)
         s->st.heals++;
         sim_trace(s, "HEAL links");
         break;
+    case 9:
+        /* crash whichever node performs the k-th next persistence step
+         * (append, truncate, metadata write or sync), right after it */
+        s->crash_at_event = s->persist_events + rng_range(&s->rng, 1, 40);
+        s->crash_down_ms = rng_range(&s->rng, 0, 2 * et);
+        sim_trace(s, "CRASH armed at persistence event %" PRIu64, s->crash_at_event);
+        break;
     default:
-        break; /* a quiet interval */
+        break;
     }
 }
 
@@ -1035,10 +1071,17 @@ SIM_API void sim_step(sim *s, bool workload)
         if (!nd->up || s->now < nd->paused_until)
             continue;
         node_disk_step(s, nd);
+        if (!nd->up)
+            continue;
         trp_raft_tick(nd->r, s->now);
         node_drain(s, nd);
     }
     clients_step(s, workload);
+    for (int i = 0; i < s->cfg.n; i++)
+        if (s->node[i].crash_pending) {
+            s->node[i].crash_pending = false;
+            node_crash(s, &s->node[i], s->crash_down_ms);
+        }
     check_invariants(s);
 }
 
