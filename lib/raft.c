@@ -15,6 +15,7 @@
 static void fill_defaults(trp_raft_config *c)
 {
     if (!c->election_timeout_ms) c->election_timeout_ms = TRP_RAFT_ELECTION_TIMEOUT_MS;
+    if (!c->election_timeout_max_ms) c->election_timeout_max_ms = 2 * c->election_timeout_ms;
     if (!c->heartbeat_ms) c->heartbeat_ms = TRP_RAFT_HEARTBEAT_MS;
     if (!c->max_msg_bytes) c->max_msg_bytes = TRP_RAFT_MAX_MSG_BYTES;
     if (!c->max_inflight_msgs) c->max_inflight_msgs = TRP_RAFT_MAX_INFLIGHT_MSGS;
@@ -46,11 +47,12 @@ uint64_t raft_random(trp_raft *r, uint64_t below)
     return r->env.rand(r->env.user) % below;
 }
 
-/* Raft §5.2: a randomized election timeout in [t, 2t). */
+/* Raft §5.2: a randomized election timeout in [min, max). */
 void raft_reset_election_timer(trp_raft *r)
 {
     uint64_t t = r->cfg.election_timeout_ms;
-    r->election_due_ms = r->now_ms + t + raft_random(r, t);
+    uint64_t spread = r->cfg.election_timeout_max_ms - t;
+    r->election_due_ms = r->now_ms + t + (spread ? raft_random(r, spread) : 0);
 }
 
 struct raft_peer *raft_peer_by_id(trp_raft *r, uint64_t id)
@@ -124,12 +126,14 @@ int raft_term_at(trp_raft *r, const mpz_t seq, uint64_t *term)
     return 0;
 }
 
-/* The commit seq only moves forward (Raft §5.3, Leader Completeness). */
+/* The commit seq only moves forward (Raft §5.3, Leader Completeness). A
+ * leader's commit may run ahead of its own durable log (a quorum of
+ * followers has the entries); the watermark a ready reports never does. */
 void raft_set_commit(trp_raft *r, const mpz_t commit)
 {
     if (mpz_cmp(commit, r->commit_next) <= 0)
         return;
-    assert(mpz_cmp(commit, r->durable_next) <= 0);
+    assert(mpz_cmp(commit, r->next) <= 0);
     mpz_set(r->commit_next, commit);
     if (mpz_cmp(r->verified_next, r->commit_next) < 0)
         mpz_set(r->verified_next, r->commit_next);
@@ -453,6 +457,8 @@ int trp_raft_persisted(trp_raft *r, const mpz_t durable_next)
      * cannot vouch for entries appended after it. */
     if (mpz_cmp(durable_next, r->next) <= 0 && mpz_cmp(durable_next, r->durable_next) > 0) {
         mpz_set(r->durable_next, durable_next);
+        if (mpz_cmp(r->commit_next, r->durable_next) >= 0)
+            r->commit_changed = true; /* the reported watermark moves */
         replication_persisted(r);
     }
     return r->failed ? r->fail.code : 0;
@@ -491,7 +497,11 @@ bool trp_raft_ready_needs_hard_state(const trp_raft *r) { return r->hard_state_d
 void trp_raft_ready_take(trp_raft *r, trp_raft_ready *rd)
 {
     memset(rd, 0, sizeof *rd);
-    mpz_init_set(rd->commit_next, r->commit_next);
+    /* the watermark to persist: committed AND durable here */
+    if (mpz_cmp(r->commit_next, r->durable_next) <= 0)
+        mpz_init_set(rd->commit_next, r->commit_next);
+    else
+        mpz_init_set(rd->commit_next, r->durable_next);
     rd->hard_state = r->hard_state_dirty;
     rd->term = r->term;
     rd->vote = r->vote;

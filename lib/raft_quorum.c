@@ -81,6 +81,10 @@ int trp_raft_config_check(const trp_raft_config *cfg_in, trp_err *err)
                            "cluster config: heartbeat %u ms must be under half the election timeout "
                            "(%u ms), or followers time out between heartbeats",
                            c.heartbeat_ms, c.election_timeout_ms);
+    if (c.election_timeout_max_ms < c.election_timeout_ms)
+        return trp_err_set(err, TRP_ECONFIG,
+                           "cluster config: election timeout maximum %u ms is below its minimum %u ms",
+                           c.election_timeout_max_ms, c.election_timeout_ms);
     if (c.max_inflight_msgs > 4096)
         return trp_err_set(err, TRP_ECONFIG, "cluster config: max_inflight_msgs %u is over 4096",
                            c.max_inflight_msgs);

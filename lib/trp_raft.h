@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define TRP_RAFT_HASH_LEN 32
-#define TRP_RAFT_MAX_NODES 64
+#define TRP_RAFT_MAX_NODES 256
 
 /* Entry types, identical to enum trp_entry_type in trp_log.h. */
 #define TRP_RAFT_ENTRY_DATA 1
@@ -62,7 +62,8 @@ typedef struct trp_raft_config {
     size_t n_nodes;              /* 1..TRP_RAFT_MAX_NODES */
     const char *const *groups;   /* declared group names; NULL/0: plain majority */
     size_t n_groups;
-    uint32_t election_timeout_ms;  /* 0 = default; the minimum, randomized to [t, 2t) */
+    uint32_t election_timeout_ms;  /* 0 = default; the minimum election timeout */
+    uint32_t election_timeout_max_ms; /* 0 = 2 x minimum; randomized in [min, max) */
     uint32_t heartbeat_ms;         /* 0 = default; must be < election_timeout_ms / 2 */
     uint32_t max_msg_bytes;        /* entry bytes per append message (>= 1 entry) */
     uint32_t max_inflight_msgs;    /* pipelined appends per follower */
@@ -231,7 +232,7 @@ typedef struct trp_raft_ready {
     bool sync;           /* entries were appended: sync the log, then call
                             trp_raft_persisted with the durable next */
     bool commit_changed; /* commit_next moved: persist the watermark if wanted */
-    mpz_t commit_next;
+    mpz_t commit_next;   /* entries below are committed and durable here */
     trp_raft_msg *msgs;  /* to send, each to msgs[i].to */
     size_t n_msgs;
     trp_raft_reply *replies; /* to local clients */
@@ -272,6 +273,7 @@ uint64_t trp_raft_term(const trp_raft *r);
 uint64_t trp_raft_leader(const trp_raft *r); /* 0 = unknown */
 uint64_t trp_raft_vote(const trp_raft *r);
 uint64_t trp_raft_id(const trp_raft *r);
+/* Entries below it are committed (a leader's may pass its own durable log). */
 void trp_raft_commit_next(const trp_raft *r, mpz_t out);
 void trp_raft_log_next(const trp_raft *r, mpz_t out);
 const uint8_t *trp_raft_head_hash(const trp_raft *r);
