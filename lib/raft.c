@@ -398,7 +398,7 @@ static void step_term(trp_raft *r, const trp_raft_msg *m)
         election_become_follower(r, m->term, 0);
         return;
     case TRP_RAFT_VOTE:
-        if (r->leader_heard && r->now_ms - r->leader_heard_ms < r->cfg.election_timeout_ms)
+        if (election_withholding(r))
             return; /* withheld; election_receive_request ignores it too */
         election_become_follower(r, m->term, 0);
         return;

@@ -139,6 +139,7 @@ void election_become_follower(trp_raft *r, uint64_t term, uint64_t leader);
 void election_receive_request(trp_raft *r, const trp_raft_msg *m);
 void election_receive_response(trp_raft *r, const trp_raft_msg *m);
 void election_tally(trp_raft *r);
+bool election_withholding(const trp_raft *r);
 bool election_log_up_to_date(const trp_raft *r, uint64_t last_term, const mpz_t log_next);
 
 /* raft_replication.c */

@@ -27,7 +27,9 @@ bool election_log_up_to_date(const trp_raft *r, uint64_t last_term, const mpz_t 
     return mpz_cmp(log_next, r->next) >= 0;
 }
 
-static bool withholding(const trp_raft *r)
+/* §4.2.3: a leader, or a follower that heard a live leader within the
+ * minimum election timeout, neither answers nor adopts a vote request. */
+bool election_withholding(const trp_raft *r)
 {
     if (r->role == TRP_RAFT_LEADER)
         return true;
@@ -133,7 +135,7 @@ static bool priority_preempts(trp_raft *r, const trp_raft_msg *m)
 
 void election_receive_request(trp_raft *r, const trp_raft_msg *m)
 {
-    if (withholding(r))
+    if (election_withholding(r))
         return; /* a live leader: do not even answer (§4.2.3) */
     bool up_to_date = election_log_up_to_date(r, m->log_term, m->seq);
     if (m->type == TRP_RAFT_PREVOTE) {

@@ -142,6 +142,7 @@ typedef struct sim_client {
     uint8_t if_head[TRP_RAFT_HASH_LEN];
     size_t read_floor;
     uint64_t acked;
+    size_t last_seq;   /* seq+1 of its last acknowledged append */
 } sim_client;
 
 typedef struct sim_stats {
@@ -745,6 +746,10 @@ static void client_reply(sim *s, sim_node *nd, const trp_raft_reply *rep)
         if (memcmp(prev, c->if_head, TRP_RAFT_HASH_LEN))
             sim_violation(s, "conditional append at %zu does not follow the head it named", seq);
     }
+    if (seq + 1 <= c->last_seq)
+        sim_violation(s, "client %" PRIu64 ": req %" PRIu64 " acknowledged at %zu, before its "
+                      "previous append at %zu", c->id, c->req, seq, c->last_seq - 1);
+    c->last_seq = seq + 1;
     if (seq + 1 > s->acked_max)
         s->acked_max = seq + 1;
 }
@@ -988,7 +993,7 @@ SIM_API void sim_random_cfg(sim_cfg *c, uint64_t seed)
     c->disk_ms_max = (uint32_t)rng_range(&r, 0, 10);
     c->n_clients = (int)rng_range(&r, 1, 5);
     c->faults = true;
-    c->fault_ms = 20000;
+    c->fault_ms = 30000;
     c->heal_ms = SIM_LIVENESS_MS + 2000;
 }
 
