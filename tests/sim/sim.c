@@ -118,6 +118,7 @@ typedef struct sim_node {
     size_t seen_commit, checked;
     uint64_t incarnation;
     bool crash_pending;     /* crash at the end of the current persistence step */
+    bool fail_appends;      /* the disk refuses writes (EIO) */
 } sim_node;
 
 typedef struct sim_msg {
@@ -149,6 +150,7 @@ typedef struct sim_stats {
     uint64_t msgs, dropped, duplicated, corrupted, rejected, cut;
     uint64_t crashes, torn, pauses, stalls, partitions, oneway, nontransitive, flaps, heals;
     uint64_t acks, conflicts, reads, elections, commits_end, truncations;
+    uint64_t recovery_ms_max, recovery_ms_sum, recoveries;
     uint64_t sim_ms;
 } sim_stats;
 
@@ -269,6 +271,8 @@ static int st_append(void *u, const mpz_t seq, const trp_raft_entry *e, trp_err 
 {
     sim_node *nd = u;
     size_t i = seq_index(nd, seq);
+    if (nd->fail_appends)
+        return trp_err_set(err, TRP_EIO, "sim disk of node %" PRIu64 ": write failed", nd->id);
     if (i != nd->n) {
         sim_violation(nd->sim, "node %" PRIu64 ": append at %zu but log has %zu", nd->id, i, nd->n);
         return trp_err_set(err, TRP_EINVAL, "sim disk: append not at the end");
@@ -1145,6 +1149,9 @@ SIM_API bool sim_run(sim *s)
                       "stopped (leader: %s)", s->now - quiet, sim_has_leader(s, NULL) ? "yes" : "no");
     else if (!s->failed && s->now - quiet > SIM_LIVENESS_MS)
         sim_violation(s, "liveness: the first new commit took %" PRIu64 " ms", s->now - quiet);
+    s->st.recovery_ms_max = s->now - quiet;
+    s->st.recovery_ms_sum = s->now - quiet;
+    s->st.recoveries = 1;
     s->st.sim_ms = s->now;
     s->st.commits_end = s->hist_len;
     return !s->failed;

@@ -13,10 +13,12 @@
 
 static void add_stats(sim_stats *a, const sim_stats *b)
 {
+    uint64_t max = a->recovery_ms_max > b->recovery_ms_max ? a->recovery_ms_max : b->recovery_ms_max;
     const uint64_t *pb = (const uint64_t *)b;
     uint64_t *pa = (uint64_t *)a;
     for (size_t i = 0; i < sizeof *a / sizeof(uint64_t); i++)
         pa[i] += pb[i];
+    a->recovery_ms_max = max;
 }
 
 static bool run_seed(uint64_t seed, int trace, sim_stats *tot)
@@ -93,10 +95,13 @@ int main(int argc, char **argv)
            " (torn %" PRIu64 "), pauses %" PRIu64 ", disk stalls %" PRIu64 ", partitions %" PRIu64
            ", one-way %" PRIu64 ", non-transitive %" PRIu64 ", flapping %" PRIu64 ", heals %" PRIu64
            "; leaders elected %" PRIu64 ", appends acknowledged %" PRIu64 ", conflicts %" PRIu64
-           ", reads %" PRIu64 ", committed entries %" PRIu64 ", truncations %" PRIu64 "\n",
+           ", reads %" PRIu64 ", committed entries %" PRIu64 ", truncations %" PRIu64
+           "; after faults stop, first new commit in %.0f ms on average, %" PRIu64 " ms at most\n",
            ran, have_one ? one : base, failed, (double)tot.sim_ms / 3.6e6, secs, tot.msgs, tot.dropped,
            tot.duplicated, tot.corrupted, tot.rejected, tot.cut, tot.crashes, tot.torn, tot.pauses,
            tot.stalls, tot.partitions, tot.oneway, tot.nontransitive, tot.flaps, tot.heals,
-           tot.elections, tot.acks, tot.conflicts, tot.reads, tot.commits_end, tot.truncations);
+           tot.elections, tot.acks, tot.conflicts, tot.reads, tot.commits_end, tot.truncations,
+           tot.recoveries ? (double)tot.recovery_ms_sum / (double)tot.recoveries : 0.0,
+           tot.recovery_ms_max);
     return failed ? 1 : 0;
 }

@@ -790,6 +790,26 @@ static void test_follower_forwards(void)
     free_cluster(s);
 }
 
+static void test_storage_failure_fail_stops(void)
+{
+    sim *s = new_cluster(1, 0);
+    outbox o = {0};
+    trp_raft_tick(s->node[0].r, 1);
+    drain(s, 0, &o);
+    REQUIRE(trp_raft_role(s->node[0].r) == TRP_RAFT_LEADER);
+    s->node[0].fail_appends = true;
+    CHECK(trp_raft_propose(s->node[0].r, 3, 1, "x", 1, NULL) == TRP_EIO);
+    drain(s, 0, &o);
+    trp_err err = {0};
+    CHECK(trp_raft_failed(s->node[0].r, &err) && strstr(err.msg, "write failed"));
+    CHECK(trp_raft_role(s->node[0].r) == TRP_RAFT_FOLLOWER); /* never leads on a broken disk */
+    CHECK(o.n_rep == 1 && o.rep[0].status == TRP_EUNAVAIL);  /* the client hears of it */
+    CHECK(trp_raft_tick(s->node[0].r, 1000) == TRP_EIO);
+    CHECK(trp_raft_role(s->node[0].r) == TRP_RAFT_FOLLOWER);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
 int main(void)
 {
     RUN(test_quorum_sizes);
@@ -816,5 +836,6 @@ int main(void)
     RUN(test_conditional_append);
     RUN(test_read_index_needs_quorum);
     RUN(test_follower_forwards);
+    RUN(test_storage_failure_fail_stops);
     return check_done();
 }
