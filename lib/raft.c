@@ -14,28 +14,46 @@
 
 static void fill_defaults(trp_raft_config *c)
 {
-    if (!c->election_timeout_ms) c->election_timeout_ms = TRP_RAFT_ELECTION_TIMEOUT_MS;
-    if (!c->election_timeout_max_ms) c->election_timeout_max_ms = 2 * c->election_timeout_ms;
-    if (!c->heartbeat_ms) c->heartbeat_ms = TRP_RAFT_HEARTBEAT_MS;
-    if (!c->max_msg_bytes) c->max_msg_bytes = TRP_RAFT_MAX_MSG_BYTES;
-    if (!c->max_inflight_msgs) c->max_inflight_msgs = TRP_RAFT_MAX_INFLIGHT_MSGS;
-    if (!c->max_inflight_bytes) c->max_inflight_bytes = TRP_RAFT_MAX_INFLIGHT_BYTES;
-    if (!c->max_entry) c->max_entry = TRP_RAFT_MAX_ENTRY;
-    if (!c->session_max) c->session_max = TRP_RAFT_SESSION_MAX;
-    if (!c->session_window) c->session_window = TRP_RAFT_SESSION_WINDOW;
-    if (!c->max_pending) c->max_pending = TRP_RAFT_MAX_PENDING;
+    if (!c->election_timeout_ms)
+        c->election_timeout_ms = TRP_RAFT_ELECTION_TIMEOUT_MS;
+    if (!c->election_timeout_max_ms)
+        c->election_timeout_max_ms = 2 * c->election_timeout_ms;
+    if (!c->heartbeat_ms)
+        c->heartbeat_ms = TRP_RAFT_HEARTBEAT_MS;
+    if (!c->max_msg_bytes)
+        c->max_msg_bytes = TRP_RAFT_MAX_MSG_BYTES;
+    if (!c->max_inflight_msgs)
+        c->max_inflight_msgs = TRP_RAFT_MAX_INFLIGHT_MSGS;
+    if (!c->max_inflight_bytes)
+        c->max_inflight_bytes = TRP_RAFT_MAX_INFLIGHT_BYTES;
+    if (!c->max_entry)
+        c->max_entry = TRP_RAFT_MAX_ENTRY;
+    if (!c->session_max)
+        c->session_max = TRP_RAFT_SESSION_MAX;
+    if (!c->session_window)
+        c->session_window = TRP_RAFT_SESSION_WINDOW;
+    if (!c->max_pending)
+        c->max_pending = TRP_RAFT_MAX_PENDING;
 }
 
-void trp_raft_config_defaults(trp_raft_config *cfg) { fill_defaults(cfg); }
+void trp_raft_config_defaults(trp_raft_config *cfg)
+{
+    fill_defaults(cfg);
+}
 
 const char *trp_raft_role_name(int role)
 {
     switch (role) {
-    case TRP_RAFT_FOLLOWER: return "follower";
-    case TRP_RAFT_PRECANDIDATE: return "pre-candidate";
-    case TRP_RAFT_CANDIDATE: return "candidate";
-    case TRP_RAFT_LEADER: return "leader";
-    default: return "?";
+    case TRP_RAFT_FOLLOWER:
+        return "follower";
+    case TRP_RAFT_PRECANDIDATE:
+        return "pre-candidate";
+    case TRP_RAFT_CANDIDATE:
+        return "candidate";
+    case TRP_RAFT_LEADER:
+        return "leader";
+    default:
+        return "?";
     }
 }
 
@@ -492,7 +510,10 @@ bool trp_raft_has_ready(const trp_raft *r)
     return r->hard_state_dirty || r->sync_wanted || r->commit_changed || r->n_msgs || r->n_replies;
 }
 
-bool trp_raft_ready_needs_hard_state(const trp_raft *r) { return r->hard_state_dirty; }
+bool trp_raft_ready_needs_hard_state(const trp_raft *r)
+{
+    return r->hard_state_dirty;
+}
 
 void trp_raft_ready_take(trp_raft *r, trp_raft_ready *rd)
 {
@@ -541,14 +562,38 @@ void trp_raft_advance(trp_raft *r, trp_raft_ready *rd)
 
 /* ---- introspection ------------------------------------------------------ */
 
-int trp_raft_role(const trp_raft *r) { return r->role; }
-uint64_t trp_raft_term(const trp_raft *r) { return r->term; }
-uint64_t trp_raft_leader(const trp_raft *r) { return r->leader; }
-uint64_t trp_raft_vote(const trp_raft *r) { return r->vote; }
-uint64_t trp_raft_id(const trp_raft *r) { return r->cfg.self; }
-void trp_raft_commit_next(const trp_raft *r, mpz_t out) { mpz_set(out, r->commit_next); }
-void trp_raft_log_next(const trp_raft *r, mpz_t out) { mpz_set(out, r->next); }
-const uint8_t *trp_raft_head_hash(const trp_raft *r) { return r->head_hash; }
+int trp_raft_role(const trp_raft *r)
+{
+    return r->role;
+}
+uint64_t trp_raft_term(const trp_raft *r)
+{
+    return r->term;
+}
+uint64_t trp_raft_leader(const trp_raft *r)
+{
+    return r->leader;
+}
+uint64_t trp_raft_vote(const trp_raft *r)
+{
+    return r->vote;
+}
+uint64_t trp_raft_id(const trp_raft *r)
+{
+    return r->cfg.self;
+}
+void trp_raft_commit_next(const trp_raft *r, mpz_t out)
+{
+    mpz_set(out, r->commit_next);
+}
+void trp_raft_log_next(const trp_raft *r, mpz_t out)
+{
+    mpz_set(out, r->next);
+}
+const uint8_t *trp_raft_head_hash(const trp_raft *r)
+{
+    return r->head_hash;
+}
 
 bool trp_raft_failed(const trp_raft *r, trp_err *err)
 {

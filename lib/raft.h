@@ -19,13 +19,13 @@ enum { PROGRESS_PROBE = 0, PROGRESS_REPLICATE = 1 };
 
 struct raft_peer {
     uint64_t id;
-    int group;          /* index into groups, -1 without groups */
+    int group; /* index into groups, -1 without groups */
     uint32_t priority;
     /* leader side (Raft §5.3 nextIndex/matchIndex; match is a "next") */
     mpz_t next;
-    mpz_t match;        /* entries < match are durable on the peer and match ours */
-    int progress;       /* PROGRESS_* */
-    bool probe_sent;    /* PROBE: one append out, wait for its answer or a heartbeat */
+    mpz_t match;         /* entries < match are durable on the peer and match ours */
+    int progress;        /* PROGRESS_* */
+    bool probe_sent;     /* PROBE: one append out, wait for its answer or a heartbeat */
     mpz_t *inflight_end; /* ring of in-flight appends: end (next) of each */
     uint32_t *inflight_bytes;
     size_t inflight_head, inflight_count;
@@ -42,24 +42,24 @@ struct raft_session {
 };
 
 struct raft_waiter {
-    int kind;           /* TRP_RAFT_REPLY_* */
+    int kind; /* TRP_RAFT_REPLY_* */
     uint64_t client, req;
-    uint64_t origin;    /* node to answer (0 = local) */
-    mpz_t seq;          /* APPEND: entry's seq; READ: read index */
-    uint64_t read_id;   /* READ: heartbeat ctx that must be confirmed */
-    bool read_started;  /* READ: index taken (leader had a current-term commit) */
+    uint64_t origin;   /* node to answer (0 = local) */
+    mpz_t seq;         /* APPEND: entry's seq; READ: read index */
+    uint64_t read_id;  /* READ: heartbeat ctx that must be confirmed */
+    bool read_started; /* READ: index taken (leader had a current-term commit) */
 };
 
 struct trp_raft {
     trp_raft_config cfg;
-    trp_raft_node *nodes;       /* copy of cfg.nodes */
-    char **group_names;         /* copy of cfg.groups */
+    trp_raft_node *nodes; /* copy of cfg.nodes */
+    char **group_names;   /* copy of cfg.groups */
     int *group_size;
     trp_raft_storage st;
     trp_raft_env env;
-    size_t n;                   /* nodes */
-    size_t self;                /* index of this node */
-    struct raft_peer *peers;    /* one per node, self included */
+    size_t n;                /* nodes */
+    size_t self;             /* index of this node */
+    struct raft_peer *peers; /* one per node, self included */
 
     int role;
     uint64_t term, vote, leader;
@@ -72,24 +72,24 @@ struct trp_raft {
     uint8_t head_hash[TRP_RAFT_HASH_LEN];
     uint64_t head_term;
     mpz_t commit_next;
-    mpz_t verified_next;        /* prefix known to match the current leader's log */
-    mpz_t leader_commit;        /* follower: highest commit the leader told us */
-    bool ack_pending;           /* follower: an append ack waits for durability */
+    mpz_t verified_next; /* prefix known to match the current leader's log */
+    mpz_t leader_commit; /* follower: highest commit the leader told us */
+    bool ack_pending;    /* follower: an append ack waits for durability */
     bool sync_wanted;
     bool commit_changed;
 
     /* time */
     uint64_t now_ms;
-    uint64_t election_due_ms;   /* follower/candidate: start an election */
-    uint64_t leader_heard_ms;   /* last contact from a live leader (vote withholding) */
+    uint64_t election_due_ms; /* follower/candidate: start an election */
+    uint64_t leader_heard_ms; /* last contact from a live leader (vote withholding) */
     bool leader_heard;
     uint64_t heartbeat_due_ms;
     uint64_t quorum_check_due_ms;
 
     /* leader */
-    bool leader_can_read;       /* commit is known current (ReadIndex allowed) */
-    mpz_t term_start;           /* first seq appended in this leadership */
-    uint64_t read_ctx;          /* last heartbeat ctx issued */
+    bool leader_can_read; /* commit is known current (ReadIndex allowed) */
+    mpz_t term_start;     /* first seq appended in this leadership */
+    uint64_t read_ctx;    /* last heartbeat ctx issued */
 
     /* clients */
     struct raft_session *sessions;
@@ -159,7 +159,8 @@ void replication_reset_peer(trp_raft *r, struct raft_peer *p);
 
 /* raft_client.c */
 int client_sessions_rebuild(trp_raft *r);
-void client_session_note(trp_raft *r, const mpz_t seq, const uint8_t *payload, size_t len, int type);
+void client_session_note(trp_raft *r, const mpz_t seq, const uint8_t *payload, size_t len,
+                         int type);
 void client_sessions_truncated(trp_raft *r, const mpz_t from);
 void client_receive(trp_raft *r, const trp_raft_msg *m);
 void client_commit_advanced(trp_raft *r);

@@ -37,10 +37,14 @@ int trp_raft_envelope_get(const uint8_t *payload, size_t len, uint64_t *client, 
         c = c << 8 | payload[1 + i];
         q = q << 8 | payload[9 + i];
     }
-    if (client) *client = c;
-    if (req) *req = q;
-    if (data) *data = payload + TRP_RAFT_ENVELOPE_LEN;
-    if (data_len) *data_len = len - TRP_RAFT_ENVELOPE_LEN;
+    if (client)
+        *client = c;
+    if (req)
+        *req = q;
+    if (data)
+        *data = payload + TRP_RAFT_ENVELOPE_LEN;
+    if (data_len)
+        *data_len = len - TRP_RAFT_ENVELOPE_LEN;
     return 0;
 }
 
@@ -64,8 +68,8 @@ static void sessions_clear(trp_raft *r)
 void client_session_note(trp_raft *r, const mpz_t seq, const uint8_t *payload, size_t len, int type)
 {
     uint64_t client, req;
-    if (type != TRP_RAFT_ENTRY_DATA || trp_raft_envelope_get(payload, len, &client, &req, NULL, NULL) ||
-        client == 0)
+    if (type != TRP_RAFT_ENTRY_DATA ||
+        trp_raft_envelope_get(payload, len, &client, &req, NULL, NULL) || client == 0)
         return;
     struct raft_session *s = session_find(r, client);
     if (s) {
@@ -150,7 +154,6 @@ static void waiter_remove(trp_raft *r, size_t i)
     mpz_clear(r->waiters[i].seq);
     r->waiters[i] = r->waiters[--r->n_waiters];
 }
-
 
 void client_commit_advanced(trp_raft *r)
 {

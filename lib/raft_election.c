@@ -125,8 +125,7 @@ static bool priority_preempts(trp_raft *r, const trp_raft_msg *m)
     if (!mine || m->priority >= mine)
         return false;
     /* Could we win? Only if the candidate's log is not ahead of ours. */
-    if (m->log_term > r->head_term ||
-        (m->log_term == r->head_term && mpz_cmp(m->seq, r->next) > 0))
+    if (m->log_term > r->head_term || (m->log_term == r->head_term && mpz_cmp(m->seq, r->next) > 0))
         return false;
     if (r->role == TRP_RAFT_FOLLOWER || r->role == TRP_RAFT_PRECANDIDATE)
         r->election_due_ms = r->now_ms; /* next tick starts our pre-vote */

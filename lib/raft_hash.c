@@ -15,9 +15,8 @@
 #include <openssl/evp.h>
 #include <string.h>
 
-void trp_raft_hash_interim(uint8_t out[TRP_RAFT_HASH_LEN], const mpz_t seq, uint64_t term,
-                           int type, const uint8_t prev[TRP_RAFT_HASH_LEN], const void *payload,
-                           size_t len)
+void trp_raft_hash_interim(uint8_t out[TRP_RAFT_HASH_LEN], const mpz_t seq, uint64_t term, int type,
+                           const uint8_t prev[TRP_RAFT_HASH_LEN], const void *payload, size_t len)
 {
     static const char tag[] = "trp-raft-interim";
     uint8_t buf[1 + 255 + 8 + 1];

@@ -26,16 +26,17 @@ int trp_raft_config_check(const trp_raft_config *cfg_in, trp_err *err)
     trp_raft_config c = *cfg_in;
     trp_raft_config_defaults(&c);
     if (c.n_nodes == 0 || !c.nodes)
-        return trp_err_set(err, TRP_ECONFIG, "cluster config: no nodes listed; list every node, "
-                                             "this one included");
+        return trp_err_set(err, TRP_ECONFIG,
+                           "cluster config: no nodes listed; list every node, "
+                           "this one included");
     if (c.n_nodes > TRP_RAFT_MAX_NODES)
         return trp_err_set(err, TRP_ECONFIG, "cluster config: %zu nodes, at most %d are supported",
                            c.n_nodes, TRP_RAFT_MAX_NODES);
     bool self_found = false;
     for (size_t i = 0; i < c.n_nodes; i++) {
         if (c.nodes[i].id == 0)
-            return trp_err_set(err, TRP_ECONFIG, "cluster config: node #%zu has id 0; ids start at 1",
-                               i + 1);
+            return trp_err_set(err, TRP_ECONFIG,
+                               "cluster config: node #%zu has id 0; ids start at 1", i + 1);
         for (size_t j = 0; j < i; j++)
             if (c.nodes[j].id == c.nodes[i].id)
                 return trp_err_set(err, TRP_ECONFIG, "cluster config: node id %llu is listed twice",
@@ -52,24 +53,26 @@ int trp_raft_config_check(const trp_raft_config *cfg_in, trp_err *err)
             return trp_err_set(err, TRP_ECONFIG, "cluster config: group #%zu has no name", g + 1);
         for (size_t h = 0; h < g; h++)
             if (strcmp(c.groups[g], c.groups[h]) == 0)
-                return trp_err_set(err, TRP_ECONFIG, "cluster config: group \"%s\" is declared twice",
-                                   c.groups[g]);
+                return trp_err_set(err, TRP_ECONFIG,
+                                   "cluster config: group \"%s\" is declared twice", c.groups[g]);
         size_t members = 0;
         for (size_t i = 0; i < c.n_nodes; i++)
             if (c.nodes[i].group && strcmp(c.nodes[i].group, c.groups[g]) == 0)
                 members++;
         if (!members)
-            return trp_err_set(err, TRP_ECONFIG,
-                               "cluster config: group \"%s\" has no nodes; a quorum needs a majority "
-                               "of every group, so an empty group could never be satisfied",
-                               c.groups[g]);
+            return trp_err_set(
+                err, TRP_ECONFIG,
+                "cluster config: group \"%s\" has no nodes; a quorum needs a majority "
+                "of every group, so an empty group could never be satisfied",
+                c.groups[g]);
     }
     for (size_t i = 0; i < c.n_nodes; i++) {
         const char *g = c.nodes[i].group;
         if (g && group_index(&c, g) < 0)
-            return trp_err_set(err, TRP_ECONFIG,
-                               "cluster config: node %llu names group \"%s\", which is not declared",
-                               (unsigned long long)c.nodes[i].id, g);
+            return trp_err_set(
+                err, TRP_ECONFIG,
+                "cluster config: node %llu names group \"%s\", which is not declared",
+                (unsigned long long)c.nodes[i].id, g);
         if (!g && c.n_groups)
             return trp_err_set(err, TRP_ECONFIG,
                                "cluster config: node %llu has no group, but groups are declared; "
@@ -77,14 +80,16 @@ int trp_raft_config_check(const trp_raft_config *cfg_in, trp_err *err)
                                (unsigned long long)c.nodes[i].id);
     }
     if (c.heartbeat_ms * 2 >= c.election_timeout_ms)
-        return trp_err_set(err, TRP_ECONFIG,
-                           "cluster config: heartbeat %u ms must be under half the election timeout "
-                           "(%u ms), or followers time out between heartbeats",
-                           c.heartbeat_ms, c.election_timeout_ms);
+        return trp_err_set(
+            err, TRP_ECONFIG,
+            "cluster config: heartbeat %u ms must be under half the election timeout "
+            "(%u ms), or followers time out between heartbeats",
+            c.heartbeat_ms, c.election_timeout_ms);
     if (c.election_timeout_max_ms < c.election_timeout_ms)
-        return trp_err_set(err, TRP_ECONFIG,
-                           "cluster config: election timeout maximum %u ms is below its minimum %u ms",
-                           c.election_timeout_max_ms, c.election_timeout_ms);
+        return trp_err_set(
+            err, TRP_ECONFIG,
+            "cluster config: election timeout maximum %u ms is below its minimum %u ms",
+            c.election_timeout_max_ms, c.election_timeout_ms);
     if (c.max_inflight_msgs > 4096)
         return trp_err_set(err, TRP_ECONFIG, "cluster config: max_inflight_msgs %u is over 4096",
                            c.max_inflight_msgs);

@@ -202,7 +202,7 @@ struct inbox_item {
 struct trp_node {
     uint64_t id;
     trp_raft_node *nodes;
-    char **groups;      /* distinct group names */
+    char **groups; /* distinct group names */
     size_t n, n_groups;
     trp_node_send_fn send;
     void *user;
@@ -272,8 +272,11 @@ int trp_node_new(trp_node **out, uint64_t id, const uint64_t *ids, size_t n, trp
     do
         node->client = node_rand(node);
     while (!node->client);
-    trp_raft_config c = {.self = id, .nodes = node->nodes, .n_nodes = n,
-                         .groups = (const char *const *)node->groups, .n_groups = node->n_groups,
+    trp_raft_config c = {.self = id,
+                         .nodes = node->nodes,
+                         .n_nodes = n,
+                         .groups = (const char *const *)node->groups,
+                         .n_groups = node->n_groups,
                          .election_timeout_ms = node->opts.election_timeout_ms,
                          .heartbeat_ms = node->opts.heartbeat_ms};
     int rc = trp_raft_config_check(&c, err);
@@ -340,8 +343,11 @@ int trp_node_start(trp_node *node, uint64_t now_ms, trp_err *err)
     if (!rc) {
         const mpz_t *cp = (const mpz_t *)&commit;
         trp_raft_restart rs = {term, vote, cp};
-        trp_raft_config c = {.self = node->id, .nodes = node->nodes, .n_nodes = node->n,
-                             .groups = (const char *const *)node->groups, .n_groups = node->n_groups,
+        trp_raft_config c = {.self = node->id,
+                             .nodes = node->nodes,
+                             .n_nodes = node->n,
+                             .groups = (const char *const *)node->groups,
+                             .n_groups = node->n_groups,
                              .election_timeout_ms = node->opts.election_timeout_ms,
                              .heartbeat_ms = node->opts.heartbeat_ms};
         trp_raft_env env = {node, node_rand, node->opts.hash_entry};
@@ -554,8 +560,14 @@ bool trp_node_is_leader(const trp_node *node)
     return node->r && trp_raft_role(node->r) == TRP_RAFT_LEADER;
 }
 
-uint64_t trp_node_leader(const trp_node *node) { return node->r ? trp_raft_leader(node->r) : 0; }
-uint64_t trp_node_term(const trp_node *node) { return node->r ? trp_raft_term(node->r) : 0; }
+uint64_t trp_node_leader(const trp_node *node)
+{
+    return node->r ? trp_raft_leader(node->r) : 0;
+}
+uint64_t trp_node_term(const trp_node *node)
+{
+    return node->r ? trp_raft_term(node->r) : 0;
+}
 const uint8_t *trp_node_head(const trp_node *node)
 {
     return node->r ? trp_raft_head_hash(node->r) : NULL;
@@ -565,4 +577,7 @@ void trp_node_commit_next(const trp_node *node, mpz_t out)
     if (node->r)
         trp_raft_commit_next(node->r, out);
 }
-trp_raft *trp_node_raft(trp_node *node) { return node->r; }
+trp_raft *trp_node_raft(trp_node *node)
+{
+    return node->r;
+}

@@ -38,7 +38,7 @@ extern "C" {
 #define TRP_RAFT_ENTRY_NOOP 2
 
 /* Defaults (documented in man/trp-raft.7). */
-#define TRP_RAFT_ELECTION_TIMEOUT_MS 400   /* randomized in [t, 2t) */
+#define TRP_RAFT_ELECTION_TIMEOUT_MS 400 /* randomized in [t, 2t) */
 #define TRP_RAFT_HEARTBEAT_MS 100
 #define TRP_RAFT_MAX_MSG_BYTES (256u << 10)
 #define TRP_RAFT_MAX_INFLIGHT_MSGS 32
@@ -57,21 +57,21 @@ typedef struct trp_raft_node {
 } trp_raft_node;
 
 typedef struct trp_raft_config {
-    uint64_t self;               /* this node's id; must be in nodes */
-    const trp_raft_node *nodes;  /* every voter, self included */
-    size_t n_nodes;              /* 1..TRP_RAFT_MAX_NODES */
-    const char *const *groups;   /* declared group names; NULL/0: plain majority */
+    uint64_t self;              /* this node's id; must be in nodes */
+    const trp_raft_node *nodes; /* every voter, self included */
+    size_t n_nodes;             /* 1..TRP_RAFT_MAX_NODES */
+    const char *const *groups;  /* declared group names; NULL/0: plain majority */
     size_t n_groups;
-    uint32_t election_timeout_ms;  /* 0 = default; the minimum election timeout */
+    uint32_t election_timeout_ms;     /* 0 = default; the minimum election timeout */
     uint32_t election_timeout_max_ms; /* 0 = 2 x minimum; randomized in [min, max) */
-    uint32_t heartbeat_ms;         /* 0 = default; must be < election_timeout_ms / 2 */
-    uint32_t max_msg_bytes;        /* entry bytes per append message (>= 1 entry) */
-    uint32_t max_inflight_msgs;    /* pipelined appends per follower */
-    uint32_t max_inflight_bytes;   /* entry bytes in flight per follower */
-    uint32_t max_entry;            /* largest payload accepted */
-    uint32_t session_max;          /* clients remembered for exactly-once */
-    uint32_t session_window;       /* entries scanned back to rebuild sessions */
-    uint32_t max_pending;          /* proposals/reads waiting at once */
+    uint32_t heartbeat_ms;            /* 0 = default; must be < election_timeout_ms / 2 */
+    uint32_t max_msg_bytes;           /* entry bytes per append message (>= 1 entry) */
+    uint32_t max_inflight_msgs;       /* pipelined appends per follower */
+    uint32_t max_inflight_bytes;      /* entry bytes in flight per follower */
+    uint32_t max_entry;               /* largest payload accepted */
+    uint32_t session_max;             /* clients remembered for exactly-once */
+    uint32_t session_window;          /* entries scanned back to rebuild sessions */
+    uint32_t max_pending;             /* proposals/reads waiting at once */
 } trp_raft_config;
 
 /* Fill every 0 field of cfg with its default. */
@@ -85,9 +85,9 @@ int trp_raft_config_check(const trp_raft_config *cfg, trp_err *err);
 
 typedef struct trp_raft_entry {
     uint64_t term;
-    int type;                             /* TRP_RAFT_ENTRY_* */
-    uint8_t hash[TRP_RAFT_HASH_LEN];      /* chain hash of this entry */
-    const uint8_t *payload;               /* valid until the next storage call */
+    int type;                        /* TRP_RAFT_ENTRY_* */
+    uint8_t hash[TRP_RAFT_HASH_LEN]; /* chain hash of this entry */
+    const uint8_t *payload;          /* valid until the next storage call */
     size_t len;
 } trp_raft_entry;
 
@@ -118,9 +118,8 @@ typedef struct trp_raft_env {
 /* INTERIM chain hash (SHA-256, lib/raft_hash.c) used by tnode and the
  * simulator until the log store's trp_entry_hash is merged.
  * TODO(merge): replace its uses by trp_entry_hash and remove it. */
-void trp_raft_hash_interim(uint8_t out[TRP_RAFT_HASH_LEN], const mpz_t seq, uint64_t term,
-                           int type, const uint8_t prev[TRP_RAFT_HASH_LEN], const void *payload,
-                           size_t len);
+void trp_raft_hash_interim(uint8_t out[TRP_RAFT_HASH_LEN], const mpz_t seq, uint64_t term, int type,
+                           const uint8_t prev[TRP_RAFT_HASH_LEN], const void *payload, size_t len);
 
 /* What survived on disk: the persisted term and vote, and the persisted
  * commit watermark (entries below it are known committed; NULL = first). */
@@ -137,15 +136,15 @@ enum trp_raft_msg_type {
     TRP_RAFT_PREVOTE_RESP, /* term = proposed term (granted) or own term; granted */
     TRP_RAFT_VOTE,         /* as PREVOTE, term = candidate's term */
     TRP_RAFT_VOTE_RESP,
-    TRP_RAFT_APPEND,       /* seq = first entry's seq; log_term/hash = prev; entries;
-                              last_hash = hash of the last entry; commit */
-    TRP_RAFT_APPEND_RESP,  /* success: seq = match next; reject: seq = rejected start, hint */
-    TRP_RAFT_HEARTBEAT,    /* commit (clamped to the follower's match); ctx */
+    TRP_RAFT_APPEND,         /* seq = first entry's seq; log_term/hash = prev; entries;
+                                last_hash = hash of the last entry; commit */
+    TRP_RAFT_APPEND_RESP,    /* success: seq = match next; reject: seq = rejected start, hint */
+    TRP_RAFT_HEARTBEAT,      /* commit (clamped to the follower's match); ctx */
     TRP_RAFT_HEARTBEAT_RESP, /* ctx echoed */
-    TRP_RAFT_PROPOSE,      /* forwarded client append: client, req, payload, if_head */
-    TRP_RAFT_PROPOSE_RESP, /* client, req, status, seq, hash, leader_hint */
-    TRP_RAFT_READ,         /* forwarded ReadIndex: client, req */
-    TRP_RAFT_READ_RESP,    /* client, req, status, seq = read index (commit next), leader_hint */
+    TRP_RAFT_PROPOSE,        /* forwarded client append: client, req, payload, if_head */
+    TRP_RAFT_PROPOSE_RESP,   /* client, req, status, seq, hash, leader_hint */
+    TRP_RAFT_READ,           /* forwarded ReadIndex: client, req */
+    TRP_RAFT_READ_RESP,      /* client, req, status, seq = read index (commit next), leader_hint */
     TRP_RAFT_MSG_TYPE_MAX = TRP_RAFT_READ_RESP
 };
 
@@ -159,18 +158,18 @@ typedef struct trp_raft_msg_entry {
 typedef struct trp_raft_msg {
     int type;
     uint64_t from, to, term;
-    mpz_t seq;     /* meaning by type, see enum trp_raft_msg_type */
-    mpz_t commit;  /* APPEND, HEARTBEAT */
-    mpz_t hint;    /* APPEND_RESP when rejected: where the leader should retry */
+    mpz_t seq;         /* meaning by type, see enum trp_raft_msg_type */
+    mpz_t commit;      /* APPEND, HEARTBEAT */
+    mpz_t hint;        /* APPEND_RESP when rejected: where the leader should retry */
     uint64_t log_term; /* PREVOTE/VOTE: last log term; APPEND: prev entry's term */
     uint32_t priority;
-    bool flag;     /* *VOTE_RESP: granted; APPEND_RESP: success; PROPOSE: has if_head */
+    bool flag; /* *VOTE_RESP: granted; APPEND_RESP: success; PROPOSE: has if_head */
     uint8_t hash[TRP_RAFT_HASH_LEN];      /* APPEND: prev hash; PROPOSE: if_head;
                                              PROPOSE_RESP: the entry's hash */
     uint8_t last_hash[TRP_RAFT_HASH_LEN]; /* APPEND: hash of the last entry */
     uint64_t ctx;
     uint64_t client, req;
-    int status;    /* *_RESP to clients: enum trp_status */
+    int status; /* *_RESP to clients: enum trp_status */
     uint64_t leader_hint;
     trp_raft_msg_entry *entries; /* APPEND */
     size_t n_entries;
@@ -216,18 +215,18 @@ const char *trp_raft_role_name(int role);
 enum trp_raft_reply_kind { TRP_RAFT_REPLY_APPEND = 1, TRP_RAFT_REPLY_READ = 2 };
 
 typedef struct trp_raft_reply {
-    int kind;           /* TRP_RAFT_REPLY_* */
+    int kind; /* TRP_RAFT_REPLY_* */
     uint64_t client, req;
-    int status;         /* TRP_OK, TRP_EUNAVAIL (not leader / lost leadership:
-                           retry, at leader_hint if not 0), TRP_ECONFLICT,
-                           TRP_ETOOBIG, TRP_EINVAL (stale request number) */
-    mpz_t seq;          /* APPEND: the entry's seq; READ: commit next */
+    int status;                      /* TRP_OK, TRP_EUNAVAIL (not leader / lost leadership:
+                                        retry, at leader_hint if not 0), TRP_ECONFLICT,
+                                        TRP_ETOOBIG, TRP_EINVAL (stale request number) */
+    mpz_t seq;                       /* APPEND: the entry's seq; READ: commit next */
     uint8_t hash[TRP_RAFT_HASH_LEN]; /* APPEND: the entry's chain hash */
     uint64_t leader_hint;
 } trp_raft_reply;
 
 typedef struct trp_raft_ready {
-    bool hard_state;     /* persist (term, vote) durably BEFORE sending msgs */
+    bool hard_state; /* persist (term, vote) durably BEFORE sending msgs */
     uint64_t term, vote;
     bool sync;           /* entries were appended: sync the log, then call
                             trp_raft_persisted with the durable next */

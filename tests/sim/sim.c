@@ -37,7 +37,9 @@
 
 /* ---- PRNG ---------------------------------------------------------------- */
 
-typedef struct { uint64_t s[4]; } sim_rng;
+typedef struct {
+    uint64_t s[4];
+} sim_rng;
 
 static uint64_t splitmix(uint64_t *x)
 {
@@ -53,33 +55,50 @@ static void rng_seed(sim_rng *r, uint64_t seed)
         r->s[i] = splitmix(&seed);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
 
 static uint64_t rng_next(sim_rng *r)
 {
     uint64_t *s = r->s, res = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]; s[2] ^= t; s[3] = rotl(s[3], 45);
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
     return res;
 }
 
-static uint64_t rng_below(sim_rng *r, uint64_t n) { return n ? rng_next(r) % n : 0; }
-static bool rng_chance(sim_rng *r, double p) { return (double)(rng_next(r) >> 11) / 9007199254740992.0 < p; }
-static uint64_t rng_range(sim_rng *r, uint64_t lo, uint64_t hi) { return lo + rng_below(r, hi - lo + 1); }
+static uint64_t rng_below(sim_rng *r, uint64_t n)
+{
+    return n ? rng_next(r) % n : 0;
+}
+static bool rng_chance(sim_rng *r, double p)
+{
+    return (double)(rng_next(r) >> 11) / 9007199254740992.0 < p;
+}
+static uint64_t rng_range(sim_rng *r, uint64_t lo, uint64_t hi)
+{
+    return lo + rng_below(r, hi - lo + 1);
+}
 
 /* ---- configuration -------------------------------------------------------- */
 
 typedef struct sim_cfg {
     int n;
-    int n_groups;          /* 0 = plain majority */
+    int n_groups; /* 0 = plain majority */
     int group_of[SIM_MAXN];
     uint32_t priority[SIM_MAXN];
     uint32_t election_ms, heartbeat_ms, max_msg_bytes, max_inflight;
-    int base_kind;         /* 0: seq 0, 1: 2^64-3, 2: 10^30 */
+    int base_kind; /* 0: seq 0, 1: 2^64-3, 2: 10^30 */
     double drop, dup, corrupt;
     uint32_t delay_min, delay_max;
-    uint32_t disk_ms_max;  /* sync latency */
+    uint32_t disk_ms_max; /* sync latency */
     int n_clients;
-    bool faults;           /* random fault events during the fault phase */
+    bool faults; /* random fault events during the fault phase */
     uint64_t fault_ms, heal_ms;
 } sim_cfg;
 
@@ -105,7 +124,7 @@ typedef struct sim_node {
     sim_entry *e;
     size_t n, cap, durable; /* entries [0, durable) are durable */
     uint64_t hs_term, hs_vote;
-    size_t commit;          /* persisted commit watermark (count) */
+    size_t commit; /* persisted commit watermark (count) */
     bool syncing, sync_again;
     size_t sync_target;
     uint64_t sync_done_ms;
@@ -117,8 +136,8 @@ typedef struct sim_node {
     uint64_t seen_term;
     size_t seen_commit, checked;
     uint64_t incarnation;
-    bool crash_pending;     /* crash at the end of the current persistence step */
-    bool fail_appends;      /* the disk refuses writes (EIO) */
+    bool crash_pending; /* crash at the end of the current persistence step */
+    bool fail_appends;  /* the disk refuses writes (EIO) */
 } sim_node;
 
 typedef struct sim_msg {
@@ -143,7 +162,7 @@ typedef struct sim_client {
     uint8_t if_head[TRP_RAFT_HASH_LEN];
     size_t read_floor;
     uint64_t acked;
-    size_t last_seq;   /* seq+1 of its last acknowledged append */
+    size_t last_seq; /* seq+1 of its last acknowledged append */
 } sim_client;
 
 typedef struct sim_stats {
@@ -179,16 +198,16 @@ typedef struct sim {
     size_t hist_len, hist_cap;
     size_t **req_seq; /* per client: seq+1 of each stored req (0 = none) */
     size_t *req_cap;
-    size_t acked_max;   /* max acked seq + 1 */
+    size_t acked_max; /* max acked seq + 1 */
     uint64_t *leader_of_term;
     size_t terms_cap;
     uint64_t last_commit_ms;
     bool failed;
     char why[1024];
     sim_stats st;
-    uint64_t acks_by[SIM_MAXN];  /* successful append replies, per node */
-    uint64_t persist_events;     /* appends, truncations, metadata writes, syncs */
-    uint64_t crash_at_event;     /* crash the node at this persistence event */
+    uint64_t acks_by[SIM_MAXN]; /* successful append replies, per node */
+    uint64_t persist_events;    /* appends, truncations, metadata writes, syncs */
+    uint64_t crash_at_event;    /* crash the node at this persistence event */
     uint64_t crash_down_ms;
 } sim;
 
@@ -338,7 +357,10 @@ static int st_truncate(void *u, const mpz_t from, trp_err *err)
     return 0;
 }
 
-static uint64_t env_rand(void *u) { return rng_next(&((sim_node *)u)->rng); }
+static uint64_t env_rand(void *u)
+{
+    return rng_next(&((sim_node *)u)->rng);
+}
 
 /* ---- nodes ---------------------------------------------------------------- */
 
@@ -373,7 +395,8 @@ static void node_start(sim *s, sim_node *nd)
     nd->incarnation++;
     /* Durable values never go back across a restart. */
     if (trp_raft_term(nd->r) < nd->hs_term)
-        sim_violation(s, "node %" PRIu64 " restarted at term %" PRIu64 " below its durable %" PRIu64,
+        sim_violation(s,
+                      "node %" PRIu64 " restarted at term %" PRIu64 " below its durable %" PRIu64,
                       nd->id, trp_raft_term(nd->r), nd->hs_term);
     nd->seen_term = trp_raft_term(nd->r);
     nd->seen_commit = nd->commit;
@@ -568,9 +591,12 @@ static sim_msg heap_pop(sim *s)
     size_t i = 0;
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < s->heap_n && msg_less(&s->heap[l], &s->heap[m])) m = l;
-        if (r < s->heap_n && msg_less(&s->heap[r], &s->heap[m])) m = r;
-        if (m == i) break;
+        if (l < s->heap_n && msg_less(&s->heap[l], &s->heap[m]))
+            m = l;
+        if (r < s->heap_n && msg_less(&s->heap[r], &s->heap[m]))
+            m = r;
+        if (m == i)
+            break;
         sim_msg t = s->heap[i];
         s->heap[i] = s->heap[m];
         s->heap[m] = t;
@@ -743,16 +769,20 @@ static void client_reply(sim *s, sim_node *nd, const trp_raft_reply *rep)
     }
     sim_hist *h = &s->hist[seq];
     if (memcmp(h->hash, rep->hash, TRP_RAFT_HASH_LEN) || h->client != c->id || h->req != c->req)
-        sim_violation(s, "client %" PRIu64 " req %" PRIu64 " acknowledged at %zu, which holds "
-                      "client %" PRIu64 " req %" PRIu64, c->id, c->req, seq, h->client, h->req);
+        sim_violation(s,
+                      "client %" PRIu64 " req %" PRIu64 " acknowledged at %zu, which holds "
+                      "client %" PRIu64 " req %" PRIu64,
+                      c->id, c->req, seq, h->client, h->req);
     if (c->conditional) {
         const uint8_t *prev = seq ? s->hist[seq - 1].hash : s->anchor;
         if (memcmp(prev, c->if_head, TRP_RAFT_HASH_LEN))
             sim_violation(s, "conditional append at %zu does not follow the head it named", seq);
     }
     if (seq + 1 <= c->last_seq)
-        sim_violation(s, "client %" PRIu64 ": req %" PRIu64 " acknowledged at %zu, before its "
-                      "previous append at %zu", c->id, c->req, seq, c->last_seq - 1);
+        sim_violation(s,
+                      "client %" PRIu64 ": req %" PRIu64 " acknowledged at %zu, before its "
+                      "previous append at %zu",
+                      c->id, c->req, seq, c->last_seq - 1);
     c->last_seq = seq + 1;
     if (seq + 1 > s->acked_max)
         s->acked_max = seq + 1;
@@ -805,8 +835,8 @@ static void note_history(sim *s, size_t i, const sim_entry *e)
         s->req_cap[ci] = cap;
     }
     if (s->req_seq[ci][h->req])
-        sim_violation(s, "client %" PRIu64 " req %" PRIu64 " stored twice: at %zu and %zu", h->client,
-                      h->req, s->req_seq[ci][h->req] - 1, i);
+        sim_violation(s, "client %" PRIu64 " req %" PRIu64 " stored twice: at %zu and %zu",
+                      h->client, h->req, s->req_seq[ci][h->req] - 1, i);
     s->req_seq[ci][h->req] = i + 1;
 }
 
@@ -825,7 +855,8 @@ static void node_check_commit(sim *s, sim_node *nd)
         if (k < s->hist_len) {
             if (s->hist[k].term != nd->e[k].term ||
                 memcmp(s->hist[k].hash, nd->e[k].hash, TRP_RAFT_HASH_LEN))
-                sim_violation(s, "node %" PRIu64 ": committed entry %zu (term %" PRIu64
+                sim_violation(s,
+                              "node %" PRIu64 ": committed entry %zu (term %" PRIu64
                               ") differs from the cluster's (term %" PRIu64 ")",
                               nd->id, k, nd->e[k].term, s->hist[k].term);
         } else {
@@ -855,7 +886,8 @@ static void check_invariants(sim *s)
             if (term >= s->terms_cap) {
                 size_t cap = term * 2 + 64;
                 s->leader_of_term = realloc(s->leader_of_term, cap * sizeof *s->leader_of_term);
-                memset(s->leader_of_term + s->terms_cap, 0, (cap - s->terms_cap) * sizeof(uint64_t));
+                memset(s->leader_of_term + s->terms_cap, 0,
+                       (cap - s->terms_cap) * sizeof(uint64_t));
                 s->terms_cap = cap;
             }
             if (!s->leader_of_term[term]) {
@@ -882,7 +914,10 @@ static void heal_links(sim *s)
         }
 }
 
-SIM_API void sim_set_link(sim *s, int a, int b, bool up) { s->link[a][b] = up; }
+SIM_API void sim_set_link(sim *s, int a, int b, bool up)
+{
+    s->link[a][b] = up;
+}
 
 /* Cut node set A (bitmask) from the rest, both ways. */
 SIM_API void sim_partition(sim *s, unsigned mask)
@@ -893,9 +928,15 @@ SIM_API void sim_partition(sim *s, unsigned mask)
                 s->link[a][b] = false;
 }
 
-SIM_API void sim_isolate(sim *s, int i) { sim_partition(s, 1u << i); }
+SIM_API void sim_isolate(sim *s, int i)
+{
+    sim_partition(s, 1u << i);
+}
 
-SIM_API void sim_heal(sim *s) { heal_links(s); }
+SIM_API void sim_heal(sim *s)
+{
+    heal_links(s);
+}
 
 static void fault_event(sim *s)
 {
@@ -1060,7 +1101,10 @@ SIM_API void sim_free(sim *s)
     mpz_clears(s->base, s->tmp, NULL);
 }
 
-SIM_API void sim_crash(sim *s, int i, uint64_t down_ms) { node_crash(s, &s->node[i], down_ms); }
+SIM_API void sim_crash(sim *s, int i, uint64_t down_ms)
+{
+    node_crash(s, &s->node[i], down_ms);
+}
 
 /* One millisecond of cluster time. */
 SIM_API void sim_step(sim *s, bool workload)
@@ -1069,8 +1113,10 @@ SIM_API void sim_step(sim *s, bool workload)
     for (int i = 0; i < s->cfg.n; i++) {
         sim_node *nd = &s->node[i];
         if (!nd->up && nd->r == NULL && s->now >= nd->down_until && nd->down_until != UINT64_MAX) {
-            sim_trace(s, "node %" PRIu64 " RESTARTS (term %" PRIu64 ", vote %" PRIu64 ", %zu entries, "
-                      "commit %zu)", nd->id, nd->hs_term, nd->hs_vote, nd->n, nd->commit);
+            sim_trace(s,
+                      "node %" PRIu64 " RESTARTS (term %" PRIu64 ", vote %" PRIu64 ", %zu entries, "
+                      "commit %zu)",
+                      nd->id, nd->hs_term, nd->hs_vote, nd->n, nd->commit);
             node_start(s, nd);
         }
     }
@@ -1145,8 +1191,10 @@ SIM_API bool sim_run(sim *s)
             break;
     }
     if (!s->failed && !(s->hist_len > hist_at_quiet && s->acked_max > hist_at_quiet))
-        sim_violation(s, "liveness: no new append acknowledged within %" PRIu64 " ms after faults "
-                      "stopped (leader: %s)", s->now - quiet, sim_has_leader(s, NULL) ? "yes" : "no");
+        sim_violation(s,
+                      "liveness: no new append acknowledged within %" PRIu64 " ms after faults "
+                      "stopped (leader: %s)",
+                      s->now - quiet, sim_has_leader(s, NULL) ? "yes" : "no");
     else if (!s->failed && s->now - quiet > SIM_LIVENESS_MS)
         sim_violation(s, "liveness: the first new commit took %" PRIu64 " ms", s->now - quiet);
     s->st.recovery_ms_max = s->now - quiet;

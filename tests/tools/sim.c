@@ -13,7 +13,8 @@
 
 static void add_stats(sim_stats *a, const sim_stats *b)
 {
-    uint64_t max = a->recovery_ms_max > b->recovery_ms_max ? a->recovery_ms_max : b->recovery_ms_max;
+    uint64_t max =
+        a->recovery_ms_max > b->recovery_ms_max ? a->recovery_ms_max : b->recovery_ms_max;
     const uint64_t *pb = (const uint64_t *)b;
     uint64_t *pa = (uint64_t *)a;
     for (size_t i = 0; i < sizeof *a / sizeof(uint64_t); i++)
@@ -63,7 +64,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
             budget_s = atof(argv[++i]);
         else {
-            fprintf(stderr, "usage: sim --seeds N [--base B] [--seconds S] | --seed S [--trace 1|2]\n");
+            fprintf(stderr,
+                    "usage: sim --seeds N [--base B] [--seconds S] | --seed S [--trace 1|2]\n");
             return 64;
         }
     }
@@ -80,7 +82,8 @@ int main(int argc, char **argv)
         for (uint64_t k = 0; !seeds || k < seeds; k++) {
             if (budget_s) {
                 clock_gettime(CLOCK_MONOTONIC, &t1);
-                if ((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9 > budget_s)
+                if ((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9 >
+                    budget_s)
                     break;
             }
             failed += !run_seed(base + k, 0, &tot);
@@ -89,7 +92,8 @@ int main(int argc, char **argv)
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    printf("sim: %" PRIu64 " seeds from %" PRIu64 ", %" PRIu64 " failed, %.2f simulated hours in %.1f s; "
+    printf("sim: %" PRIu64 " seeds from %" PRIu64 ", %" PRIu64
+           " failed, %.2f simulated hours in %.1f s; "
            "messages %" PRIu64 " (dropped %" PRIu64 ", duplicated %" PRIu64 ", corrupted %" PRIu64
            ", rejected by decoder %" PRIu64 ", cut by partitions %" PRIu64 "); crashes %" PRIu64
            " (torn %" PRIu64 "), pauses %" PRIu64 ", disk stalls %" PRIu64 ", partitions %" PRIu64
@@ -97,10 +101,11 @@ int main(int argc, char **argv)
            "; leaders elected %" PRIu64 ", appends acknowledged %" PRIu64 ", conflicts %" PRIu64
            ", reads %" PRIu64 ", committed entries %" PRIu64 ", truncations %" PRIu64
            "; after faults stop, first new commit in %.0f ms on average, %" PRIu64 " ms at most\n",
-           ran, have_one ? one : base, failed, (double)tot.sim_ms / 3.6e6, secs, tot.msgs, tot.dropped,
-           tot.duplicated, tot.corrupted, tot.rejected, tot.cut, tot.crashes, tot.torn, tot.pauses,
-           tot.stalls, tot.partitions, tot.oneway, tot.nontransitive, tot.flaps, tot.heals,
-           tot.elections, tot.acks, tot.conflicts, tot.reads, tot.commits_end, tot.truncations,
+           ran, have_one ? one : base, failed, (double)tot.sim_ms / 3.6e6, secs, tot.msgs,
+           tot.dropped, tot.duplicated, tot.corrupted, tot.rejected, tot.cut, tot.crashes, tot.torn,
+           tot.pauses, tot.stalls, tot.partitions, tot.oneway, tot.nontransitive, tot.flaps,
+           tot.heals, tot.elections, tot.acks, tot.conflicts, tot.reads, tot.commits_end,
+           tot.truncations,
            tot.recoveries ? (double)tot.recovery_ms_sum / (double)tot.recoveries : 0.0,
            tot.recovery_ms_max);
     return failed ? 1 : 0;

@@ -71,7 +71,10 @@ static void drain_opt(sim *s, int i, outbox *o, bool sync)
     }
 }
 
-static void drain(sim *s, int i, outbox *o) { drain_opt(s, i, o, true); }
+static void drain(sim *s, int i, outbox *o)
+{
+    drain_opt(s, i, o, true);
+}
 
 static trp_raft_msg *find_msg(outbox *o, int type, uint64_t to)
 {
@@ -110,7 +113,9 @@ static void restart_node(sim *s, int i)
 static void disk_put(sim *s, int i, uint64_t term, const char *text)
 {
     sim_node *nd = &s->node[i];
-    trp_raft_entry e = {.term = term, .type = TRP_RAFT_ENTRY_DATA, .payload = (const uint8_t *)text,
+    trp_raft_entry e = {.term = term,
+                        .type = TRP_RAFT_ENTRY_DATA,
+                        .payload = (const uint8_t *)text,
                         .len = strlen(text)};
     mpz_add_ui(s->tmp, s->base, nd->n);
     mpz_t seq;
@@ -182,12 +187,12 @@ static bool q(int n, unsigned mask)
 
 static void test_quorum_sizes(void)
 {
-    CHECK(q(1, 1));        /* one node: itself */
-    CHECK(!q(2, 1));       /* two nodes need both */
+    CHECK(q(1, 1));  /* one node: itself */
+    CHECK(!q(2, 1)); /* two nodes need both */
     CHECK(q(2, 3));
     CHECK(q(3, 3));
     CHECK(!q(3, 1));
-    CHECK(!q(4, 3));       /* four need three, not two */
+    CHECK(!q(4, 3)); /* four need three, not two */
     CHECK(q(4, 7));
     CHECK(q(5, 7));
     CHECK(!q(5, 3));
@@ -569,7 +574,8 @@ static void append_msg(sim *s, trp_raft_msg *m, uint64_t term, size_t start, con
         m->entries[i].len = strlen(texts[i]);
         m->entries[i].payload = (uint8_t *)strdup(texts[i]);
         mpz_add_ui(s->tmp, s->base, start + i);
-        trp_raft_hash_interim(h, s->tmp, terms[i], TRP_RAFT_ENTRY_DATA, h, texts[i], strlen(texts[i]));
+        trp_raft_hash_interim(h, s->tmp, terms[i], TRP_RAFT_ENTRY_DATA, h, texts[i],
+                              strlen(texts[i]));
     }
     memcpy(m->last_hash, h, 32);
 }

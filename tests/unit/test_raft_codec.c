@@ -217,7 +217,11 @@ static void test_caps(void)
     size_t n = 8;
     memset(b + n, 0, 64);
     n += 64; /* hashes */
-    b[n++] = 0xff; b[n++] = 0xff; b[n++] = 0xff; b[n++] = 0xff; b[n++] = 0x0f;
+    b[n++] = 0xff;
+    b[n++] = 0xff;
+    b[n++] = 0xff;
+    b[n++] = 0xff;
+    b[n++] = 0x0f;
     uint8_t full[128];
     memcpy(full, b, n);
     n += 4;

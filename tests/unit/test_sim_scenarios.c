@@ -116,8 +116,14 @@ static bool settle(sim *s)
     return false;
 }
 
-static void down(sim *s, int i) { node_crash(s, &s->node[i], UINT64_MAX - s->now - 1); }
-static void up(sim *s, int i) { s->node[i].down_until = s->now; }
+static void down(sim *s, int i)
+{
+    node_crash(s, &s->node[i], UINT64_MAX - s->now - 1);
+}
+static void up(sim *s, int i)
+{
+    s->node[i].down_until = s->now;
+}
 
 static void finish(sim *s)
 {
@@ -226,7 +232,7 @@ static void scenario_partitioned_minority_leader(void)
         propose_at(s, l, "lost");
     run(s, 2 * s->cfg.election_ms, false);
     CHECK(trp_raft_role(s->node[l].r) != TRP_RAFT_LEADER); /* stepped down */
-    CHECK(s->acks_by[l] == acks_before);                  /* never acknowledged */
+    CHECK(s->acks_by[l] == acks_before);                   /* never acknowledged */
     int l2 = wait_leader(s, 5000, true);
     CHECK(l2 >= 0 && l2 != l);
     CHECK(settle(s));

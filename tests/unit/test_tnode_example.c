@@ -52,7 +52,8 @@ static void test_three_nodes_direct_calls(void)
         for (int i = 0; i < 3; i++)
             trp_node_tick(nodes[i], now += 5);
     CHECK(trp_node_leader(nodes[0]) && trp_node_leader(nodes[0]) == trp_node_leader(nodes[2]));
-    CHECKF(now < 2000, "a leader took %llu ms", (unsigned long long)now); /* within a second or two */
+    CHECKF(now < 2000, "a leader took %llu ms",
+           (unsigned long long)now); /* within a second or two */
     const char *data[3] = {"{\"a\":1}", "{\"b\":2}", "{\"c\":3}"};
     for (int i = 0; i < 3; i++)
         trp_node_append(nodes[i], data[i], strlen(data[i]), appended, (void *)(intptr_t)i);
