@@ -7,7 +7,8 @@
  * (a 17-byte envelope before the user's bytes), so the table that makes
  * retries exactly-once is a function of the log: every node keeps it up to
  * date as entries are appended or truncated, and rebuilds it after a
- * restart by scanning the last session_window entries. A retried request
+ * restart by scanning back over the last session_window entries (at most
+ * TRP_RAFT_SESSION_WINDOW_BYTES of payload). A retried request
  * that is already in the leader's log is not appended again; it is answered
  * with its original seq once that seq commits. Bounds: session_max clients
  * (the one with the oldest entry is forgotten first) and a retry is
@@ -98,22 +99,31 @@ void client_session_note(trp_raft *r, const mpz_t seq, const uint8_t *payload, s
     mpz_init_set(s->seq, seq);
 }
 
-/* Rebuild the table from the last session_window entries of the log. */
+/* Rebuild the table from the newest entries of the log, scanning back at
+ * most session_window entries and TRP_RAFT_SESSION_WINDOW_BYTES of
+ * payload (so a restart never reads more than that), newest first: the
+ * first entry seen for a client is its latest request. */
 int client_sessions_rebuild(trp_raft *r)
 {
     sessions_clear(r);
     mpz_t seq;
-    mpz_init(seq);
-    mpz_sub_ui(seq, r->next, r->cfg.session_window);
-    if (mpz_cmp(seq, r->first) < 0)
-        mpz_set(seq, r->first);
+    mpz_init_set(seq, r->next);
+    uint64_t bytes = 0;
     int rc = 0;
-    for (; mpz_cmp(seq, r->next) < 0; mpz_add_ui(seq, seq, 1)) {
+    for (uint32_t i = 0; i < r->cfg.session_window && mpz_cmp(seq, r->first) > 0; i++) {
+        mpz_sub_ui(seq, seq, 1);
         trp_raft_entry e;
         trp_err err = {0};
         if ((rc = r->st.read(r->st.user, seq, &e, &err)))
             break;
-        client_session_note(r, seq, e.payload, e.len, e.type);
+        uint64_t client, req;
+        if (e.type == TRP_RAFT_ENTRY_DATA &&
+            !trp_raft_envelope_get(e.payload, e.len, &client, &req, NULL, NULL) && client &&
+            !session_find(r, client) && r->n_sessions < r->cfg.session_max)
+            client_session_note(r, seq, e.payload, e.len, e.type);
+        bytes += e.len;
+        if (bytes >= TRP_RAFT_SESSION_WINDOW_BYTES)
+            break;
     }
     mpz_clear(seq);
     return rc;

@@ -94,9 +94,10 @@ typedef struct sim_cfg {
     uint32_t priority[SIM_MAXN];
     uint32_t election_ms, heartbeat_ms, max_msg_bytes, max_inflight;
     int base_kind; /* 0: seq 0, 1: 2^64-3, 2: 10^30 */
-    double drop, dup, corrupt;
+    double drop, dup, corrupt, stale;
     uint32_t delay_min, delay_max;
-    uint32_t disk_ms_max; /* sync latency */
+    uint32_t think_ms_max; /* client pause between requests */
+    uint32_t disk_ms_max;  /* sync latency */
     int n_clients;
     bool faults; /* random fault events during the fault phase */
     uint64_t fault_ms, heal_ms;
@@ -166,7 +167,7 @@ typedef struct sim_client {
 } sim_client;
 
 typedef struct sim_stats {
-    uint64_t msgs, dropped, duplicated, corrupted, rejected, cut;
+    uint64_t msgs, dropped, duplicated, corrupted, rejected, cut, stale;
     uint64_t crashes, torn, pauses, stalls, partitions, oneway, nontransitive, flaps, heals;
     uint64_t acks, conflicts, reads, elections, commits_end, truncations;
     uint64_t recovery_ms_max, recovery_ms_sum, recoveries;
@@ -631,6 +632,10 @@ static void net_send(sim *s, int from, int to, uint8_t *bytes, size_t len)
     for (int c = 0; c < copies; c++) {
         sim_msg m = {.from = from, .to = to, .len = len, .order = s->order++};
         m.at = s->now + rng_range(&s->rng, s->cfg.delay_min, s->cfg.delay_max);
+        if (s->faults_on && rng_chance(&s->rng, s->cfg.stale)) {
+            m.at = s->now + rng_range(&s->rng, 100, 5000); /* a stale datagram, replayed late */
+            s->st.stale++;
+        }
         if (c) {
             m.bytes = malloc(len);
             if (!m.bytes)
@@ -732,7 +737,7 @@ static void client_reply(sim *s, sim_node *nd, const trp_raft_reply *rep)
         return;
     }
     c->busy = false;
-    c->next_at = s->now + rng_range(&s->rng, 1, 200);
+    c->next_at = s->now + rng_range(&s->rng, 0, s->cfg.think_ms_max);
     mpz_sub(s->tmp, rep->seq, s->base);
     size_t seq = (size_t)mpz_get_ui(s->tmp);
     if (rep->kind == TRP_RAFT_REPLY_READ) {
@@ -1036,7 +1041,9 @@ SIM_API void sim_random_cfg(sim_cfg *c, uint64_t seed)
     c->delay_min = (uint32_t)rng_range(&r, 0, 5);
     c->delay_max = c->delay_min + (uint32_t)rng_range(&r, 0, 60);
     c->disk_ms_max = (uint32_t)rng_range(&r, 0, 10);
-    c->n_clients = (int)rng_range(&r, 1, 5);
+    c->n_clients = (int)rng_range(&r, 1, SIM_MAXC);
+    c->think_ms_max = (uint32_t)rng_range(&r, 0, 200);
+    c->stale = rng_chance(&r, 0.5) ? 0.01 : 0;
     c->faults = true;
     c->fault_ms = 30000;
     c->heal_ms = SIM_LIVENESS_MS + 2000;

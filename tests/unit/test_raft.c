@@ -722,6 +722,11 @@ static void test_exactly_once_and_restart(void)
     CHECK(o.n_rep == 1 && o.rep[0].status == 0 && mpz_cmp(o.rep[0].seq, s->base) == 0);
     CHECK(s->node[0].n == 1); /* the rebuilt table knew it */
     outbox_clear(&o);
+    static char big[TRP_RAFT_MAX_ENTRY];
+    trp_raft_propose(s->node[0].r, 78, 1, big, sizeof big, NULL);
+    drain(s, 0, &o);
+    CHECK(o.n_rep == 1 && o.rep[0].status == TRP_ETOOBIG && s->node[0].n == 1);
+    outbox_clear(&o);
     trp_raft_propose(s->node[0].r, 77, 0, "old", 3, NULL);
     drain(s, 0, &o);
     CHECK(o.n_rep == 1 && o.rep[0].status == TRP_EINVAL);

@@ -28,6 +28,7 @@ static sim *mk(int n, int n_groups, uint64_t seed)
     c.delay_max = 8;
     c.disk_ms_max = 3;
     c.n_clients = 3;
+    c.think_ms_max = 200;
     c.faults = false;
     sim *s = calloc(1, sizeof *s);
     sim_init(s, seed, &c, getenv("SIM_TRACE") ? 1 : 0);
