@@ -184,15 +184,19 @@ void trp_node_memlog_free(trp_node_log *log)
 /* ---- the node ------------------------------------------------------------- */
 
 struct pending {
-    uint64_t req;
+    int kind; /* TRP_RAFT_REPLY_APPEND or _READ */
+    uint64_t client, req;
     trp_node_append_cb cb;
+    trp_node_read_cb read_cb;
     void *arg;
     uint64_t deadline_ms;
 };
 
+enum { ITEM_MSG = 1, ITEM_APPEND = 2, ITEM_READ = 3 };
+
 struct inbox_item {
-    int kind; /* 1 = message, 2 = append */
-    uint64_t from, req;
+    int kind; /* ITEM_* */
+    uint64_t from, client, req;
     uint8_t *bytes;
     size_t len;
     bool has_if;
@@ -288,16 +292,30 @@ int trp_node_new(trp_node **out, uint64_t id, const uint64_t *ids, size_t n, trp
     return 0;
 }
 
-static void answer(trp_node *node, uint64_t req, int status, const mpz_t seq, const uint8_t *hash)
+/* Call (once) and forget the callback of request (kind, client, req). */
+static void answer(trp_node *node, int kind, uint64_t client, uint64_t req, int status,
+                   const mpz_t seq, const uint8_t *hash)
 {
     for (size_t i = 0; i < node->n_pending; i++) {
-        if (node->pending[i].req != req)
-            continue;
         struct pending p = node->pending[i];
+        if (p.req != req || p.client != client || p.kind != kind)
+            continue;
         node->pending[i] = node->pending[--node->n_pending];
-        p.cb(p.arg, status, seq, hash);
+        if (p.kind == TRP_RAFT_REPLY_READ)
+            p.read_cb(p.arg, status, seq);
+        else
+            p.cb(p.arg, status, seq, hash);
         return;
     }
+}
+
+static void answer_pending(trp_node *node, size_t i, int status)
+{
+    mpz_t zero;
+    mpz_init(zero);
+    struct pending p = node->pending[i];
+    answer(node, p.kind, p.client, p.req, status, zero, NULL);
+    mpz_clear(zero);
 }
 
 void trp_node_stop(trp_node *node)
@@ -309,11 +327,8 @@ void trp_node_stop(trp_node *node)
     for (size_t i = node->inbox_head; i < node->n_inbox; i++)
         free(node->inbox[i].bytes);
     node->n_inbox = node->inbox_head = 0;
-    mpz_t zero;
-    mpz_init(zero);
     while (node->n_pending)
-        answer(node, node->pending[0].req, TRP_ESTATE, zero, NULL);
-    mpz_clear(zero);
+        answer_pending(node, 0, TRP_ESTATE);
 }
 
 void trp_node_free(trp_node *node)
@@ -362,12 +377,12 @@ static void inbox_push(trp_node *node, struct inbox_item it)
 {
     if (node->n_inbox - node->inbox_head >= NODE_INBOX_MAX) {
         free(it.bytes); /* overloaded: drop, as a network would */
-        if (it.kind == 2) {
-            mpz_t zero;
-            mpz_init(zero);
-            answer(node, it.req, TRP_EUNAVAIL, zero, NULL);
-            mpz_clear(zero);
-        }
+        if (it.kind != ITEM_MSG)
+            for (size_t i = 0; i < node->n_pending; i++)
+                if (node->pending[i].client == it.client && node->pending[i].req == it.req) {
+                    answer_pending(node, i, TRP_EUNAVAIL);
+                    break;
+                }
         return;
     }
     if (node->inbox_head && node->inbox_head == node->n_inbox)
@@ -410,8 +425,7 @@ static int handle_ready(trp_node *node)
     }
     for (size_t i = 0; i < rd.n_replies; i++) {
         trp_raft_reply *rep = &rd.replies[i];
-        if (rep->client == node->client && rep->kind == TRP_RAFT_REPLY_APPEND)
-            answer(node, rep->req, rep->status, rep->seq, rep->hash);
+        answer(node, rep->kind, rep->client, rep->req, rep->status, rep->seq, rep->hash);
     }
     bool sync = rd.sync;
     trp_raft_advance(node->r, &rd);
@@ -430,15 +444,17 @@ static int handle_ready(trp_node *node)
 
 static void handle_item(trp_node *node, struct inbox_item *it)
 {
-    if (it->kind == 1) {
+    if (it->kind == ITEM_MSG) {
         trp_raft_msg m;
         trp_raft_msg_init(&m);
         if (trp_raft_msg_decode(it->bytes, it->len, &m, NULL) == 0 && m.from == it->from)
             trp_raft_step(node->r, &m);
         trp_raft_msg_clear(&m);
-    } else {
-        trp_raft_propose(node->r, node->client, it->req, it->bytes, it->len,
+    } else if (it->kind == ITEM_APPEND) {
+        trp_raft_propose(node->r, it->client, it->req, it->bytes, it->len,
                          it->has_if ? it->if_head : NULL);
+    } else {
+        trp_raft_read(node->r, it->client, it->req);
     }
     free(it->bytes);
 }
@@ -472,16 +488,13 @@ int trp_node_tick(trp_node *node, uint64_t now_ms)
     node->now_ms = now_ms;
     if (!node->busy)
         trp_raft_tick(node->r, now_ms);
-    /* appends whose answer was lost on the way */
-    mpz_t zero;
-    mpz_init(zero);
+    /* requests whose answer was lost on the way */
     for (size_t i = 0; i < node->n_pending;) {
         if (node->pending[i].deadline_ms <= now_ms)
-            answer(node, node->pending[i].req, TRP_EUNAVAIL, zero, NULL);
+            answer_pending(node, i, TRP_EUNAVAIL);
         else
             i++;
     }
-    mpz_clear(zero);
     return node_process(node);
 }
 
@@ -489,7 +502,7 @@ int trp_node_receive(trp_node *node, uint64_t from, const void *bytes, size_t le
 {
     if (!node->r)
         return TRP_ESTATE;
-    struct inbox_item it = {.kind = 1, .from = from, .len = len};
+    struct inbox_item it = {.kind = ITEM_MSG, .from = from, .len = len};
     it.bytes = malloc(len ? len : 1);
     if (!it.bytes)
         return TRP_ENOMEM;
@@ -498,17 +511,20 @@ int trp_node_receive(trp_node *node, uint64_t from, const void *bytes, size_t le
     return node_process(node);
 }
 
-static uint64_t submit(trp_node *node, uint64_t req, const void *data, size_t len,
-                       const uint8_t *if_head, trp_node_append_cb cb, void *arg)
+/* Remember the callback, queue the request, run the loop. */
+static uint64_t submit(trp_node *node, const struct pending *pd, const void *data, size_t len,
+                       const uint8_t *if_head)
 {
-    mpz_t zero;
-    mpz_init(zero);
     if (!node->r) {
-        cb(arg, TRP_ESTATE, zero, NULL);
+        mpz_t zero;
+        mpz_init(zero);
+        if (pd->kind == TRP_RAFT_REPLY_READ)
+            pd->read_cb(pd->arg, TRP_ESTATE, zero);
+        else
+            pd->cb(pd->arg, TRP_ESTATE, zero, NULL);
         mpz_clear(zero);
         return 0;
     }
-    mpz_clear(zero);
     if (node->n_pending == node->cap_pending) {
         size_t cap = node->cap_pending ? node->cap_pending * 2 : 16;
         struct pending *p = realloc(node->pending, cap * sizeof *p);
@@ -519,9 +535,14 @@ static uint64_t submit(trp_node *node, uint64_t req, const void *data, size_t le
     }
     uint64_t et = node->opts.election_timeout_ms ? node->opts.election_timeout_ms
                                                  : TRP_RAFT_ELECTION_TIMEOUT_MS;
-    node->pending[node->n_pending++] =
-        (struct pending){.req = req, .cb = cb, .arg = arg, .deadline_ms = node->now_ms + 4 * et};
-    struct inbox_item it = {.kind = 2, .req = req, .len = len, .has_if = if_head != NULL};
+    struct pending p = *pd;
+    p.deadline_ms = node->now_ms + 4 * et; /* then TRP_EUNAVAIL: retry */
+    node->pending[node->n_pending++] = p;
+    struct inbox_item it = {.kind = pd->kind == TRP_RAFT_REPLY_READ ? ITEM_READ : ITEM_APPEND,
+                            .client = pd->client,
+                            .req = pd->req,
+                            .len = len,
+                            .has_if = if_head != NULL};
     if (if_head)
         memcpy(it.if_head, if_head, TRP_RAFT_HASH_LEN);
     it.bytes = malloc(len ? len : 1);
@@ -531,20 +552,28 @@ static uint64_t submit(trp_node *node, uint64_t req, const void *data, size_t le
         memcpy(it.bytes, data, len);
     inbox_push(node, it);
     node_process(node);
-    return req;
+    return pd->req;
+}
+
+static uint64_t submit_append(trp_node *node, uint64_t client, uint64_t req, const void *data,
+                              size_t len, const uint8_t *if_head, trp_node_append_cb cb, void *arg)
+{
+    struct pending pd = {
+        .kind = TRP_RAFT_REPLY_APPEND, .client = client, .req = req, .cb = cb, .arg = arg};
+    return submit(node, &pd, data, len, if_head);
 }
 
 uint64_t trp_node_append(trp_node *node, const void *data, size_t len, trp_node_append_cb cb,
                          void *arg)
 {
-    return submit(node, ++node->next_req, data, len, NULL, cb, arg);
+    return submit_append(node, node->client, ++node->next_req, data, len, NULL, cb, arg);
 }
 
 uint64_t trp_node_append_if(trp_node *node, const void *data, size_t len,
                             const uint8_t if_head[TRP_RAFT_HASH_LEN], trp_node_append_cb cb,
                             void *arg)
 {
-    return submit(node, ++node->next_req, data, len, if_head, cb, arg);
+    return submit_append(node, node->client, ++node->next_req, data, len, if_head, cb, arg);
 }
 
 int trp_node_append_retry(trp_node *node, uint64_t req, const void *data, size_t len,
@@ -552,7 +581,25 @@ int trp_node_append_retry(trp_node *node, uint64_t req, const void *data, size_t
 {
     if (!req || req > node->next_req)
         return TRP_EINVAL;
-    return submit(node, req, data, len, NULL, cb, arg) ? 0 : TRP_ESTATE;
+    return submit_append(node, node->client, req, data, len, NULL, cb, arg) ? 0 : TRP_ESTATE;
+}
+
+int trp_node_append_as(trp_node *node, uint64_t client, uint64_t req, const void *data, size_t len,
+                       const uint8_t *if_head, trp_node_append_cb cb, void *arg)
+{
+    if (!client || client == node->client)
+        return TRP_EINVAL;
+    return submit_append(node, client, req, data, len, if_head, cb, arg) ? 0 : TRP_ESTATE;
+}
+
+uint64_t trp_node_read(trp_node *node, trp_node_read_cb cb, void *arg)
+{
+    struct pending pd = {.kind = TRP_RAFT_REPLY_READ,
+                         .client = node->client,
+                         .req = ++node->next_req,
+                         .read_cb = cb,
+                         .arg = arg};
+    return submit(node, &pd, NULL, 0, NULL);
 }
 
 bool trp_node_is_leader(const trp_node *node)

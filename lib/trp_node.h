@@ -67,6 +67,10 @@ typedef void (*trp_node_send_fn)(void *user, uint64_t to, const uint8_t *bytes, 
 typedef void (*trp_node_append_cb)(void *arg, int status, const mpz_t seq,
                                    const uint8_t hash[TRP_RAFT_HASH_LEN]);
 
+/* A linearizable read: the commit next (entries below it are committed)
+ * as confirmed by the leader with a quorum round (ReadIndex). */
+typedef void (*trp_node_read_cb)(void *arg, int status, const mpz_t commit_next);
+
 int trp_node_new(trp_node **out, uint64_t id, const uint64_t *ids, size_t n, trp_node_send_fn send,
                  void *user, trp_node_log *log, const trp_node_options *opts, trp_err *err);
 void trp_node_free(trp_node *node); /* stops it first */
@@ -92,6 +96,14 @@ uint64_t trp_node_append_if(trp_node *node, const void *data, size_t len,
 /* Retry request req after TRP_EUNAVAIL: stored at most once in all. */
 int trp_node_append_retry(trp_node *node, uint64_t req, const void *data, size_t len,
                           trp_node_append_cb cb, void *arg);
+
+/* For a server relaying other clients (trp-node): append on behalf of
+ * client id `client` (not 0, not this node's own) with its request number;
+ * retries with the same pair are stored at most once. */
+int trp_node_append_as(trp_node *node, uint64_t client, uint64_t req, const void *data, size_t len,
+                       const uint8_t *if_head, trp_node_append_cb cb, void *arg);
+/* Linearizable read of the commit seq; cb is called exactly once. */
+uint64_t trp_node_read(trp_node *node, trp_node_read_cb cb, void *arg);
 
 bool trp_node_is_leader(const trp_node *node);
 uint64_t trp_node_leader(const trp_node *node); /* 0 = none known */

@@ -33,6 +33,14 @@ static void appended(void *arg, int status, const mpz_t seq, const uint8_t *hash
         seqs[i] = (int)mpz_get_si(seq);
 }
 
+static int read_status = -1, read_seq = -1;
+static void read_done(void *arg, int status, const mpz_t commit_next)
+{
+    (void)arg;
+    read_status = status;
+    read_seq = status == TRP_OK ? (int)mpz_get_si(commit_next) : -1;
+}
+
 static void test_three_nodes_direct_calls(void)
 {
     uint64_t ids[3] = {1, 2, 3};
@@ -79,6 +87,24 @@ static void test_three_nodes_direct_calls(void)
         for (int i = 0; i < 3; i++)
             trp_node_tick(nodes[i], now += 5);
     CHECK(statuses[0] == TRP_OK && seqs[0] == 0);
+    /* a linearizable read through a follower returns the commit next */
+    int follower = trp_node_is_leader(nodes[0]) ? 1 : 0;
+    read_status = -1;
+    trp_node_read(nodes[follower], read_done, NULL);
+    for (int k = 0; k < 40 && read_status < 0; k++)
+        for (int i = 0; i < 3; i++)
+            trp_node_tick(nodes[i], now += 5);
+    CHECK(read_status == TRP_OK && read_seq == 3);
+    /* appends on behalf of another client: a retry is stored once */
+    statuses[1] = -1;
+    CHECK(trp_node_append_as(nodes[2], 4242, 1, "z", 1, NULL, appended, (void *)(intptr_t)1) == 0);
+    int first = seqs[1];
+    statuses[1] = -1;
+    trp_node_append_as(nodes[0], 4242, 1, "z", 1, NULL, appended, (void *)(intptr_t)1);
+    for (int k = 0; k < 10; k++)
+        for (int i = 0; i < 3; i++)
+            trp_node_tick(nodes[i], now += 5);
+    CHECK(statuses[1] == TRP_OK && seqs[1] == first && first == 3);
     /* stop answers nothing pending, restart keeps the log and term */
     uint64_t term = trp_node_term(nodes[1]);
     trp_node_stop(nodes[1]);
