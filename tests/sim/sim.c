@@ -137,8 +137,9 @@ typedef struct sim_node {
     uint64_t seen_term;
     size_t seen_commit, checked;
     uint64_t incarnation;
-    bool crash_pending; /* crash at the end of the current persistence step */
-    bool fail_appends;  /* the disk refuses writes (EIO) */
+    bool crash_pending;  /* crash at the end of the current persistence step */
+    bool fail_appends;   /* the disk refuses writes (EIO) */
+    uint64_t fail_until; /* then it works again and a supervisor restarts the node */
 } sim_node;
 
 typedef struct sim_msg {
@@ -169,6 +170,7 @@ typedef struct sim_client {
 typedef struct sim_stats {
     uint64_t msgs, dropped, duplicated, corrupted, rejected, cut, stale;
     uint64_t crashes, torn, pauses, stalls, partitions, oneway, nontransitive, flaps, heals;
+    uint64_t disk_errors, fail_stops;
     uint64_t acks, conflicts, reads, elections, commits_end, truncations;
     uint64_t recovery_ms_max, recovery_ms_sum, recoveries;
     uint64_t sim_ms;
@@ -949,7 +951,7 @@ static void fault_event(sim *s)
     int i = (int)rng_below(&s->rng, (uint64_t)n);
     sim_node *nd = &s->node[i];
     uint64_t et = s->cfg.election_ms;
-    switch (rng_below(&s->rng, 11)) {
+    switch (rng_below(&s->rng, 12)) {
     case 0:
         node_crash(s, nd, rng_range(&s->rng, 0, 3 * et));
         break;
@@ -1000,6 +1002,15 @@ static void fault_event(sim *s)
         heal_links(s);
         s->st.heals++;
         sim_trace(s, "HEAL links");
+        break;
+    case 10:
+        if (nd->up && !nd->fail_appends) {
+            nd->fail_appends = true;
+            nd->fail_until = s->now + rng_range(&s->rng, 0, 3 * et);
+            s->st.disk_errors++;
+            sim_trace(s, "node %" PRIu64 " disk FAILS writes until %" PRIu64, nd->id,
+                      nd->fail_until);
+        }
         break;
     case 9:
         /* crash whichever node performs the k-th next persistence step
@@ -1127,6 +1138,17 @@ SIM_API void sim_step(sim *s, bool workload)
             node_start(s, nd);
         }
     }
+    for (int i = 0; i < s->cfg.n; i++) {
+        sim_node *nd = &s->node[i];
+        if (nd->fail_appends && s->now >= nd->fail_until) {
+            nd->fail_appends = false;
+            if (nd->up && trp_raft_failed(nd->r, NULL)) {
+                s->st.fail_stops++;
+                sim_trace(s, "node %" PRIu64 " fail-stopped on a disk error; restarted", nd->id);
+                node_crash(s, nd, 0); /* a supervisor restarts it */
+            }
+        }
+    }
     net_deliver(s);
     for (int i = 0; i < s->cfg.n; i++) {
         sim_node *nd = &s->node[i];
@@ -1168,6 +1190,8 @@ SIM_API void sim_stop_faults(sim *s)
         sim_node *nd = &s->node[i];
         nd->paused_until = 0;
         nd->stall_until = 0;
+        if (nd->fail_appends)
+            nd->fail_until = s->now;
         if (!nd->up)
             nd->down_until = s->now;
     }
