@@ -472,6 +472,46 @@ static sim_client *client_by_id(sim *s, uint64_t id)
 static void client_reply(sim *s, sim_node *nd, const trp_raft_reply *rep);
 static void node_check_commit(sim *s, sim_node *nd);
 
+/* TRACE=2: one line per message sent, seqs relative to the log's base. */
+static void trace_msg(sim *s, const trp_raft_msg *m)
+{
+    char detail[160] = "";
+    mpz_sub(s->tmp, m->seq, s->base);
+    long seq = mpz_get_si(s->tmp);
+    mpz_sub(s->tmp, m->commit, s->base);
+    long commit = mpz_get_si(s->tmp);
+    switch (m->type) {
+    case TRP_RAFT_PREVOTE:
+    case TRP_RAFT_VOTE:
+        snprintf(detail, sizeof detail, "log next %ld, last term %" PRIu64 ", priority %u", seq,
+                 m->log_term, m->priority);
+        break;
+    case TRP_RAFT_PREVOTE_RESP:
+    case TRP_RAFT_VOTE_RESP:
+        snprintf(detail, sizeof detail, "%s", m->flag ? "granted" : "refused");
+        break;
+    case TRP_RAFT_APPEND:
+        snprintf(detail, sizeof detail, "from %ld (prev term %" PRIu64 "), %zu entries, commit %ld",
+                 seq, m->log_term, m->n_entries, commit);
+        break;
+    case TRP_RAFT_APPEND_RESP:
+        mpz_sub(s->tmp, m->hint, s->base);
+        if (m->flag)
+            snprintf(detail, sizeof detail, "ok, match %ld", seq);
+        else
+            snprintf(detail, sizeof detail, "rejects start %ld, hint %ld", seq, mpz_get_si(s->tmp));
+        break;
+    case TRP_RAFT_HEARTBEAT:
+        snprintf(detail, sizeof detail, "commit %ld, ctx %" PRIu64, commit, m->ctx);
+        break;
+    default:
+        snprintf(detail, sizeof detail, "client %" PRIu64 " req %" PRIu64 " status %d", m->client,
+                 m->req, m->status);
+    }
+    sim_trace(s, "  %" PRIu64 " -> %" PRIu64 " %s term %" PRIu64 ": %s", m->from, m->to,
+              trp_raft_msg_type_name(m->type), m->term, detail);
+}
+
 static void node_drain(sim *s, sim_node *nd)
 {
     for (int guard = 0; guard < 4 && nd->up && trp_raft_has_ready(nd->r); guard++) {
@@ -515,8 +555,7 @@ static void node_drain(sim *s, sim_node *nd)
                 if (s->node[k].id == rd.msgs[i].to)
                     to = k;
             if (s->trace > 1)
-                sim_trace(s, "  %" PRIu64 " -> %" PRIu64 " %s term %" PRIu64, rd.msgs[i].from,
-                          rd.msgs[i].to, trp_raft_msg_type_name(rd.msgs[i].type), rd.msgs[i].term);
+                trace_msg(s, &rd.msgs[i]);
             if (to < 0) {
                 free(buf);
                 continue;

@@ -801,6 +801,59 @@ static void test_follower_forwards(void)
     free_cluster(s);
 }
 
+static size_t count_msgs(outbox *o, int type, uint64_t to)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < o->n; i++)
+        k += o->m[i].type == type && o->m[i].to == to;
+    return k;
+}
+
+static void test_pipeline_window_and_batching(void)
+{
+    sim *s = new_cluster(3, 0);
+    s->cfg.max_inflight = 2;
+    s->cfg.max_msg_bytes = 60; /* two 25-byte entries per message at most */
+    restart_node(s, 0);
+    outbox o = {0};
+    uint64_t v[] = {2};
+    make_leader(s, 0, v, 1, &o);
+    REQUIRE(trp_raft_role(s->node[0].r) == TRP_RAFT_LEADER);
+    outbox_clear(&o);
+    trp_raft_msg m;
+    msg_to(&m, TRP_RAFT_APPEND_RESP, 2, 1, trp_raft_term(s->node[0].r));
+    m.flag = true;
+    mpz_set(m.seq, s->base); /* probe answered: replicate */
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    outbox_clear(&o);
+    for (int i = 0; i < 10; i++)
+        trp_raft_propose(s->node[0].r, 5, (uint64_t)i + 1, "12345678", 8, NULL);
+    drain(s, 0, &o);
+    CHECK(count_msgs(&o, TRP_RAFT_APPEND, 2) == 2); /* the window */
+    for (size_t i = 0; i < o.n; i++)
+        if (o.m[i].type == TRP_RAFT_APPEND && o.m[i].to == 2) {
+            size_t bytes = 0;
+            for (size_t k = 0; k < o.m[i].n_entries; k++)
+                bytes += o.m[i].entries[k].len;
+            CHECK(bytes <= 60 && o.m[i].n_entries >= 1);
+        }
+    outbox_clear(&o);
+    msg_to(&m, TRP_RAFT_APPEND_RESP, 2, 1, trp_raft_term(s->node[0].r));
+    m.flag = true;
+    mpz_add_ui(m.seq, s->base, 2); /* both one-entry messages acknowledged */
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    /* two slots free; the 8 waiting entries go two per message (3 x 25 bytes
+     * would pass max_msg_bytes) */
+    CHECKF(count_msgs(&o, TRP_RAFT_APPEND, 2) == 2, "%zu sent", count_msgs(&o, TRP_RAFT_APPEND, 2));
+    for (size_t i = 0; i < o.n; i++)
+        if (o.m[i].type == TRP_RAFT_APPEND && o.m[i].to == 2)
+            CHECK(o.m[i].n_entries == 2);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
 static void test_storage_failure_fail_stops(void)
 {
     sim *s = new_cluster(1, 0);
@@ -848,5 +901,6 @@ int main(void)
     RUN(test_read_index_needs_quorum);
     RUN(test_follower_forwards);
     RUN(test_storage_failure_fail_stops);
+    RUN(test_pipeline_window_and_batching);
     return check_done();
 }
