@@ -113,3 +113,8 @@ clean:
 	rm -rf build build-asan
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# The Raft simulator: `make sim SEEDS=N [SEED=S] [TRACE=1]` runs N seeds
+# (default 1000) or replays seed S with a readable trace.
+sim: $(B)/t/sim
+	$(B)/t/sim $(if $(SEED),--seed $(SEED) $(if $(TRACE),--trace $(TRACE)),--seeds $(or $(SEEDS),1000) $(if $(BASE),--base $(BASE)))

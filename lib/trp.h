@@ -5,11 +5,15 @@
  *   trp_base.h   status codes, error records, version
  *   trp_log.h    seqs (GMP), SHA-256 chain, CRC32C, the segmented log store,
  *                verification
+ *   trp_raft.h   the Raft consensus core (pure state machine) and its codec
+ *   trp_node.h   an embeddable tinyraft-style node over the core
  */
 #ifndef TRP_H
 #define TRP_H
 
 #include "trp_base.h"
 #include "trp_log.h"
+#include "trp_raft.h"
+#include "trp_node.h"
 
 #endif
