@@ -5,11 +5,17 @@
  *   trp_base.h   status codes, error records, version
  *   trp_log.h    seqs (GMP), SHA-256 chain, CRC32C, the segmented log store,
  *                verification
+ *   trp_config.h cluster config (JSON), key file, `trp-node init`
+ *   trp_wire.h   datagrams: AEAD, fragmentation, replay window, drop counters
+ *   trp_udp.h    UDP sockets (batched) and the epoll event loop
  */
 #ifndef TRP_H
 #define TRP_H
 
 #include "trp_base.h"
 #include "trp_log.h"
+#include "trp_config.h"
+#include "trp_wire.h"
+#include "trp_udp.h"
 
 #endif
