@@ -116,6 +116,16 @@ static int check_keys(const cJSON *obj, const char *path, const char *const *all
     return TRP_OK;
 }
 
+/* The shortest text that reads back as d (as the user probably wrote it). */
+static void number_text(char *out, size_t n, double d)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(out, n, "%.*g", prec, d);
+        if (strtod(out, NULL) == d)
+            return;
+    }
+}
+
 /* An optional integer field in [min, max]; *out = def when absent. */
 static int get_uint(const cJSON *obj, const char *key, const char *path, uint64_t min,
                     uint64_t max, uint64_t def, uint64_t *out, trp_err *err)
@@ -129,12 +139,14 @@ static int get_uint(const cJSON *obj, const char *key, const char *path, uint64_
     if (!cJSON_IsNumber(v))
         return trp_err_set(err, TRP_ECONFIG, "%s%s%s: must be an integer", path, sep, key);
     double d = v->valuedouble;
+    char num[40];
+    number_text(num, sizeof num, d);
     if (d != d || d < (double)min || d > (double)max)
-        return trp_err_set(err, TRP_ECONFIG, "%s%s%s: %.17g out of range %llu..%llu", path, sep,
-                           key, d, (unsigned long long)min, (unsigned long long)max);
+        return trp_err_set(err, TRP_ECONFIG, "%s%s%s: %s out of range %llu..%llu", path, sep,
+                           key, num, (unsigned long long)min, (unsigned long long)max);
     if (d != (double)(uint64_t)d)
-        return trp_err_set(err, TRP_ECONFIG, "%s%s%s: %.17g is not an integer", path, sep, key,
-                           d);
+        return trp_err_set(err, TRP_ECONFIG, "%s%s%s: %s is not an integer", path, sep, key,
+                           num);
     *out = (uint64_t)d;
     return TRP_OK;
 }
