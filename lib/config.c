@@ -899,7 +899,7 @@ static cJSON *init_json(const trp_init_options *o, unsigned base_port, unsigned 
 {
     char hex[2 * TRP_CLUSTER_ID_LEN + 1];
     hex_encode(hex, cluster_id, TRP_CLUSTER_ID_LEN);
-    cJSON *root = cJSON_CreateObject(), *t, *nodes;
+    cJSON *root = cJSON_CreateObject(), *t = NULL, *nodes = NULL;
     if (!root)
         return NULL;
     bool ok = cJSON_AddStringToObject(root, "cluster", o->name ? o->name : "trp") &&
