@@ -377,6 +377,30 @@ static void load_reports_the_file(void)
     CHECK(trp_config_load(&c, path, &e) == TRP_ENOENT);
 }
 
+/* The example in man/trp.conf.5 is a valid config (when run from the
+ * source tree, as tests/run.sh does). */
+static void man_page_example_parses(void)
+{
+    FILE *f = fopen("man/trp.conf.5", "r");
+    if (!f)
+        f = fopen("../man/trp.conf.5", "r");
+    REQUIRE(f);
+    static char page[65536];
+    size_t n = fread(page, 1, sizeof page - 1, f);
+    fclose(f);
+    page[n] = '\0';
+    char *ex = strstr(page, ".Sh EXAMPLES");
+    REQUIRE(ex);
+    char *start = strstr(ex, "\n{"), *end = strstr(ex, "\n.Ed");
+    REQUIRE(start && end && start < end);
+    trp_err e;
+    trp_config *c = NULL;
+    int rc = trp_config_parse(&c, start + 1, (size_t)(end - start), "/etc/trp", &e);
+    CHECKF(rc == TRP_OK, "%s", e.msg);
+    CHECK(c && c->nnodes == 3 && c->ngroups == 2 && c->max_datagram == 1400);
+    trp_config_free(c);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/trp-test-config-XXXXXX");
@@ -393,6 +417,7 @@ int main(void)
     RUN(key_files);
     RUN(init_output_parses_back);
     RUN(load_reports_the_file);
+    RUN(man_page_example_parses);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)
