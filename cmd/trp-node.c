@@ -68,18 +68,34 @@ static int cmd_init(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "n:d:p:g:N:m:fh", longopts, NULL)) != -1) {
         switch (c) {
-        case 'n': o.nodes = parse_unsigned("--nodes", optarg, 1, TRP_CONFIG_NODES_MAX); break;
-        case 'd': o.dir = optarg; break;
-        case 'p': o.base_port = parse_unsigned("--base-port", optarg, 1, 65535); break;
-        case 'g': o.groups = optarg; break;
-        case 'N': o.name = optarg; break;
+        case 'n':
+            o.nodes = parse_unsigned("--nodes", optarg, 1, TRP_CONFIG_NODES_MAX);
+            break;
+        case 'd':
+            o.dir = optarg;
+            break;
+        case 'p':
+            o.base_port = parse_unsigned("--base-port", optarg, 1, 65535);
+            break;
+        case 'g':
+            o.groups = optarg;
+            break;
+        case 'N':
+            o.name = optarg;
+            break;
         case 'm':
             o.max_datagram = parse_unsigned("--max-datagram", optarg, TRP_MAX_DATAGRAM_MIN,
                                             TRP_MAX_DATAGRAM_MAX);
             break;
-        case 'f': o.force = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return EX_USAGE;
+        case 'f':
+            o.force = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EX_USAGE;
         }
     }
     if (optind < argc) {
@@ -132,12 +148,23 @@ static int cmd_run(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "c:i:vhV", longopts, NULL)) != -1) {
         switch (c) {
-        case 'c': config = optarg; break;
-        case 'i': id = optarg; break;
-        case 'v': break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("trp-node %s\n", trp_version()); return 0;
-        default: usage(stderr); return EX_USAGE;
+        case 'c':
+            config = optarg;
+            break;
+        case 'i':
+            id = optarg;
+            break;
+        case 'v':
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("trp-node %s\n", trp_version());
+            return 0;
+        default:
+            usage(stderr);
+            return EX_USAGE;
         }
     }
     if (optind < argc) {

@@ -92,8 +92,7 @@ static void hex_encode(char *out, const uint8_t *in, size_t n)
 
 /* Refuse unknown and duplicate keys of obj; keys starting with '_' are
  * comments. `allowed` is NULL-terminated. */
-static int check_keys(const cJSON *obj, const char *path, const char *const *allowed,
-                      trp_err *err)
+static int check_keys(const cJSON *obj, const char *path, const char *const *allowed, trp_err *err)
 {
     const char *sep = path[0] ? "." : "";
     for (const cJSON *it = obj->child; it; it = it->next) {
@@ -106,8 +105,7 @@ static int check_keys(const cJSON *obj, const char *path, const char *const *all
             if (strcmp(allowed[i], it->string) == 0)
                 known = true;
         if (!known)
-            return trp_err_set(err, TRP_ECONFIG, "%s%s%.64s: unknown field", path, sep,
-                               it->string);
+            return trp_err_set(err, TRP_ECONFIG, "%s%s%.64s: unknown field", path, sep, it->string);
         for (const cJSON *o = it->next; o; o = o->next)
             if (o->string && strcmp(o->string, it->string) == 0)
                 return trp_err_set(err, TRP_ECONFIG, "%s%s%s: duplicate field", path, sep,
@@ -127,8 +125,8 @@ static void number_text(char *out, size_t n, double d)
 }
 
 /* An optional integer field in [min, max]; *out = def when absent. */
-static int get_uint(const cJSON *obj, const char *key, const char *path, uint64_t min,
-                    uint64_t max, uint64_t def, uint64_t *out, trp_err *err)
+static int get_uint(const cJSON *obj, const char *key, const char *path, uint64_t min, uint64_t max,
+                    uint64_t def, uint64_t *out, trp_err *err)
 {
     const char *sep = path[0] ? "." : "";
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -142,11 +140,10 @@ static int get_uint(const cJSON *obj, const char *key, const char *path, uint64_
     char num[40];
     number_text(num, sizeof num, d);
     if (d != d || d < (double)min || d > (double)max)
-        return trp_err_set(err, TRP_ECONFIG, "%s%s%s: %s out of range %llu..%llu", path, sep,
-                           key, num, (unsigned long long)min, (unsigned long long)max);
+        return trp_err_set(err, TRP_ECONFIG, "%s%s%s: %s out of range %llu..%llu", path, sep, key,
+                           num, (unsigned long long)min, (unsigned long long)max);
     if (d != (double)(uint64_t)d)
-        return trp_err_set(err, TRP_ECONFIG, "%s%s%s: %s is not an integer", path, sep, key,
-                           num);
+        return trp_err_set(err, TRP_ECONFIG, "%s%s%s: %s is not an integer", path, sep, key, num);
     *out = (uint64_t)d;
     return TRP_OK;
 }
@@ -260,8 +257,7 @@ static bool parse_hostport(const char *s, char **host_out, uint16_t *port_out, c
     } else {
         ok = inet_pton(AF_INET, host_copy, buf) == 1 || valid_hostname(host_copy);
         if (!ok)
-            snprintf(why, whylen, "'%.64s' is neither an IPv4 address nor a host name",
-                     host_copy);
+            snprintf(why, whylen, "'%.64s' is neither an IPv4 address nor a host name", host_copy);
     }
     if (!ok) {
         free(host_copy);
@@ -289,12 +285,12 @@ static void address_key(char *out, size_t n, const char *host, uint16_t port)
 
 /* ---- parsing ------------------------------------------------------------- */
 
-static const char *const root_keys[] = {"cluster",     "cluster_id", "key_file",
-                                        "max_datagram", "max_entry", "start_seq",
-                                        "timeouts",    "nodes",      NULL};
+static const char *const root_keys[] = {"cluster",      "cluster_id", "key_file",
+                                        "max_datagram", "max_entry",  "start_seq",
+                                        "timeouts",     "nodes",      NULL};
 static const char *const timeout_keys[] = {"heartbeat_ms", "election_timeout_ms",
                                            "election_timeout_max_ms", NULL};
-static const char *const node_keys[] = {"id",    "address",  "bind", "group",
+static const char *const node_keys[] = {"id",       "address",  "bind", "group",
                                         "priority", "data_dir", NULL};
 
 void trp_config_free(trp_config *cfg)
@@ -407,8 +403,8 @@ static int parse_timeouts(trp_config *cfg, const cJSON *root, trp_err *err)
                        TRP_HEARTBEAT_MS_DEFAULT, &hb, err)) ||
         (rc = get_uint(t, "election_timeout_ms", "timeouts", 2, TRP_TIMEOUT_MS_MAX,
                        TRP_ELECTION_TIMEOUT_MS_DEFAULT, &el, err)) ||
-        (rc = get_uint(t, "election_timeout_max_ms", "timeouts", 2, TRP_TIMEOUT_MS_MAX,
-                       2 * el, &elmax, err)))
+        (rc = get_uint(t, "election_timeout_max_ms", "timeouts", 2, TRP_TIMEOUT_MS_MAX, 2 * el,
+                       &elmax, err)))
         return rc;
     /* Several heartbeats must fit in one election timeout, or a single lost
      * datagram starts an election. */
@@ -466,8 +462,7 @@ static int parse_node(trp_config *cfg, trp_node_config *n, const cJSON *obj, siz
     n->id = v;
     if ((rc = parse_address(obj, "address", path, true, &n->address, &n->host, &n->port, err)))
         return rc;
-    if ((rc = parse_address(obj, "bind", path, false, &n->bind, &n->bind_host, &n->bind_port,
-                            err)))
+    if ((rc = parse_address(obj, "bind", path, false, &n->bind, &n->bind_host, &n->bind_port, err)))
         return rc;
     const char *group, *data_dir;
     if ((rc = get_string(obj, "group", path, &group, err)))
@@ -504,8 +499,8 @@ static int check_nodes(trp_config *cfg, trp_err *err)
         for (size_t j = 0; j < i; j++) {
             const trp_node_config *b = &cfg->nodes[j];
             if (a->id == b->id)
-                return trp_err_set(err, TRP_ECONFIG, "nodes[%zu].id: %llu duplicates nodes[%zu]",
-                                   i, (unsigned long long)a->id, j);
+                return trp_err_set(err, TRP_ECONFIG, "nodes[%zu].id: %llu duplicates nodes[%zu]", i,
+                                   (unsigned long long)a->id, j);
             char kb[300];
             address_key(kb, sizeof kb, b->host, b->port);
             if (strcmp(ka, kb) == 0)
@@ -543,8 +538,8 @@ static int check_nodes(trp_config *cfg, trp_err *err)
             }
             if (strcasecmp(cfg->groups[k], g) == 0)
                 return trp_err_set(err, TRP_ECONFIG,
-                                   "nodes[%zu].group: '%s' differs from group '%s' only in case",
-                                   i, g, cfg->groups[k]);
+                                   "nodes[%zu].group: '%s' differs from group '%s' only in case", i,
+                                   g, cfg->groups[k]);
         }
         if (!seen && !(cfg->groups[cfg->ngroups++] = strdup(g)))
             return trp_err_set(err, TRP_ENOMEM, "nodes: out of memory");
@@ -580,8 +575,7 @@ static int parse_root(trp_config *cfg, const cJSON *root, trp_err *err)
     return check_nodes(cfg, err);
 }
 
-static void error_position(const char *text, size_t len, size_t off, unsigned *line,
-                           unsigned *col)
+static void error_position(const char *text, size_t len, size_t off, unsigned *line, unsigned *col)
 {
     *line = 1;
     *col = 1;
@@ -595,8 +589,7 @@ static void error_position(const char *text, size_t len, size_t off, unsigned *l
     }
 }
 
-int trp_config_parse(trp_config **out, const char *text, size_t len, const char *dir,
-                     trp_err *err)
+int trp_config_parse(trp_config **out, const char *text, size_t len, const char *dir, trp_err *err)
 {
     *out = NULL;
     trp_config *cfg = calloc(1, sizeof *cfg);
@@ -884,8 +877,7 @@ static int split_groups(const char *spec, char names[][TRP_NAME_MAX + 1], unsign
                                names[*count]);
         for (unsigned k = 0; k < *count; k++)
             if (strcasecmp(names[k], names[*count]) == 0)
-                return trp_err_set(err, TRP_EINVAL, "--groups: '%s' named twice",
-                                   names[*count]);
+                return trp_err_set(err, TRP_EINVAL, "--groups: '%s' named twice", names[*count]);
         ++*count;
         if (!comma)
             return TRP_OK;
@@ -910,8 +902,7 @@ static cJSON *init_json(const trp_init_options *o, unsigned base_port, unsigned 
               cJSON_AddStringToObject(root, "start_seq", "0") &&
               (t = cJSON_AddObjectToObject(root, "timeouts")) &&
               cJSON_AddNumberToObject(t, "heartbeat_ms", TRP_HEARTBEAT_MS_DEFAULT) &&
-              cJSON_AddNumberToObject(t, "election_timeout_ms",
-                                      TRP_ELECTION_TIMEOUT_MS_DEFAULT) &&
+              cJSON_AddNumberToObject(t, "election_timeout_ms", TRP_ELECTION_TIMEOUT_MS_DEFAULT) &&
               cJSON_AddNumberToObject(t, "election_timeout_max_ms",
                                       2 * TRP_ELECTION_TIMEOUT_MS_DEFAULT) &&
               (nodes = cJSON_AddArrayToObject(root, "nodes"));
@@ -958,11 +949,13 @@ static int init_check_options(const trp_init_options *o, unsigned *base_port,
                            *base_port, o->nodes);
     *max_datagram = o->max_datagram ? o->max_datagram : TRP_MAX_DATAGRAM_LOOPBACK;
     if (*max_datagram < TRP_MAX_DATAGRAM_MIN || *max_datagram > TRP_MAX_DATAGRAM_MAX)
-        return trp_err_set(err, TRP_EINVAL, "--max-datagram: %u out of range %u..%u",
-                           *max_datagram, TRP_MAX_DATAGRAM_MIN, TRP_MAX_DATAGRAM_MAX);
+        return trp_err_set(err, TRP_EINVAL, "--max-datagram: %u out of range %u..%u", *max_datagram,
+                           TRP_MAX_DATAGRAM_MIN, TRP_MAX_DATAGRAM_MAX);
     if (o->name && !valid_name(o->name))
-        return trp_err_set(err, TRP_EINVAL, "--name: '%s' must be 1..%d characters of A-Z a-z "
-                           "0-9 . _ -", o->name, TRP_NAME_MAX);
+        return trp_err_set(err, TRP_EINVAL,
+                           "--name: '%s' must be 1..%d characters of A-Z a-z "
+                           "0-9 . _ -",
+                           o->name, TRP_NAME_MAX);
     return TRP_OK;
 }
 
@@ -972,7 +965,7 @@ int trp_cluster_init(const trp_init_options *o, trp_err *err)
     int rc = init_check_options(o, &base_port, &max_datagram, err);
     if (rc)
         return rc;
-    char (*groups)[TRP_NAME_MAX + 1] = calloc(o->nodes, sizeof *groups);
+    char(*groups)[TRP_NAME_MAX + 1] = calloc(o->nodes, sizeof *groups);
     if (!groups)
         return trp_err_set(err, TRP_ENOMEM, "init: out of memory");
     if (o->groups && (rc = split_groups(o->groups, groups, o->nodes, &ngroups, err)))

@@ -31,7 +31,7 @@ extern "C" {
 /* Defaults (documented in trp.conf(5)). */
 #define TRP_MAX_DATAGRAM_DEFAULT 1400u
 #define TRP_MAX_DATAGRAM_MIN 256u
-#define TRP_MAX_DATAGRAM_MAX 65507u /* largest IPv4 UDP payload */
+#define TRP_MAX_DATAGRAM_MAX 65507u      /* largest IPv4 UDP payload */
 #define TRP_MAX_DATAGRAM_LOOPBACK 65000u /* what `init` writes: all nodes on 127.0.0.1 */
 #define TRP_MAX_ENTRY_CONFIG_DEFAULT (1u << 20)
 #define TRP_MAX_ENTRY_CONFIG_MAX (64u << 20)
@@ -41,16 +41,16 @@ extern "C" {
 #define TRP_TIMEOUT_MS_MAX 600000u
 
 typedef struct trp_node_config {
-    uint64_t id;      /* >= 1, unique */
-    char *address;    /* "host:port" where the other nodes send; as written */
-    char *host;       /* host part of address, brackets removed */
+    uint64_t id;   /* >= 1, unique */
+    char *address; /* "host:port" where the other nodes send; as written */
+    char *host;    /* host part of address, brackets removed */
     uint16_t port;
-    char *bind;       /* "host:port" to bind locally, or NULL: bind `address` */
-    char *bind_host;  /* host part of bind, or NULL */
+    char *bind;      /* "host:port" to bind locally, or NULL: bind `address` */
+    char *bind_host; /* host part of bind, or NULL */
     uint16_t bind_port;
-    char *group;      /* or NULL when the config uses no groups */
+    char *group;       /* or NULL when the config uses no groups */
     uint32_t priority; /* 0..TRP_PRIORITY_MAX, default 0; higher prefers leadership */
-    char *data_dir;   /* resolved: relative paths are joined to the config's dir */
+    char *data_dir;    /* resolved: relative paths are joined to the config's dir */
     /* Filled by trp_config_resolve(); addr_len == 0 until then. */
     struct sockaddr_storage addr;
     socklen_t addr_len;
@@ -59,19 +59,19 @@ typedef struct trp_node_config {
 } trp_node_config;
 
 typedef struct trp_config {
-    char *dir;        /* directory relative paths are resolved against */
-    char *cluster;    /* cluster name */
+    char *dir;                              /* directory relative paths are resolved against */
+    char *cluster;                          /* cluster name */
     uint8_t cluster_id[TRP_CLUSTER_ID_LEN]; /* from "cluster_id", or derived from the name */
-    char *key_file;   /* resolved path of the key file */
+    char *key_file;                         /* resolved path of the key file */
     uint32_t max_datagram;
     uint32_t max_entry;
-    char *start_seq;  /* decimal string, validated */
+    char *start_seq; /* decimal string, validated */
     uint32_t heartbeat_ms;
     uint32_t election_timeout_ms;     /* lower bound of the randomized election timeout */
     uint32_t election_timeout_max_ms; /* upper bound; default 2 * election_timeout_ms */
     bool has_groups;
     size_t ngroups;
-    char **groups;    /* distinct group names in order of first appearance */
+    char **groups; /* distinct group names in order of first appearance */
     size_t nnodes;
     trp_node_config *nodes; /* in file order */
 } trp_config;
@@ -80,8 +80,7 @@ typedef struct trp_config {
  * config are resolved against (the config file's directory; "." if NULL).
  * Errors: TRP_ECONFIG with "PATH: reason", e.g.
  * "nodes[2].address: port 70000 out of range 1..65535"; TRP_ENOMEM. */
-int trp_config_parse(trp_config **out, const char *text, size_t len, const char *dir,
-                     trp_err *err);
+int trp_config_parse(trp_config **out, const char *text, size_t len, const char *dir, trp_err *err);
 /* Read and parse a config file (relative paths resolve against its dir).
  * Errors as trp_config_parse, prefixed with the file name, plus TRP_ENOENT,
  * TRP_EPERM, TRP_EIO for the file itself. */
@@ -107,13 +106,13 @@ int trp_key_load(uint8_t key[TRP_KEY_LEN], const char *path, trp_err *err);
 /* `trp-node init`: write DIR/cluster.json, DIR/cluster.key (0600) and data
  * directories DIR/1..N for a cluster of nodes on 127.0.0.1. */
 typedef struct trp_init_options {
-    const char *dir;        /* created if missing */
-    unsigned nodes;         /* 1..TRP_CONFIG_NODES_MAX */
-    unsigned base_port;     /* node i listens on base_port + i - 1; 0 = 7100 */
-    const char *groups;     /* "A,B,..." assigned in blocks, or NULL */
-    const char *name;       /* cluster name; NULL = "trp" */
-    unsigned max_datagram;  /* 0 = TRP_MAX_DATAGRAM_LOOPBACK */
-    bool force;             /* overwrite an existing cluster.json and key */
+    const char *dir;       /* created if missing */
+    unsigned nodes;        /* 1..TRP_CONFIG_NODES_MAX */
+    unsigned base_port;    /* node i listens on base_port + i - 1; 0 = 7100 */
+    const char *groups;    /* "A,B,..." assigned in blocks, or NULL */
+    const char *name;      /* cluster name; NULL = "trp" */
+    unsigned max_datagram; /* 0 = TRP_MAX_DATAGRAM_LOOPBACK */
+    bool force;            /* overwrite an existing cluster.json and key */
 } trp_init_options;
 
 #define TRP_INIT_BASE_PORT_DEFAULT 7100u

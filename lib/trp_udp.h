@@ -33,8 +33,8 @@ typedef struct trp_udp trp_udp;
 
 typedef struct trp_udp_counters {
     uint64_t sent_datagrams, sent_bytes;
-    uint64_t send_dropped;   /* the kernel had no room (EAGAIN/ENOBUFS) */
-    uint64_t send_errors;    /* other send failures (unreachable, ...) */
+    uint64_t send_dropped; /* the kernel had no room (EAGAIN/ENOBUFS) */
+    uint64_t send_errors;  /* other send failures (unreachable, ...) */
     uint64_t recv_datagrams, recv_bytes;
     uint64_t recv_truncated; /* larger than max_datagram; passed on with len max_datagram + 1 */
     int rcvbuf, sndbuf;      /* what the kernel granted (bytes) */
@@ -69,8 +69,8 @@ typedef void (*trp_udp_recv_fn)(void *ctx, const uint8_t *dgram, size_t len,
                                 const struct sockaddr *from, socklen_t fromlen);
 /* Receive until the socket is empty or max_datagrams were read (bounded so
  * one busy socket cannot starve timers). *count gets the number read. */
-int trp_udp_recv(trp_udp *u, trp_udp_recv_fn fn, void *ctx, unsigned max_datagrams,
-                 unsigned *count, trp_err *err);
+int trp_udp_recv(trp_udp *u, trp_udp_recv_fn fn, void *ctx, unsigned max_datagrams, unsigned *count,
+                 trp_err *err);
 
 /* ---- the event loop ---------------------------------------------------------- */
 
@@ -86,15 +86,13 @@ typedef void (*trp_loop_wake_fn)(void *ctx);
 int trp_loop_new(trp_loop **out, trp_loop_wake_fn on_wake, void *wake_ctx, trp_err *err);
 void trp_loop_free(trp_loop *l);
 
-int trp_loop_add(trp_loop *l, int fd, uint32_t events, trp_loop_io_fn fn, void *ctx,
-                 trp_err *err);
+int trp_loop_add(trp_loop *l, int fd, uint32_t events, trp_loop_io_fn fn, void *ctx, trp_err *err);
 int trp_loop_mod(trp_loop *l, int fd, uint32_t events, trp_err *err);
 int trp_loop_del(trp_loop *l, int fd);
 
 /* One-shot timers on the monotonic clock (ms). A timer fires once per arm;
  * its callback may re-arm it. */
-int trp_loop_timer_new(trp_loop *l, trp_loop_timer_fn fn, void *ctx, int *timer_id,
-                       trp_err *err);
+int trp_loop_timer_new(trp_loop *l, trp_loop_timer_fn fn, void *ctx, int *timer_id, trp_err *err);
 void trp_loop_timer_arm(trp_loop *l, int timer_id, uint64_t deadline_ms);
 void trp_loop_timer_disarm(trp_loop *l, int timer_id);
 uint64_t trp_loop_now_ms(void);

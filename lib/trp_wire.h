@@ -41,8 +41,8 @@ typedef struct trp_wire_params {
     uint64_t self_id;
     const uint64_t *peer_ids; /* every node allowed to send to us (self is skipped) */
     size_t npeers;
-    uint32_t max_datagram;    /* TRP_MAX_DATAGRAM_MIN..TRP_MAX_DATAGRAM_MAX */
-    uint32_t max_message;     /* largest message seal/open handle (entry + Raft header) */
+    uint32_t max_datagram; /* TRP_MAX_DATAGRAM_MIN..TRP_MAX_DATAGRAM_MAX */
+    uint32_t max_message;  /* largest message seal/open handle (entry + Raft header) */
     /* Reassembly bounds (0 = default): partial messages per sender (4),
      * bytes held in partial messages over all senders (4 * max_message,
      * at least max_message), and how long a partial message may wait for
@@ -86,8 +86,8 @@ void trp_wire_params_default(trp_wire_params *p);
  * peer array points into `ids`, which must hold cfg->nnodes entries and
  * outlive trp_wire_new. */
 int trp_wire_params_from_config(trp_wire_params *p, const trp_config *cfg,
-                                const uint8_t key[TRP_KEY_LEN], uint64_t self_id,
-                                uint32_t extra, uint64_t *ids, trp_err *err);
+                                const uint8_t key[TRP_KEY_LEN], uint64_t self_id, uint32_t extra,
+                                uint64_t *ids, trp_err *err);
 
 /* TRP_EINVAL for inconsistent params (sizes, self among peers is fine),
  * TRP_ENOMEM, TRP_EIO when OpenSSL or the randomness source fails. */
@@ -101,8 +101,8 @@ typedef int (*trp_wire_emit_fn)(void *ctx, uint64_t to_id, const uint8_t *dgram,
 /* Encrypt and fragment msg for node to_id. Every datagram is at most
  * max_datagram bytes. TRP_ETOOBIG when len > max_message, TRP_EINVAL for an
  * unknown receiver, TRP_EIO when the cipher fails, or emit's status. */
-int trp_wire_seal(trp_wire *w, uint64_t to_id, const void *msg, size_t len,
-                  trp_wire_emit_fn emit, void *ctx, trp_err *err);
+int trp_wire_seal(trp_wire *w, uint64_t to_id, const void *msg, size_t len, trp_wire_emit_fn emit,
+                  void *ctx, trp_err *err);
 /* How many datagrams a message of len bytes becomes. */
 uint32_t trp_wire_fragments(const trp_wire *w, size_t len);
 

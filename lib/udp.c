@@ -40,15 +40,15 @@ struct trp_udp {
     uint16_t port;
     struct udp_peer *peers;
     size_t npeers;
-    unsigned batch;          /* datagrams per sendmmsg/recvmmsg */
+    unsigned batch; /* datagrams per sendmmsg/recvmmsg */
     /* send side */
-    uint8_t *sbuf;           /* batch * max_datagram */
+    uint8_t *sbuf; /* batch * max_datagram */
     struct mmsghdr *smsg;
     struct iovec *siov;
     struct sockaddr_storage *saddr;
     unsigned squeued;
     /* receive side */
-    uint8_t *rbuf;           /* batch * (max_datagram + 1): one more byte shows truncation */
+    uint8_t *rbuf; /* batch * (max_datagram + 1): one more byte shows truncation */
     struct mmsghdr *rmsg;
     struct iovec *riov;
     struct sockaddr_storage *raddr;
@@ -288,8 +288,8 @@ int trp_udp_send_message(trp_udp *u, trp_wire *w, uint64_t peer_id, const void *
 
 /* ---- receiving ------------------------------------------------------------- */
 
-int trp_udp_recv(trp_udp *u, trp_udp_recv_fn fn, void *ctx, unsigned max_datagrams,
-                 unsigned *count, trp_err *err)
+int trp_udp_recv(trp_udp *u, trp_udp_recv_fn fn, void *ctx, unsigned max_datagrams, unsigned *count,
+                 trp_err *err)
 {
     *count = 0;
     size_t slot = (size_t)u->max_datagram + 1;
@@ -322,8 +322,8 @@ int trp_udp_recv(trp_udp *u, trp_udp_recv_fn fn, void *ctx, unsigned max_datagra
                 u->c.recv_truncated++;
             u->c.recv_datagrams++;
             u->c.recv_bytes += len;
-            fn(ctx, u->rbuf + (size_t)i * slot, len,
-               (const struct sockaddr *)&u->raddr[i], u->rmsg[i].msg_hdr.msg_namelen);
+            fn(ctx, u->rbuf + (size_t)i * slot, len, (const struct sockaddr *)&u->raddr[i],
+               u->rmsg[i].msg_hdr.msg_namelen);
         }
         *count += (unsigned)n;
         if ((unsigned)n < want)
@@ -412,8 +412,7 @@ static int loop_find(const trp_loop *l, int fd)
     return -1;
 }
 
-int trp_loop_add(trp_loop *l, int fd, uint32_t events, trp_loop_io_fn fn, void *ctx,
-                 trp_err *err)
+int trp_loop_add(trp_loop *l, int fd, uint32_t events, trp_loop_io_fn fn, void *ctx, trp_err *err)
 {
     if (loop_find(l, fd) >= 0)
         return trp_err_set(err, TRP_EINVAL, "loop: fd %d already added", fd);
@@ -450,8 +449,7 @@ int trp_loop_del(trp_loop *l, int fd)
     return TRP_OK;
 }
 
-int trp_loop_timer_new(trp_loop *l, trp_loop_timer_fn fn, void *ctx, int *timer_id,
-                       trp_err *err)
+int trp_loop_timer_new(trp_loop *l, trp_loop_timer_fn fn, void *ctx, int *timer_id, trp_err *err)
 {
     for (int i = 0; i < TRP_LOOP_TIMERS_MAX; i++) {
         if (l->timers[i].used)

@@ -43,22 +43,22 @@
 struct peer {
     uint64_t id;
     bool has_boot;
-    uint8_t boot[BOOT_LEN];   /* epoch (BE) then random: memcmp orders boots */
-    EVP_CIPHER_CTX *ctx;      /* keyed with this peer's current boot key */
-    uint64_t highest;         /* highest packet number accepted in this boot */
+    uint8_t boot[BOOT_LEN];        /* epoch (BE) then random: memcmp orders boots */
+    EVP_CIPHER_CTX *ctx;           /* keyed with this peer's current boot key */
+    uint64_t highest;              /* highest packet number accepted in this boot */
     uint64_t window[WINDOW_WORDS]; /* bit pn % WINDOW: seen */
     uint32_t npartial;
 };
 
 struct partial {
     bool used;
-    uint32_t peer;            /* index into peers */
-    uint64_t first_pn;        /* message identity within the peer's boot */
+    uint32_t peer;     /* index into peers */
+    uint64_t first_pn; /* message identity within the peer's boot */
     uint32_t len, count, received;
     uint64_t created_ms, order; /* order: creation counter, for "evict oldest" */
-    uint64_t bytes;           /* accounted size */
+    uint64_t bytes;             /* accounted size */
     uint8_t *buf;
-    uint64_t *have;           /* bitmap of received fragments */
+    uint64_t *have; /* bitmap of received fragments */
 };
 
 struct header {
@@ -82,8 +82,8 @@ struct trp_wire {
     struct partial *partials;
     size_t npartials_max;
     uint64_t partial_order;
-    uint8_t *scratch;          /* one datagram: sealing output, opening plaintext */
-    uint8_t *delivered;        /* a reassembled message handed out last call */
+    uint8_t *scratch;   /* one datagram: sealing output, opening plaintext */
+    uint8_t *delivered; /* a reassembled message handed out last call */
     trp_wire_counters c;
 };
 
@@ -210,8 +210,7 @@ static bool derive_key(trp_wire *w, EVP_CIPHER_CTX *ctx, uint64_t sender,
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
         OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, w->key, TRP_KEY_LEN),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, w->p.cluster_id,
-                                          TRP_CLUSTER_ID_LEN),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, w->p.cluster_id, TRP_CLUSTER_ID_LEN),
         OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, sizeof info),
         OSSL_PARAM_construct_end(),
     };
@@ -234,8 +233,8 @@ void trp_wire_params_default(trp_wire_params *p)
 }
 
 int trp_wire_params_from_config(trp_wire_params *p, const trp_config *cfg,
-                                const uint8_t key[TRP_KEY_LEN], uint64_t self_id,
-                                uint32_t extra, uint64_t *ids, trp_err *err)
+                                const uint8_t key[TRP_KEY_LEN], uint64_t self_id, uint32_t extra,
+                                uint64_t *ids, trp_err *err)
 {
     trp_wire_params_default(p);
     if (!trp_config_node(cfg, self_id))
@@ -258,15 +257,14 @@ int trp_wire_params_from_config(trp_wire_params *p, const trp_config *cfg,
 static int wire_check_params(const trp_wire_params *p, trp_err *err)
 {
     if (p->max_datagram < TRP_MAX_DATAGRAM_MIN || p->max_datagram > TRP_MAX_DATAGRAM_MAX)
-        return trp_err_set(err, TRP_EINVAL, "max_datagram %u out of range %u..%u",
-                           p->max_datagram, TRP_MAX_DATAGRAM_MIN, TRP_MAX_DATAGRAM_MAX);
+        return trp_err_set(err, TRP_EINVAL, "max_datagram %u out of range %u..%u", p->max_datagram,
+                           TRP_MAX_DATAGRAM_MIN, TRP_MAX_DATAGRAM_MAX);
     if (p->max_message > UINT32_MAX / 2)
         return trp_err_set(err, TRP_EINVAL, "max_message %u too large", p->max_message);
     if (p->self_id == 0)
         return trp_err_set(err, TRP_EINVAL, "self id must be >= 1");
     if (p->npeers > TRP_WIRE_PEERS_MAX)
-        return trp_err_set(err, TRP_EINVAL, "%zu peers, at most %d", p->npeers,
-                           TRP_WIRE_PEERS_MAX);
+        return trp_err_set(err, TRP_EINVAL, "%zu peers, at most %d", p->npeers, TRP_WIRE_PEERS_MAX);
     if (p->partial_bytes_max && p->partial_bytes_max < p->max_message)
         return trp_err_set(err, TRP_EINVAL,
                            "partial_bytes_max %llu cannot hold one message of max_message %u",
@@ -403,18 +401,17 @@ static struct peer *peer_find(trp_wire *w, uint64_t id)
     return NULL;
 }
 
-int trp_wire_seal(trp_wire *w, uint64_t to_id, const void *msg, size_t len,
-                  trp_wire_emit_fn emit, void *ctx, trp_err *err)
+int trp_wire_seal(trp_wire *w, uint64_t to_id, const void *msg, size_t len, trp_wire_emit_fn emit,
+                  void *ctx, trp_err *err)
 {
     if (len > w->p.max_message)
         return trp_err_set(err, TRP_ETOOBIG, "message of %zu bytes exceeds max_message %u", len,
                            w->p.max_message);
     if (!peer_find(w, to_id))
-        return trp_err_set(err, TRP_EINVAL, "node %llu is not a peer",
-                           (unsigned long long)to_id);
+        return trp_err_set(err, TRP_EINVAL, "node %llu is not a peer", (unsigned long long)to_id);
     uint32_t count = trp_wire_fragments(w, len);
-    struct header h = {.sender = w->p.self_id, .receiver = to_id, .msg_len = (uint32_t)len,
-                       .count = count};
+    struct header h = {
+        .sender = w->p.self_id, .receiver = to_id, .msg_len = (uint32_t)len, .count = count};
     memcpy(h.tag, w->cluster_tag, 4);
     memcpy(h.boot, w->boot, BOOT_LEN);
     uint64_t first = w->next_pn;
@@ -433,8 +430,8 @@ int trp_wire_seal(trp_wire *w, uint64_t to_id, const void *msg, size_t len,
         assert(TRP_WIRE_OVERHEAD + plen <= w->p.max_datagram);
         if (EVP_EncryptInit_ex(w->seal_ctx, NULL, NULL, NULL, nonce) != 1 ||
             EVP_EncryptUpdate(w->seal_ctx, NULL, &n1, d, TRP_WIRE_HEADER_LEN) != 1 ||
-            EVP_EncryptUpdate(w->seal_ctx, d + TRP_WIRE_HEADER_LEN, &n2, m + start,
-                              (int)plen) != 1 ||
+            EVP_EncryptUpdate(w->seal_ctx, d + TRP_WIRE_HEADER_LEN, &n2, m + start, (int)plen) !=
+                1 ||
             EVP_EncryptFinal_ex(w->seal_ctx, d + TRP_WIRE_HEADER_LEN + n2, &n3) != 1 ||
             EVP_CIPHER_CTX_ctrl(w->seal_ctx, EVP_CTRL_AEAD_GET_TAG, TRP_WIRE_TAG_LEN,
                                 d + TRP_WIRE_HEADER_LEN + plen) != 1)
@@ -458,14 +455,30 @@ enum verdict { ACCEPT, FORGED, STALE, MALFORMED, OVERSIZED, WRONG_CLUSTER, UNKNO
 static void count_drop(trp_wire *w, enum verdict v)
 {
     switch (v) {
-    case ACCEPT: w->c.accepted_datagrams++; break;
-    case FORGED: w->c.drop_forged++; break;
-    case STALE: w->c.drop_stale++; break;
-    case MALFORMED: w->c.drop_malformed++; break;
-    case OVERSIZED: w->c.drop_oversized++; break;
-    case WRONG_CLUSTER: w->c.drop_wrong_cluster++; break;
-    case UNKNOWN: w->c.drop_unknown_sender++; break;
-    case WRONG_RECV: w->c.drop_wrong_receiver++; break;
+    case ACCEPT:
+        w->c.accepted_datagrams++;
+        break;
+    case FORGED:
+        w->c.drop_forged++;
+        break;
+    case STALE:
+        w->c.drop_stale++;
+        break;
+    case MALFORMED:
+        w->c.drop_malformed++;
+        break;
+    case OVERSIZED:
+        w->c.drop_oversized++;
+        break;
+    case WRONG_CLUSTER:
+        w->c.drop_wrong_cluster++;
+        break;
+    case UNKNOWN:
+        w->c.drop_unknown_sender++;
+        break;
+    case WRONG_RECV:
+        w->c.drop_wrong_receiver++;
+        break;
     }
 }
 
@@ -528,8 +541,7 @@ static void window_mark(struct peer *pe, uint64_t pn)
     pe->window[bit / 64] |= 1ull << (bit % 64);
 }
 
-static bool aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *d, size_t len, uint64_t pn,
-                      uint8_t *out)
+static bool aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *d, size_t len, uint64_t pn, uint8_t *out)
 {
     uint8_t nonce[12], tag[TRP_WIRE_TAG_LEN];
     size_t clen = len - TRP_WIRE_OVERHEAD;
@@ -634,15 +646,14 @@ static struct partial *partial_make_room(trp_wire *w, uint32_t peer, uint64_t by
 
 /* Add an authentic fragment; returns 1 and the message when it completes,
  * or the verdict to count. */
-static int reassemble(trp_wire *w, struct peer *pe, const struct header *h,
-                      enum verdict *v, const uint8_t **msg, size_t *msg_len)
+static int reassemble(trp_wire *w, struct peer *pe, const struct header *h, enum verdict *v,
+                      const uint8_t **msg, size_t *msg_len)
 {
     uint32_t idx = (uint32_t)(pe - w->peers);
     uint64_t first = h->pn - h->index;
     struct partial *pa = NULL;
     for (size_t i = 0; i < w->npartials_max && pe->npartial; i++)
-        if (w->partials[i].used && w->partials[i].peer == idx &&
-            w->partials[i].first_pn == first) {
+        if (w->partials[i].used && w->partials[i].peer == idx && w->partials[i].first_pn == first) {
             pa = &w->partials[i];
             break;
         }
@@ -694,8 +705,8 @@ static int reassemble(trp_wire *w, struct peer *pe, const struct header *h,
     return 1;
 }
 
-int trp_wire_open(trp_wire *w, const uint8_t *d, size_t len, uint64_t *from,
-                  const uint8_t **msg, size_t *msg_len)
+int trp_wire_open(trp_wire *w, const uint8_t *d, size_t len, uint64_t *from, const uint8_t **msg,
+                  size_t *msg_len)
 {
     free(w->delivered);
     w->delivered = NULL;
@@ -725,10 +736,10 @@ int trp_wire_open(trp_wire *w, const uint8_t *d, size_t len, uint64_t *from,
         *from = h.sender;
         w->c.delivered_messages++;
     }
-    assert(w->c.recv_datagrams ==
-           w->c.accepted_datagrams + w->c.drop_forged + w->c.drop_stale + w->c.drop_malformed +
-               w->c.drop_oversized + w->c.drop_wrong_cluster + w->c.drop_unknown_sender +
-               w->c.drop_wrong_receiver);
+    assert(w->c.recv_datagrams == w->c.accepted_datagrams + w->c.drop_forged + w->c.drop_stale +
+                                      w->c.drop_malformed + w->c.drop_oversized +
+                                      w->c.drop_wrong_cluster + w->c.drop_unknown_sender +
+                                      w->c.drop_wrong_receiver);
     return done;
 }
 

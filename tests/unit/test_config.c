@@ -23,18 +23,19 @@ static trp_config *parse(const char *text, trp_err *err)
 }
 
 /* The config must be refused with a message containing want. */
-#define REFUSED(text, want)                                                                   \
-    do {                                                                                      \
-        trp_err e_ = {0};                                                                     \
-        trp_config *c_ = parse(text, &e_);                                                    \
-        CHECKF(c_ == NULL, "accepted: %s", text);                                             \
-        CHECKF(c_ != NULL || strstr(e_.msg, want) != NULL, "got \"%s\", want \"%s\"", e_.msg, \
-               want);                                                                         \
-        trp_config_free(c_);                                                                  \
+#define REFUSED(text, want)                                                                        \
+    do {                                                                                           \
+        trp_err e_ = {0};                                                                          \
+        trp_config *c_ = parse(text, &e_);                                                         \
+        CHECKF(c_ == NULL, "accepted: %s", text);                                                  \
+        CHECKF(c_ != NULL || strstr(e_.msg, want) != NULL, "got \"%s\", want \"%s\"", e_.msg,      \
+               want);                                                                              \
+        trp_config_free(c_);                                                                       \
     } while (0)
 
-#define N3 "[{\"id\":1,\"address\":\"127.0.0.1:7100\"},{\"id\":2,\"address\":\"127.0.0.1:7101\"}," \
-           "{\"id\":3,\"address\":\"127.0.0.1:7102\"}]"
+#define N3                                                                                         \
+    "[{\"id\":1,\"address\":\"127.0.0.1:7100\"},{\"id\":2,\"address\":\"127.0.0.1:7101\"},"        \
+    "{\"id\":3,\"address\":\"127.0.0.1:7102\"}]"
 
 static void minimal_config_gets_defaults(void)
 {
@@ -221,11 +222,10 @@ static void groups_are_all_or_none(void)
 static void addresses_resolve(void)
 {
     trp_err e;
-    trp_config *c =
-        parse("{\"cluster\":\"x\",\"nodes\":[{\"id\":1,\"address\":\"127.0.0.1:7100\","
-              "\"bind\":\"0.0.0.0:7200\"},{\"id\":2,\"address\":\"[::1]:7101\"},"
-              "{\"id\":3,\"address\":\"localhost:7102\"}]}",
-              &e);
+    trp_config *c = parse("{\"cluster\":\"x\",\"nodes\":[{\"id\":1,\"address\":\"127.0.0.1:7100\","
+                          "\"bind\":\"0.0.0.0:7200\"},{\"id\":2,\"address\":\"[::1]:7101\"},"
+                          "{\"id\":3,\"address\":\"localhost:7102\"}]}",
+                          &e);
     REQUIRE(c);
     int rc = trp_config_resolve(c, &e);
     CHECKF(rc == TRP_OK, "%s", e.msg);

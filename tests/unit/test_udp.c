@@ -18,8 +18,7 @@ static bool free_ports(unsigned *p1, unsigned *p2)
     int fds[2] = {-1, -1};
     unsigned ports[2] = {0, 0};
     for (int i = 0; i < 2; i++) {
-        struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         socklen_t l = sizeof a;
         fds[i] = socket(AF_INET, SOCK_DGRAM, 0);
         if (fds[i] >= 0 && bind(fds[i], (struct sockaddr *)&a, sizeof a) == 0 &&
@@ -147,8 +146,10 @@ static void one_mib_over_loopback_at(unsigned max_datagram)
         CHECK(trp_wire_seal(w1, 2, m, len, queue_and_pace, &s, &e) == TRP_OK);
         CHECK(trp_udp_flush(u1, &e) == TRP_OK);
         drain_until(u2, &r, 1);
-        CHECKF(r.messages == 1, "at %u: %d messages, udp sent %llu dropped %llu, wire accepted "
-               "%llu", max_datagram, r.messages,
+        CHECKF(r.messages == 1,
+               "at %u: %d messages, udp sent %llu dropped %llu, wire accepted "
+               "%llu",
+               max_datagram, r.messages,
                (unsigned long long)trp_udp_counters_get(u1)->sent_datagrams,
                (unsigned long long)trp_udp_counters_get(u1)->send_dropped,
                (unsigned long long)trp_wire_counters_get(w2)->accepted_datagrams);
@@ -173,8 +174,7 @@ static void one_mib_over_loopback_at(unsigned max_datagram)
             sendto(fd, big, max_datagram + 10, 0, (const struct sockaddr *)&cfg->nodes[1].addr,
                    cfg->nodes[1].addr_len);
             uint64_t before = trp_wire_counters_get(w2)->drop_oversized;
-            for (int i = 0; i < 200 && trp_wire_counters_get(w2)->drop_oversized == before;
-                 i++) {
+            for (int i = 0; i < 200 && trp_wire_counters_get(w2)->drop_oversized == before; i++) {
                 unsigned n;
                 struct pollfd pf = {.fd = trp_udp_fd(u2), .events = POLLIN};
                 poll(&pf, 1, 10);

@@ -107,9 +107,8 @@ static bool counters_add_up(const trp_wire *w)
 {
     const trp_wire_counters *c = trp_wire_counters_get(w);
     return c->recv_datagrams == c->accepted_datagrams + c->drop_forged + c->drop_stale +
-                                    c->drop_malformed + c->drop_oversized +
-                                    c->drop_wrong_cluster + c->drop_unknown_sender +
-                                    c->drop_wrong_receiver;
+                                    c->drop_malformed + c->drop_oversized + c->drop_wrong_cluster +
+                                    c->drop_unknown_sender + c->drop_wrong_receiver;
 }
 
 /* Feed capture[i] for i in order[]; returns delivered message count and
@@ -394,8 +393,7 @@ static void reassembly_memory_is_bounded(void)
     uint64_t peak_bytes = 0, peak_msgs = 0;
     for (int i = 0; i < 40; i++) {
         capture_clear(&cap);
-        REQUIRE(trp_wire_seal(tx, 2, m, max_message - (size_t)i, capture_emit, &cap, &e) ==
-                TRP_OK);
+        REQUIRE(trp_wire_seal(tx, 2, m, max_message - (size_t)i, capture_emit, &cap, &e) == TRP_OK);
         size_t first = 0;
         CHECK(feed(rx, &first, 1, m, 0) == 0);
         if (c->partial_bytes > peak_bytes)
@@ -404,8 +402,7 @@ static void reassembly_memory_is_bounded(void)
             peak_msgs = c->partial_messages;
     }
     CHECKF(peak_msgs <= 4, "%llu partial messages", (unsigned long long)peak_msgs);
-    CHECKF(peak_bytes <= 4ull * max_message, "%llu partial bytes",
-           (unsigned long long)peak_bytes);
+    CHECKF(peak_bytes <= 4ull * max_message, "%llu partial bytes", (unsigned long long)peak_bytes);
     CHECK(c->partial_evicted >= 36 && c->partial_evicted + c->partial_messages == 40);
     /* a complete message still arrives */
     capture_clear(&cap);
@@ -451,9 +448,15 @@ static void random_and_mutated_datagrams(void)
             int muts = 1 + (int)(prng() % 4);
             for (int k = 0; k < muts; k++) {
                 switch (prng() % 3) {
-                case 0: buf[prng() % n] ^= (uint8_t)(1 + prng() % 255); break;
-                case 1: n = prng() % (n + 1); break;
-                default: buf[prng() % n] = (uint8_t)prng(); break;
+                case 0:
+                    buf[prng() % n] ^= (uint8_t)(1 + prng() % 255);
+                    break;
+                case 1:
+                    n = prng() % (n + 1);
+                    break;
+                default:
+                    buf[prng() % n] = (uint8_t)prng();
+                    break;
                 }
                 if (n == 0)
                     break;
@@ -525,8 +528,7 @@ static void throughput_report(void)
         clock_gettime(CLOCK_MONOTONIC, &t2);
         CHECK(got == rounds);
         double seal_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-        double open_s =
-            (double)(t2.tv_sec - t1b.tv_sec) + (double)(t2.tv_nsec - t1b.tv_nsec) / 1e9;
+        double open_s = (double)(t2.tv_sec - t1b.tv_sec) + (double)(t2.tv_nsec - t1b.tv_nsec) / 1e9;
         double mb = (double)rounds * len / 1e6;
         printf("# wire max_datagram %u: seal %.0f MB/s (%.0f datagrams/s), open+reassemble "
                "%.0f MB/s (%.0f datagrams/s)\n",
