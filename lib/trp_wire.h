@@ -50,10 +50,16 @@ typedef struct trp_wire_params {
     uint32_t partial_per_peer;
     uint64_t partial_bytes_max;
     uint32_t reassembly_timeout_ms;
-    /* Boot epoch: must grow across restarts of this node, so that peers can
-     * tell a restart (accepted: the replay window resets) from a replay of
-     * an older boot (dropped as stale). 0 = CLOCK_REALTIME in ns. */
+    /* Boot epoch: should grow across restarts of this node, so that peers
+     * can tell a restart (accepted: the replay window resets) from a replay
+     * of an older boot (dropped as stale). 0 = CLOCK_REALTIME in ns; a node
+     * with a persisted counter should pass max(counter, that) instead. */
     uint64_t boot_epoch;
+    /* If a restarted peer's epoch went backwards (its clock was stepped
+     * back), its datagrams are stale until its previous boot has been silent
+     * this long; then the older boot is accepted (0 = 10000 ms). Raft
+     * tolerates the replays this could let through: they are old messages. */
+    uint32_t boot_silence_ms;
     /* Injected randomness and monotonic time; NULL = RAND_bytes and
      * CLOCK_MONOTONIC. rand returns 1 on success. */
     int (*rand)(void *ctx, void *buf, size_t len);
@@ -76,6 +82,7 @@ typedef struct trp_wire_counters {
     uint64_t drop_wrong_receiver; /* addressed to another node */
     uint64_t partial_evicted;     /* incomplete messages discarded: bounds or restart */
     uint64_t partial_expired;     /* incomplete messages discarded: timeout */
+    uint64_t peer_restarts;       /* a peer's boot id changed (authentic) */
     uint64_t partial_messages, partial_bytes; /* held right now */
 } trp_wire_counters;
 

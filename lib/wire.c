@@ -38,6 +38,7 @@
 #define WINDOW_WORDS (TRP_WIRE_REPLAY_WINDOW / 64)
 #define PARTIAL_PER_PEER_DEFAULT 4
 #define REASSEMBLY_TIMEOUT_MS_DEFAULT 5000
+#define BOOT_SILENCE_MS_DEFAULT 10000
 #define PARTIALS_MAX 1024 /* pool size cap, whatever the peer count */
 
 struct peer {
@@ -46,6 +47,7 @@ struct peer {
     uint8_t boot[BOOT_LEN];        /* epoch (BE) then random: memcmp orders boots */
     EVP_CIPHER_CTX *ctx;           /* keyed with this peer's current boot key */
     uint64_t highest;              /* highest packet number accepted in this boot */
+    uint64_t last_ms;              /* when this boot last sent an authentic datagram */
     uint64_t window[WINDOW_WORDS]; /* bit pn % WINDOW: seen */
     uint32_t npartial;
 };
@@ -315,6 +317,8 @@ int trp_wire_new(trp_wire **out, const trp_wire_params *params, trp_err *err)
         w->p.partial_bytes_max = 4ull * (w->p.max_message ? w->p.max_message : 1);
     if (!w->p.reassembly_timeout_ms)
         w->p.reassembly_timeout_ms = REASSEMBLY_TIMEOUT_MS_DEFAULT;
+    if (!w->p.boot_silence_ms)
+        w->p.boot_silence_ms = BOOT_SILENCE_MS_DEFAULT;
     memcpy(w->key, params->key, TRP_KEY_LEN);
     memset(w->p.key, 0, sizeof w->p.key);
     w->next_pn = 1;
@@ -575,29 +579,36 @@ static void peer_new_boot(trp_wire *w, struct peer *pe, const uint8_t boot[BOOT_
 
 /* Authenticate; on success the plaintext is in w->scratch. */
 static enum verdict authenticate(trp_wire *w, struct peer *pe, const uint8_t *d, size_t len,
-                                 const struct header *h)
+                                 const struct header *h, uint64_t now)
 {
     int cmp = pe->has_boot ? memcmp(h->boot, pe->boot, BOOT_LEN) : 1;
-    if (cmp < 0)
-        return STALE; /* an older boot of this peer: replayed or very late */
     if (cmp == 0) {
         if (window_seen(pe, h->pn))
             return STALE;
-        return aead_open(pe->ctx, d, len, h->pn, w->scratch) ? ACCEPT : FORGED;
+        if (!aead_open(pe->ctx, d, len, h->pn, w->scratch))
+            return FORGED;
+        pe->last_ms = now;
+        return ACCEPT;
     }
-    /* A newer boot: derive its key; adopt it only if the datagram is authentic. */
+    /* An older boot is a replay or very late, unless the current boot has
+     * gone silent: then the peer probably restarted with its clock set back. */
+    if (cmp < 0 && now - pe->last_ms < w->p.boot_silence_ms)
+        return STALE;
+    /* Another boot: derive its key; adopt it only if the datagram is authentic. */
     if (!derive_key(w, w->trial_ctx, h->sender, h->boot, false) ||
         !aead_open(w->trial_ctx, d, len, h->pn, w->scratch))
         return FORGED;
+    if (pe->has_boot)
+        w->c.peer_restarts++;
     peer_new_boot(w, pe, h->boot);
+    pe->last_ms = now;
     return ACCEPT;
 }
 
-void trp_wire_expire(trp_wire *w)
+static void partials_expire(trp_wire *w, uint64_t now)
 {
     if (!w->c.partial_messages)
         return;
-    uint64_t now = w->p.now_ms(w->p.ctx);
     for (size_t i = 0; i < w->npartials_max; i++) {
         struct partial *pa = &w->partials[i];
         if (pa->used && now - pa->created_ms >= w->p.reassembly_timeout_ms) {
@@ -605,6 +616,11 @@ void trp_wire_expire(trp_wire *w)
             w->c.partial_expired++;
         }
     }
+}
+
+void trp_wire_expire(trp_wire *w)
+{
+    partials_expire(w, w->p.now_ms(w->p.ctx));
 }
 
 static struct partial *partial_oldest(trp_wire *w, int peer)
@@ -712,12 +728,13 @@ int trp_wire_open(trp_wire *w, const uint8_t *d, size_t len, uint64_t *from, con
     w->delivered = NULL;
     w->c.recv_datagrams++;
     w->c.recv_bytes += len;
-    trp_wire_expire(w);
+    uint64_t now = w->p.now_ms(w->p.ctx);
+    partials_expire(w, now);
     struct header h;
     struct peer *pe = NULL;
     enum verdict v = check_header(w, d, len, &h, &pe);
     if (v == ACCEPT)
-        v = authenticate(w, pe, d, len, &h);
+        v = authenticate(w, pe, d, len, &h, now);
     int done = 0;
     if (v == ACCEPT) {
         /* Authentic: remember it even if reassembly refuses it, so that a
