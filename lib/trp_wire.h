@@ -102,11 +102,13 @@ int trp_wire_new(trp_wire **out, const trp_wire_params *p, trp_err *err);
 void trp_wire_free(trp_wire *w);
 
 /* Called once per datagram of a message, in order; the bytes are valid only
- * during the call. A non-zero return stops sealing and is returned. */
+ * during the call. A non-zero return stops sealing and is returned. It must
+ * not call trp_wire_open on the same trp_wire (that may free msg). */
 typedef int (*trp_wire_emit_fn)(void *ctx, uint64_t to_id, const uint8_t *dgram, size_t len);
 
 /* Encrypt and fragment msg for node to_id. Every datagram is at most
- * max_datagram bytes. TRP_ETOOBIG when len > max_message, TRP_EINVAL for an
+ * max_datagram bytes. msg may be a message trp_wire_open just returned (to
+ * forward it) and may be NULL when len is 0. TRP_ETOOBIG when len > max_message, TRP_EINVAL for an
  * unknown receiver, TRP_EIO when the cipher fails, or emit's status. */
 int trp_wire_seal(trp_wire *w, uint64_t to_id, const void *msg, size_t len, trp_wire_emit_fn emit,
                   void *ctx, trp_err *err);

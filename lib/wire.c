@@ -84,7 +84,9 @@ struct trp_wire {
     struct partial *partials;
     size_t npartials_max;
     uint64_t partial_order;
-    uint8_t *scratch;   /* one datagram: sealing output, opening plaintext */
+    uint8_t *sealed;    /* one datagram being sealed */
+    uint8_t *scratch;   /* one datagram's plaintext being opened; separate from
+                           `sealed` so a message just opened can be sealed again */
     uint8_t *delivered; /* a reassembled message handed out last call */
     trp_wire_counters c;
 };
@@ -336,10 +338,11 @@ int trp_wire_new(trp_wire **out, const trp_wire_params *params, trp_err *err)
     memcpy(tagin, "trp cluster tag", 16);
     memcpy(tagin + 16, params->cluster_id, TRP_CLUSTER_ID_LEN);
     w->scratch = malloc(w->p.max_datagram);
+    w->sealed = malloc(w->p.max_datagram);
     w->seal_ctx = EVP_CIPHER_CTX_new();
     w->trial_ctx = EVP_CIPHER_CTX_new();
     w->hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-    if (!w->scratch || !w->seal_ctx || !w->trial_ctx)
+    if (!w->scratch || !w->sealed || !w->seal_ctx || !w->trial_ctx)
         rc = trp_err_set(err, TRP_ENOMEM, "wire: out of memory");
     else if (!w->hkdf || !EVP_Digest(tagin, sizeof tagin, md, &mdlen, EVP_sha256(), NULL))
         rc = trp_err_set(err, TRP_EIO, "wire: OpenSSL lacks HKDF or SHA-256");
@@ -383,6 +386,7 @@ void trp_wire_free(trp_wire *w)
     free(w->partials);
     free(w->delivered);
     free(w->scratch);
+    free(w->sealed);
     EVP_CIPHER_CTX_free(w->seal_ctx);
     EVP_CIPHER_CTX_free(w->trial_ctx);
     EVP_KDF_free(w->hkdf);
@@ -420,13 +424,14 @@ int trp_wire_seal(trp_wire *w, uint64_t to_id, const void *msg, size_t len, trp_
     memcpy(h.boot, w->boot, BOOT_LEN);
     uint64_t first = w->next_pn;
     w->next_pn += count;
-    const uint8_t *m = msg;
+    static const uint8_t empty[1];
+    const uint8_t *m = len ? msg : empty; /* msg may be NULL for an empty message */
     for (uint32_t i = 0; i < count; i++) {
         uint32_t start, end;
         fragment_span(h.msg_len, count, i, &start, &end);
         h.index = i;
         h.pn = first + i;
-        uint8_t *d = w->scratch, nonce[12];
+        uint8_t *d = w->sealed, nonce[12];
         header_encode(d, &h);
         nonce_of(nonce, h.pn);
         int n1 = 0, n2 = 0, n3 = 0;

@@ -318,6 +318,27 @@ static void misdirected_and_forged(void)
     CHECK(trp_wire_counters_get(rx2)->drop_oversized == 1);
     CHECK(counters_add_up(rx2) && counters_add_up(rx3));
 
+    /* an empty message from a NULL pointer; forwarding a just-opened message */
+    capture_clear(&cap);
+    CHECK(trp_wire_seal(tx, 2, NULL, 0, capture_emit, &cap, &e) == TRP_OK);
+    REQUIRE(cap.n == 1);
+    uint64_t from;
+    const uint8_t *got;
+    size_t got_len = 99;
+    CHECK(trp_wire_open(rx2, cap.d[0].data, cap.d[0].len, &from, &got, &got_len) == 1);
+    CHECK(got_len == 0 && from == 1);
+    capture_clear(&cap);
+    REQUIRE(trp_wire_seal(tx, 2, m, sizeof m, capture_emit, &cap, &e) == TRP_OK);
+    REQUIRE(trp_wire_open(rx2, cap.d[0].data, cap.d[0].len, &from, &got, &got_len) == 1);
+    struct capture *fwd = calloc(1, sizeof *fwd);
+    REQUIRE(fwd);
+    CHECK(trp_wire_seal(rx2, 3, got, got_len, capture_emit, fwd, &e) == TRP_OK);
+    REQUIRE(fwd->n == 1);
+    CHECK(trp_wire_open(rx3, fwd->d[0].data, fwd->d[0].len, &from, &got, &got_len) == 1);
+    CHECK(from == 2 && got_len == sizeof m && memcmp(got, m, sizeof m) == 0);
+    capture_clear(fwd);
+    free(fwd);
+
     /* sender side refusals */
     uint8_t huge[4097] = {0};
     CHECK(trp_wire_seal(tx, 2, huge, sizeof huge, capture_emit, &cap, &e) == TRP_ETOOBIG);
