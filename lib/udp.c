@@ -72,6 +72,24 @@ static void addr_text(char *out, size_t n, const struct sockaddr_storage *ss)
     }
 }
 
+/* An IPv6 socket reaches IPv4 peers through v4-mapped addresses. */
+static void map_v4_to_v6(struct sockaddr_storage *ss, socklen_t *len)
+{
+    if (ss->ss_family != AF_INET)
+        return;
+    struct sockaddr_in v4 = *(struct sockaddr_in *)ss;
+    struct sockaddr_in6 v6;
+    memset(&v6, 0, sizeof v6);
+    v6.sin6_family = AF_INET6;
+    v6.sin6_port = v4.sin_port;
+    v6.sin6_addr.s6_addr[10] = 0xff;
+    v6.sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&v6.sin6_addr.s6_addr[12], &v4.sin_addr, 4);
+    memset(ss, 0, sizeof *ss);
+    memcpy(ss, &v6, sizeof v6);
+    *len = sizeof v6;
+}
+
 static int udp_buffers(trp_udp *u, trp_err *err)
 {
     u->batch = BATCH_BYTES / u->max_datagram;
@@ -133,6 +151,9 @@ int trp_udp_open(trp_udp **out, const trp_config *cfg, uint64_t self_id, trp_err
         u->peers[i].len = cfg->nodes[i].addr_len;
     }
     u->npeers = cfg->nnodes;
+    if (!rc && self->bind_addr.ss_family == AF_INET6)
+        for (size_t i = 0; i < u->npeers; i++)
+            map_v4_to_v6(&u->peers[i].addr, &u->peers[i].len);
     char where[80];
     addr_text(where, sizeof where, &self->bind_addr);
     if (!rc) {
@@ -142,6 +163,10 @@ int trp_udp_open(trp_udp **out, const trp_config *cfg, uint64_t self_id, trp_err
     }
     if (!rc) {
         udp_sockbufs(u);
+        if (self->bind_addr.ss_family == AF_INET6) {
+            int off = 0; /* dual stack, so IPv4 peers are reachable (as ::ffff:a.b.c.d) */
+            setsockopt(u->fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+        }
         if (bind(u->fd, (const struct sockaddr *)&self->bind_addr, self->bind_addr_len) != 0)
             rc = trp_err_sys(err, TRP_EIO, errno, "bind %s", where);
     }
