@@ -131,7 +131,7 @@ static void bench(unsigned max_datagram, int messages)
     memset(key, 9, sizeof key);
     uint64_t ids1[2], ids2[2];
     trp_wire_params p1, p2;
-    trp_wire *w1, *w2;
+    trp_wire *w1 = NULL, *w2 = NULL;
     trp_err e;
     if (trp_wire_params_from_config(&p1, cfg, key, 1, 4096, ids1, &e) ||
         trp_wire_params_from_config(&p2, cfg, key, 2, 4096, ids2, &e) ||
@@ -169,7 +169,7 @@ static void bench(unsigned max_datagram, int messages)
         die("open lost messages", NULL);
 
     /* through two sockets */
-    trp_udp *u1, *u2;
+    trp_udp *u1 = NULL, *u2 = NULL;
     if (trp_udp_open(&u1, cfg, 1, &e) || trp_udp_open(&u2, cfg, 2, &e))
         die("udp", &e);
     struct rx rx = {.w = w2};
