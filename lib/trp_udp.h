@@ -45,6 +45,10 @@ typedef struct trp_udp_counters {
  * Errors: TRP_EINVAL (unresolved config, unknown id), TRP_EIO/TRP_EPERM
  * naming the address (e.g. "bind 127.0.0.1:7101: Address already in use"). */
 int trp_udp_open(trp_udp **out, const trp_config *cfg, uint64_t self_id, trp_err *err);
+/* A client's socket (trp-append, trp-tail): bound to an ephemeral port on
+ * every address, of the family that reaches all nodes of cfg (resolved);
+ * peers are cfg's nodes, as for a node. */
+int trp_udp_open_client(trp_udp **out, const trp_config *cfg, trp_err *err);
 void trp_udp_close(trp_udp *u);
 int trp_udp_fd(const trp_udp *u);
 uint16_t trp_udp_local_port(const trp_udp *u);
@@ -63,6 +67,11 @@ int trp_udp_flush(trp_udp *u, trp_err *err);
  * fill; call trp_udp_flush after the last message of a burst). */
 int trp_udp_send_message(trp_udp *u, trp_wire *w, uint64_t peer_id, const void *msg, size_t len,
                          trp_err *err);
+
+/* The same to an explicit address: a node replying to a client, at the
+ * address the client's datagram came from. */
+int trp_udp_send_message_to(trp_udp *u, trp_wire *w, uint64_t to_id, const struct sockaddr *to,
+                            socklen_t tolen, const void *msg, size_t len, trp_err *err);
 
 /* Called for each received datagram; bytes valid only during the call. */
 typedef void (*trp_udp_recv_fn)(void *ctx, const uint8_t *dgram, size_t len,

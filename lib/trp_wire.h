@@ -32,6 +32,16 @@ extern "C" {
 #define TRP_WIRE_OVERHEAD (TRP_WIRE_HEADER_LEN + TRP_WIRE_TAG_LEN)
 #define TRP_WIRE_REPLAY_WINDOW 4096 /* packets; older ones are dropped as stale */
 #define TRP_WIRE_PEERS_MAX TRP_CONFIG_NODES_MAX
+#define TRP_WIRE_CLIENTS_MAX 4096
+
+/* Clients (trp-append, trp-tail in cluster mode) hold the cluster key but are
+ * not in the config: they pick a random id with this bit set (node ids are
+ * at most 2^53 - 1), and a node with clients_max > 0 accepts them. */
+#define TRP_WIRE_CLIENT_BIT (1ull << 63)
+static inline int trp_wire_is_client(uint64_t id)
+{
+    return (id & TRP_WIRE_CLIENT_BIT) != 0;
+}
 
 typedef struct trp_wire trp_wire;
 
@@ -41,6 +51,13 @@ typedef struct trp_wire_params {
     uint64_t self_id;
     const uint64_t *peer_ids; /* every node allowed to send to us (self is skipped) */
     size_t npeers;
+    /* Client slots (0 = client datagrams are from an unknown sender). A client
+     * gets a slot with its first authentic datagram, the one quiet longest is
+     * evicted when all are taken, and replies can be sealed only to clients
+     * holding a slot. An evicted client's replay window is forgotten, so the
+     * client protocol must not rely on the wire alone against replays: its
+     * (client id, request number) check is what makes retries exactly-once. */
+    uint32_t clients_max;
     uint32_t max_datagram; /* TRP_MAX_DATAGRAM_MIN..TRP_MAX_DATAGRAM_MAX */
     uint32_t max_message;  /* largest message seal/open handle (entry + Raft header) */
     /* Reassembly bounds (0 = default): partial messages per sender (4),
@@ -83,15 +100,20 @@ typedef struct trp_wire_counters {
     uint64_t partial_evicted;     /* incomplete messages discarded: bounds or restart */
     uint64_t partial_expired;     /* incomplete messages discarded: timeout */
     uint64_t peer_restarts;       /* a peer's boot id changed (authentic) */
+    uint64_t clients_evicted;     /* client slots reused for another client */
     uint64_t partial_messages, partial_bytes; /* held right now */
 } trp_wire_counters;
+
+/* A fresh random client id (TRP_WIRE_CLIENT_BIT set), or 0 if the system
+ * has no randomness. */
+uint64_t trp_wire_new_client_id(void);
 
 /* Defaults for everything but keys, ids and peers. */
 void trp_wire_params_default(trp_wire_params *p);
 /* Fill key, cluster id, self id, peers and sizes from a config: max_message
  * is cfg->max_entry + extra (room for the Raft message around an entry). The
  * peer array points into `ids`, which must hold cfg->nnodes entries and
- * outlive trp_wire_new. */
+ * outlive trp_wire_new. self_id is a node of the config, or a client id. */
 int trp_wire_params_from_config(trp_wire_params *p, const trp_config *cfg,
                                 const uint8_t key[TRP_KEY_LEN], uint64_t self_id, uint32_t extra,
                                 uint64_t *ids, trp_err *err);
@@ -106,7 +128,7 @@ void trp_wire_free(trp_wire *w);
  * not call trp_wire_open on the same trp_wire (that may free msg). */
 typedef int (*trp_wire_emit_fn)(void *ctx, uint64_t to_id, const uint8_t *dgram, size_t len);
 
-/* Encrypt and fragment msg for node to_id. Every datagram is at most
+/* Encrypt and fragment msg for node (or client) to_id. Every datagram is at most
  * max_datagram bytes. msg may be a message trp_wire_open just returned (to
  * forward it) and may be NULL when len is 0. TRP_ETOOBIG when len > max_message, TRP_EINVAL for an
  * unknown receiver, TRP_EIO when the cipher fails, or emit's status. */

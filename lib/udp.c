@@ -125,15 +125,11 @@ static void udp_sockbufs(trp_udp *u)
     getsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &u->c.sndbuf, &sl);
 }
 
-int trp_udp_open(trp_udp **out, const trp_config *cfg, uint64_t self_id, trp_err *err)
+/* Socket, peers and buffers for `self_id` (0 for a client) bound to bind_addr. */
+static int udp_open_at(trp_udp **out, const trp_config *cfg, uint64_t self_id,
+                       const struct sockaddr_storage *bind_addr, socklen_t bind_len, trp_err *err)
 {
     *out = NULL;
-    const trp_node_config *self = trp_config_node(cfg, self_id);
-    if (!self)
-        return trp_err_set(err, TRP_EINVAL, "node id %llu is not in the config",
-                           (unsigned long long)self_id);
-    if (!self->addr_len || !self->bind_addr_len)
-        return trp_err_set(err, TRP_EINVAL, "udp: config addresses not resolved");
     trp_udp *u = calloc(1, sizeof *u);
     if (!u)
         return trp_err_set(err, TRP_ENOMEM, "udp: out of memory");
@@ -151,23 +147,23 @@ int trp_udp_open(trp_udp **out, const trp_config *cfg, uint64_t self_id, trp_err
         u->peers[i].len = cfg->nodes[i].addr_len;
     }
     u->npeers = cfg->nnodes;
-    if (!rc && self->bind_addr.ss_family == AF_INET6)
+    if (!rc && bind_addr->ss_family == AF_INET6)
         for (size_t i = 0; i < u->npeers; i++)
             map_v4_to_v6(&u->peers[i].addr, &u->peers[i].len);
     char where[80];
-    addr_text(where, sizeof where, &self->bind_addr);
+    addr_text(where, sizeof where, bind_addr);
     if (!rc) {
-        u->fd = socket(self->bind_addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        u->fd = socket(bind_addr->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (u->fd < 0)
             rc = trp_err_sys(err, TRP_EIO, errno, "socket for %s", where);
     }
     if (!rc) {
         udp_sockbufs(u);
-        if (self->bind_addr.ss_family == AF_INET6) {
+        if (bind_addr->ss_family == AF_INET6) {
             int off = 0; /* dual stack, so IPv4 peers are reachable (as ::ffff:a.b.c.d) */
             setsockopt(u->fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
         }
-        if (bind(u->fd, (const struct sockaddr *)&self->bind_addr, self->bind_addr_len) != 0)
+        if (bind(u->fd, (const struct sockaddr *)bind_addr, bind_len) != 0)
             rc = trp_err_sys(err, TRP_EIO, errno, "bind %s", where);
     }
     if (!rc) {
@@ -185,6 +181,57 @@ int trp_udp_open(trp_udp **out, const trp_config *cfg, uint64_t self_id, trp_err
     }
     *out = u;
     return TRP_OK;
+}
+
+int trp_udp_open(trp_udp **out, const trp_config *cfg, uint64_t self_id, trp_err *err)
+{
+    *out = NULL;
+    const trp_node_config *self = trp_config_node(cfg, self_id);
+    if (!self)
+        return trp_err_set(err, TRP_EINVAL, "node id %llu is not in the config",
+                           (unsigned long long)self_id);
+    if (!self->addr_len || !self->bind_addr_len)
+        return trp_err_set(err, TRP_EINVAL, "udp: config addresses not resolved");
+    return udp_open_at(out, cfg, self_id, &self->bind_addr, self->bind_addr_len, err);
+}
+
+int trp_udp_open_client(trp_udp **out, const trp_config *cfg, trp_err *err)
+{
+    *out = NULL;
+    bool v6 = false, all_v6 = true, loopback = true;
+    for (size_t i = 0; i < cfg->nnodes; i++) {
+        const struct sockaddr_storage *a = &cfg->nodes[i].addr;
+        if (!cfg->nodes[i].addr_len)
+            return trp_err_set(err, TRP_EINVAL, "udp: config addresses not resolved");
+        if (a->ss_family == AF_INET6) {
+            v6 = true;
+            loopback =
+                loopback && IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a)->sin6_addr);
+        } else {
+            all_v6 = false;
+            loopback =
+                loopback && (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
+        }
+    }
+    /* Port 0: what an unbound UDP socket gets on its first send anyway, made
+     * explicit so the port is known before sending. A cluster all on this
+     * machine is reached from loopback only; otherwise any address. */
+    struct sockaddr_storage any;
+    socklen_t len;
+    memset(&any, 0, sizeof any);
+    if (v6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&any;
+        a->sin6_family = AF_INET6;
+        /* ::1 cannot reach 127.0.0.1, so only an all-IPv6 loopback cluster gets it */
+        a->sin6_addr = loopback && all_v6 ? in6addr_loopback : in6addr_any;
+        len = sizeof *a;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&any;
+        a->sin_family = AF_INET;
+        a->sin_addr.s_addr = htonl(loopback ? INADDR_LOOPBACK : INADDR_ANY);
+        len = sizeof *a;
+    }
+    return udp_open_at(out, cfg, 0, &any, len, err);
 }
 
 void trp_udp_close(trp_udp *u)
@@ -296,19 +343,30 @@ int trp_udp_queue(trp_udp *u, uint64_t peer_id, const void *dgram, size_t len, t
 struct emit_ctx {
     trp_udp *u;
     trp_err *err;
+    const struct sockaddr *to; /* or NULL: the peer's configured address */
+    socklen_t tolen;
 };
 
 static int emit_to_udp(void *ctx, uint64_t to_id, const uint8_t *dgram, size_t len)
 {
     struct emit_ctx *e = ctx;
+    if (e->to)
+        return trp_udp_queue_addr(e->u, e->to, e->tolen, dgram, len, e->err);
     return trp_udp_queue(e->u, to_id, dgram, len, e->err);
 }
 
 int trp_udp_send_message(trp_udp *u, trp_wire *w, uint64_t peer_id, const void *msg, size_t len,
                          trp_err *err)
 {
-    struct emit_ctx e = {u, err};
+    struct emit_ctx e = {u, err, NULL, 0};
     return trp_wire_seal(w, peer_id, msg, len, emit_to_udp, &e, err);
+}
+
+int trp_udp_send_message_to(trp_udp *u, trp_wire *w, uint64_t to_id, const struct sockaddr *to,
+                            socklen_t tolen, const void *msg, size_t len, trp_err *err)
+{
+    struct emit_ctx e = {u, err, to, tolen};
+    return trp_wire_seal(w, to_id, msg, len, emit_to_udp, &e, err);
 }
 
 /* ---- receiving ------------------------------------------------------------- */

@@ -79,8 +79,8 @@ struct trp_wire {
     EVP_CIPHER_CTX *seal_ctx;
     EVP_CIPHER_CTX *trial_ctx; /* for datagrams from a peer's new boot */
     EVP_KDF *hkdf;
-    struct peer *peers;
-    size_t npeers;
+    struct peer *peers; /* npeers nodes, then nclients client slots */
+    size_t npeers, nclients;
     struct partial *partials;
     size_t npartials_max;
     uint64_t partial_order;
@@ -229,6 +229,14 @@ static bool derive_key(trp_wire *w, EVP_CIPHER_CTX *ctx, uint64_t sender,
 
 /* ---- lifecycle --------------------------------------------------------------- */
 
+uint64_t trp_wire_new_client_id(void)
+{
+    uint64_t id;
+    if (RAND_bytes((unsigned char *)&id, sizeof id) != 1)
+        return 0;
+    return id | TRP_WIRE_CLIENT_BIT;
+}
+
 void trp_wire_params_default(trp_wire_params *p)
 {
     memset(p, 0, sizeof *p);
@@ -241,7 +249,7 @@ int trp_wire_params_from_config(trp_wire_params *p, const trp_config *cfg,
                                 uint64_t *ids, trp_err *err)
 {
     trp_wire_params_default(p);
-    if (!trp_config_node(cfg, self_id))
+    if (!trp_config_node(cfg, self_id) && !trp_wire_is_client(self_id))
         return trp_err_set(err, TRP_ECONFIG, "node id %llu is not in the config",
                            (unsigned long long)self_id);
     if ((uint64_t)cfg->max_entry + extra > UINT32_MAX / 2)
@@ -267,6 +275,9 @@ static int wire_check_params(const trp_wire_params *p, trp_err *err)
         return trp_err_set(err, TRP_EINVAL, "max_message %u too large", p->max_message);
     if (p->self_id == 0)
         return trp_err_set(err, TRP_EINVAL, "self id must be >= 1");
+    if (p->clients_max > TRP_WIRE_CLIENTS_MAX)
+        return trp_err_set(err, TRP_EINVAL, "clients_max %u, at most %d", p->clients_max,
+                           TRP_WIRE_CLIENTS_MAX);
     if (p->npeers > TRP_WIRE_PEERS_MAX)
         return trp_err_set(err, TRP_EINVAL, "%zu peers, at most %d", p->npeers, TRP_WIRE_PEERS_MAX);
     if (p->partial_bytes_max && p->partial_bytes_max < p->max_message)
@@ -278,20 +289,25 @@ static int wire_check_params(const trp_wire_params *p, trp_err *err)
 
 static int wire_setup_peers(trp_wire *w, trp_err *err)
 {
-    w->peers = calloc(w->p.npeers ? w->p.npeers : 1, sizeof *w->peers);
+    w->peers = calloc(w->p.npeers + w->p.clients_max + 1, sizeof *w->peers);
     if (!w->peers)
         return trp_err_set(err, TRP_ENOMEM, "wire: out of memory");
     for (size_t i = 0; i < w->p.npeers; i++) {
         uint64_t id = w->p.peer_ids[i];
-        if (id == 0 || id == w->p.self_id)
+        if (id == 0 || id == w->p.self_id || trp_wire_is_client(id))
             continue; /* we never accept datagrams claiming to be from ourselves */
         struct peer *pe = &w->peers[w->npeers++];
         pe->id = id;
         if (!(pe->ctx = EVP_CIPHER_CTX_new()))
             return trp_err_set(err, TRP_ENOMEM, "wire: out of memory");
     }
+    for (size_t i = 0; i < w->p.clients_max; i++) {
+        struct peer *pe = &w->peers[w->npeers + w->nclients++];
+        if (!(pe->ctx = EVP_CIPHER_CTX_new()))
+            return trp_err_set(err, TRP_ENOMEM, "wire: out of memory");
+    }
     w->p.peer_ids = NULL; /* the caller's array need not outlive us */
-    size_t pool = (w->npeers ? w->npeers : 1) * w->p.partial_per_peer;
+    size_t pool = (w->npeers + w->nclients ? w->npeers + w->nclients : 1) * w->p.partial_per_peer;
     w->npartials_max = pool < PARTIALS_MAX ? pool : PARTIALS_MAX;
     w->partials = calloc(w->npartials_max, sizeof *w->partials);
     if (!w->partials)
@@ -380,7 +396,7 @@ void trp_wire_free(trp_wire *w)
     for (size_t i = 0; w->partials && i < w->npartials_max; i++)
         if (w->partials[i].used)
             partial_release(w, &w->partials[i]);
-    for (size_t i = 0; w->peers && i < w->npeers; i++)
+    for (size_t i = 0; w->peers && i < w->npeers + w->nclients; i++)
         EVP_CIPHER_CTX_free(w->peers[i].ctx);
     free(w->peers);
     free(w->partials);
@@ -403,10 +419,39 @@ uint32_t trp_wire_fragments(const trp_wire *w, size_t len)
 
 static struct peer *peer_find(trp_wire *w, uint64_t id)
 {
+    if (trp_wire_is_client(id)) {
+        for (size_t i = w->npeers; i < w->npeers + w->nclients; i++)
+            if (w->peers[i].has_boot && w->peers[i].id == id)
+                return &w->peers[i];
+        return NULL;
+    }
     for (size_t i = 0; i < w->npeers; i++)
         if (w->peers[i].id == id)
             return &w->peers[i];
     return NULL;
+}
+
+/* A slot for a client that just proved it holds the key: a free one, or the
+ * one that has been quiet longest (its partial messages go with it). */
+static struct peer *client_slot(trp_wire *w, uint64_t id)
+{
+    struct peer *best = NULL;
+    for (size_t i = w->npeers; i < w->npeers + w->nclients; i++) {
+        struct peer *pe = &w->peers[i];
+        if (!pe->has_boot) {
+            best = pe;
+            break;
+        }
+        if (!best || pe->last_ms < best->last_ms)
+            best = pe;
+    }
+    assert(best);
+    if (best->has_boot) {
+        w->c.clients_evicted++;
+        best->has_boot = false; /* so that its next boot does not count as a restart */
+    }
+    best->id = id;
+    return best;
 }
 
 int trp_wire_seal(trp_wire *w, uint64_t to_id, const void *msg, size_t len, trp_wire_emit_fn emit,
@@ -503,8 +548,9 @@ static enum verdict check_header(trp_wire *w, const uint8_t *d, size_t len, stru
         return WRONG_CLUSTER;
     if (h->receiver != w->p.self_id)
         return WRONG_RECV;
-    if (!(*pe = peer_find(w, h->sender)))
-        return UNKNOWN;
+    *pe = peer_find(w, h->sender);
+    if (!*pe && !(trp_wire_is_client(h->sender) && w->nclients && h->sender != w->p.self_id))
+        return UNKNOWN; /* a client we have no slot for yet is authenticated first */
     if (h->msg_len > w->p.max_message)
         return OVERSIZED;
     if (h->count == 0 || h->index >= h->count || (h->msg_len == 0 && h->count != 1) ||
@@ -583,9 +629,19 @@ static void peer_new_boot(trp_wire *w, struct peer *pe, const uint8_t boot[BOOT_
 }
 
 /* Authenticate; on success the plaintext is in w->scratch. */
-static enum verdict authenticate(trp_wire *w, struct peer *pe, const uint8_t *d, size_t len,
+static enum verdict authenticate(trp_wire *w, struct peer **pep, const uint8_t *d, size_t len,
                                  const struct header *h, uint64_t now)
 {
+    struct peer *pe = *pep;
+    if (!pe) { /* a client without a slot: it gets one only if authentic */
+        if (!derive_key(w, w->trial_ctx, h->sender, h->boot, false) ||
+            !aead_open(w->trial_ctx, d, len, h->pn, w->scratch))
+            return FORGED;
+        *pep = pe = client_slot(w, h->sender);
+        peer_new_boot(w, pe, h->boot);
+        pe->last_ms = now;
+        return ACCEPT;
+    }
     int cmp = pe->has_boot ? memcmp(h->boot, pe->boot, BOOT_LEN) : 1;
     if (cmp == 0) {
         if (window_seen(pe, h->pn))
@@ -739,7 +795,7 @@ int trp_wire_open(trp_wire *w, const uint8_t *d, size_t len, uint64_t *from, con
     struct peer *pe = NULL;
     enum verdict v = check_header(w, d, len, &h, &pe);
     if (v == ACCEPT)
-        v = authenticate(w, pe, d, len, &h, now);
+        v = authenticate(w, &pe, d, len, &h, now);
     int done = 0;
     if (v == ACCEPT) {
         /* Authentic: remember it even if reassembly refuses it, so that a

@@ -5,7 +5,8 @@
  * can reach reassembly, the replay window and boot changes. The first byte
  * picks the receiver's max_datagram; the rest is split into datagrams by
  * 2-byte big-endian length prefixes. A few genuine datagrams (sealed with the
- * same key) are mixed in, so mutations start close to valid input. The
+ * same key, by node 1 and by a client) are mixed in, so mutations start
+ * close to valid input. The
  * invariant checked after every datagram: the counters add up.
  */
 #include "trp.h"
@@ -41,6 +42,7 @@ static trp_wire *make(uint64_t self, uint32_t max_datagram, uint64_t epoch)
     p.max_datagram = max_datagram;
     p.max_message = 1u << 16;
     p.partial_per_peer = 2;
+    p.clients_max = 2;
     p.boot_epoch = epoch;
     p.rand = fixed_rand;
     p.now_ms = fake_clock;
@@ -52,8 +54,8 @@ static trp_wire *make(uint64_t self, uint32_t max_datagram, uint64_t epoch)
 }
 
 struct seed {
-    uint8_t d[8][1400];
-    size_t len[8];
+    uint8_t d[16][1400];
+    size_t len[16];
     size_t n;
 };
 
@@ -61,7 +63,7 @@ static int keep(void *ctx, uint64_t to, const uint8_t *d, size_t len)
 {
     struct seed *s = ctx;
     (void)to;
-    if (s->n < 8) {
+    if (s->n < 16) {
         memcpy(s->d[s->n], d, len);
         s->len[s->n++] = len;
     }
@@ -89,6 +91,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(msg, 0x33, sizeof msg);
     trp_err e;
     trp_wire_seal(tx, 2, msg, (size_t)(data[0] >> 1) * 13, keep, &s, &e);
+    /* and from a client (not in the config), which the receiver gives a slot */
+    trp_wire *client = make(0x8000000000000005ull, max_datagram, 300);
+    trp_wire_seal(client, 2, msg, (size_t)(data[0] >> 3) * 7, keep, &s, &e);
+    trp_wire_free(client);
     size_t pos = 1;
     unsigned genuine = 0;
     while (pos + 2 <= size) {

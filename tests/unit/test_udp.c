@@ -211,6 +211,79 @@ static void one_mib_at_65000(void)
     one_mib_over_loopback_at(65000);
 }
 
+/* A client (not in the config) talks to node 1, which replies to the
+ * address the request came from. */
+struct node_side {
+    trp_wire *w;
+    trp_udp *u;
+    int requests;
+    uint64_t client;
+};
+
+static void node_on_datagram(void *ctx, const uint8_t *d, size_t len, const struct sockaddr *from,
+                             socklen_t fromlen)
+{
+    struct node_side *n = ctx;
+    uint64_t id;
+    const uint8_t *msg;
+    size_t mlen;
+    trp_err e;
+    if (trp_wire_open(n->w, d, len, &id, &msg, &mlen) != 1)
+        return;
+    n->requests++;
+    n->client = id;
+    /* echo it back: msg may be sealed again as it is (separate buffers) */
+    CHECK(trp_udp_send_message_to(n->u, n->w, id, from, fromlen, msg, mlen, &e) == TRP_OK);
+    CHECK(trp_udp_flush(n->u, &e) == TRP_OK);
+}
+
+static void client_talks_to_node(void)
+{
+    trp_config *cfg = two_node_config(1400);
+    REQUIRE(cfg);
+    uint8_t key[TRP_KEY_LEN];
+    memset(key, 0x42, sizeof key);
+    uint64_t ids_n[2], ids_c[2], cid = trp_wire_new_client_id();
+    trp_wire_params pn, pc;
+    trp_err e;
+    struct node_side n = {0};
+    trp_wire *wc = NULL;
+    trp_udp *uc = NULL;
+    CHECK(trp_wire_params_from_config(&pn, cfg, key, 1, 4096, ids_n, &e) == TRP_OK);
+    pn.clients_max = 8;
+    CHECK(trp_wire_params_from_config(&pc, cfg, key, cid, 4096, ids_c, &e) == TRP_OK);
+    CHECK(trp_wire_new(&n.w, &pn, &e) == TRP_OK && trp_wire_new(&wc, &pc, &e) == TRP_OK);
+    CHECK(trp_udp_open(&n.u, cfg, 1, &e) == TRP_OK);
+    int rc = trp_udp_open_client(&uc, cfg, &e);
+    CHECKF(rc == TRP_OK, "%s", e.msg);
+    if (n.w && wc && n.u && uc) {
+        struct sockaddr_in local;
+        socklen_t ll = sizeof local;
+        CHECK(getsockname(trp_udp_fd(uc), (struct sockaddr *)&local, &ll) == 0);
+        CHECK(local.sin_addr.s_addr == htonl(INADDR_LOOPBACK) && trp_udp_local_port(uc) != 0);
+        uint8_t req[4000];
+        for (size_t i = 0; i < sizeof req; i++)
+            req[i] = (uint8_t)i;
+        CHECK(trp_udp_send_message(uc, wc, 1, req, sizeof req, &e) == TRP_OK);
+        CHECK(trp_udp_flush(uc, &e) == TRP_OK);
+        for (int i = 0; i < 200 && n.requests == 0; i++) {
+            struct pollfd pf = {.fd = trp_udp_fd(n.u), .events = POLLIN};
+            unsigned cnt;
+            poll(&pf, 1, 10);
+            CHECK(trp_udp_recv(n.u, node_on_datagram, &n, 100, &cnt, &e) == TRP_OK);
+        }
+        CHECK(n.requests == 1 && n.client == cid);
+        struct receiver r = {.w = wc, .want = req};
+        drain_until(uc, &r, 1);
+        CHECK(r.messages == 1 && r.last_from == 1 && r.last_len == sizeof req && r.equal);
+    }
+    trp_udp_close(uc);
+    trp_udp_close(n.u);
+    trp_wire_free(wc);
+    trp_wire_free(n.w);
+    trp_config_free(cfg);
+}
+
 /* ---- the loop ------------------------------------------------------------- */
 
 struct loop_state {
@@ -300,6 +373,7 @@ int main(void)
 {
     RUN(one_mib_at_1400);
     RUN(one_mib_at_65000);
+    RUN(client_talks_to_node);
     RUN(loop_timers_fds_and_wakeups);
     return check_done();
 }

@@ -409,6 +409,110 @@ static void replay_window_and_restart(void)
     trp_wire_free(rx);
 }
 
+static trp_wire *make_wire_clients(uint64_t self, uint32_t clients_max)
+{
+    trp_wire_params p;
+    trp_wire_params_default(&p);
+    memset(p.key, 7, sizeof p.key);
+    memset(p.cluster_id, 1, sizeof p.cluster_id);
+    p.self_id = self;
+    p.peer_ids = ids;
+    p.npeers = 3;
+    p.max_message = 100000;
+    p.clients_max = clients_max;
+    p.rand = fake_rand;
+    p.now_ms = fake_clock;
+    trp_wire *w = NULL;
+    trp_err e;
+    int rc = trp_wire_new(&w, &p, &e);
+    CHECKF(rc == TRP_OK, "%s", e.msg);
+    return w;
+}
+
+/* Clients are not in the config: a node with client slots accepts their
+ * authentic datagrams, replies to them, and evicts the quietest when full. */
+static void clients_get_slots(void)
+{
+    trp_wire *node = make_wire_clients(1, 2), *closed = make_wire_clients(2, 0);
+    uint64_t ida = trp_wire_new_client_id(), idb = ida ^ 1, idc = ida ^ 2;
+    CHECK(trp_wire_is_client(ida) && trp_wire_is_client(idb) && !trp_wire_is_client(7));
+    trp_wire *a = make_wire_clients(ida, 0), *b = make_wire_clients(idb, 0),
+             *c = make_wire_clients(idc, 0);
+    REQUIRE(node && closed && a && b && c);
+    trp_err e;
+    uint8_t req[3000];
+    memset(req, 0x11, sizeof req);
+    const trp_wire_counters *nc = trp_wire_counters_get(node);
+
+    /* a node without client slots treats a client as an unknown sender */
+    capture_clear(&cap);
+    REQUIRE(trp_wire_seal(a, 2, req, 10, capture_emit, &cap, &e) == TRP_OK);
+    CHECK(deliver_one(closed, &cap.d[0]) == 0);
+    CHECK(trp_wire_counters_get(closed)->drop_unknown_sender == 1);
+    /* a node cannot reply to a client it has not heard from */
+    CHECK(trp_wire_seal(node, ida, req, 10, capture_emit, &cap, &e) == TRP_EINVAL);
+
+    /* a two-fragment request from a, then a reply */
+    capture_clear(&cap);
+    REQUIRE(trp_wire_seal(a, 1, req, sizeof req, capture_emit, &cap, &e) == TRP_OK);
+    REQUIRE(cap.n == 3);
+    uint64_t from = 0;
+    const uint8_t *msg;
+    size_t len;
+    int done = 0;
+    for (size_t i = 0; i < cap.n; i++)
+        done += trp_wire_open(node, cap.d[i].data, cap.d[i].len, &from, &msg, &len);
+    CHECK(done == 1 && from == ida && len == sizeof req);
+    CHECK(deliver_one(node, &cap.d[0]) == 0 && nc->drop_stale == 1); /* replay */
+    capture_clear(&cap);
+    REQUIRE(trp_wire_seal(node, ida, "ok", 2, capture_emit, &cap, &e) == TRP_OK);
+    CHECK(trp_wire_open(a, cap.d[0].data, cap.d[0].len, &from, &msg, &len) == 1);
+    CHECK(from == 1 && len == 2 && memcmp(msg, "ok", 2) == 0);
+
+    /* a forged client datagram takes no slot */
+    trp_wire_params p;
+    trp_wire_params_default(&p);
+    memset(p.key, 8, sizeof p.key);
+    memset(p.cluster_id, 1, sizeof p.cluster_id);
+    p.self_id = idc;
+    p.peer_ids = ids;
+    p.npeers = 3;
+    p.max_message = 100000;
+    trp_wire *forger = NULL;
+    REQUIRE(trp_wire_new(&forger, &p, &e) == TRP_OK);
+    capture_clear(&cap);
+    REQUIRE(trp_wire_seal(forger, 1, req, 10, capture_emit, &cap, &e) == TRP_OK);
+    CHECK(deliver_one(node, &cap.d[0]) == 0 && nc->drop_forged == 1);
+    CHECK(trp_wire_seal(node, idc, req, 10, capture_emit, &cap, &e) == TRP_EINVAL);
+
+    /* b then c: two slots, so a (the quietest) is evicted for c */
+    fake_now_ms += 10;
+    capture_clear(&cap);
+    REQUIRE(trp_wire_seal(b, 1, req, 10, capture_emit, &cap, &e) == TRP_OK);
+    CHECK(deliver_one(node, &cap.d[0]) == idb);
+    fake_now_ms += 10;
+    capture_clear(&cap);
+    REQUIRE(trp_wire_seal(c, 1, req, 10, capture_emit, &cap, &e) == TRP_OK);
+    CHECK(deliver_one(node, &cap.d[0]) == idc);
+    CHECK(nc->clients_evicted == 1);
+    CHECK(trp_wire_seal(node, ida, req, 10, capture_emit, &cap, &e) == TRP_EINVAL);
+    CHECK(trp_wire_seal(node, idb, req, 10, capture_emit, &cap, &e) == TRP_OK);
+    /* a comes back and gets a slot again (b is now the quietest) */
+    fake_now_ms += 10;
+    capture_clear(&cap);
+    REQUIRE(trp_wire_seal(a, 1, req, 10, capture_emit, &cap, &e) == TRP_OK);
+    CHECK(deliver_one(node, &cap.d[0]) == ida);
+    CHECK(nc->clients_evicted == 2 && nc->peer_restarts == 0);
+    CHECK(counters_add_up(node));
+    capture_clear(&cap);
+    trp_wire_free(node);
+    trp_wire_free(closed);
+    trp_wire_free(a);
+    trp_wire_free(b);
+    trp_wire_free(c);
+    trp_wire_free(forger);
+}
+
 /* Only the first fragment of many large messages: memory stays within the
  * bounds, the oldest partials are evicted, and real traffic still flows. */
 static void reassembly_memory_is_bounded(void)
@@ -577,6 +681,7 @@ int main(void)
     RUN(fragments_reordered_duplicated_dropped);
     RUN(misdirected_and_forged);
     RUN(replay_window_and_restart);
+    RUN(clients_get_slots);
     RUN(reassembly_memory_is_bounded);
     RUN(random_and_mutated_datagrams);
     RUN(throughput_report);
