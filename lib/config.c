@@ -641,13 +641,31 @@ int trp_config_load(trp_config **out, const char *path, trp_err *err)
     FILE *f = fopen(path, "rb");
     if (!f)
         return trp_err_sys(err, TRP_EIO, errno, "%s", path);
-    char *buf = malloc(CONFIG_FILE_MAX + 1);
-    if (!buf) {
-        fclose(f);
-        return trp_err_set(err, TRP_ENOMEM, "%s: out of memory", path);
+    /* Grow the buffer as the file proves larger, up to one byte past the cap
+     * (to tell "too large" from "exactly at the cap"). */
+    size_t cap = 0, n = 0;
+    char *buf = NULL;
+    int rerr = 0;
+    while (n == cap && cap <= CONFIG_FILE_MAX) {
+        size_t ncap = cap ? 2 * cap : 65536;
+        if (ncap > CONFIG_FILE_MAX + 1)
+            ncap = CONFIG_FILE_MAX + 1;
+        char *nbuf = realloc(buf, ncap);
+        if (!nbuf) {
+            free(buf);
+            fclose(f);
+            return trp_err_set(err, TRP_ENOMEM, "%s: out of memory", path);
+        }
+        buf = nbuf;
+        cap = ncap;
+        n += fread(buf + n, 1, cap - n, f);
+        if (ferror(f)) {
+            rerr = errno;
+            break;
+        }
+        if (feof(f))
+            break;
     }
-    size_t n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
-    int rerr = ferror(f) ? errno : 0;
     fclose(f);
     if (rerr) {
         free(buf);
