@@ -53,6 +53,8 @@ void trp_udp_close(trp_udp *u);
 int trp_udp_fd(const trp_udp *u);
 uint16_t trp_udp_local_port(const trp_udp *u);
 const trp_udp_counters *trp_udp_counters_get(const trp_udp *u);
+/* The counters as a cJSON object (caller owns it), NULL when out of memory. */
+struct cJSON *trp_udp_counters_json(const trp_udp_counters *c);
 
 /* Queue one datagram (copied) for a peer or an explicit address; the batch
  * is sent when full or on trp_udp_flush. TRP_EINVAL for an unknown peer or a
@@ -105,6 +107,13 @@ int trp_loop_timer_new(trp_loop *l, trp_loop_timer_fn fn, void *ctx, int *timer_
 void trp_loop_timer_arm(trp_loop *l, int timer_id, uint64_t deadline_ms);
 void trp_loop_timer_disarm(trp_loop *l, int timer_id);
 uint64_t trp_loop_now_ms(void);
+
+/* Deliver these signals (e.g. SIGTERM, SIGINT) to fn in the loop's thread,
+ * through a signalfd. Blocks them in the calling thread: call it before
+ * starting other threads, which then inherit the mask. Once per loop. */
+typedef void (*trp_loop_signal_fn)(void *ctx, int signo);
+int trp_loop_add_signals(trp_loop *l, const int *signals, size_t nsignals, trp_loop_signal_fn fn,
+                         void *ctx, trp_err *err);
 
 /* Thread-safe (and async-signal-safe): make the loop run on_wake soon. */
 int trp_loop_wake(trp_loop *l);

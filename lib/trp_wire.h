@@ -149,6 +149,10 @@ int trp_wire_open(trp_wire *w, const uint8_t *dgram, size_t len, uint64_t *from,
 void trp_wire_expire(trp_wire *w);
 
 const trp_wire_counters *trp_wire_counters_get(const trp_wire *w);
+/* The counters as a cJSON object for `trp-node status` ("dropped": {"forged":
+ * N, ...}, "sent", "received", "reassembly"); NULL when out of memory. The
+ * caller owns it (cJSON_Delete). */
+struct cJSON *trp_wire_counters_json(const trp_wire_counters *c);
 uint64_t trp_wire_self(const trp_wire *w);
 uint32_t trp_wire_max_datagram(const trp_wire *w);
 uint32_t trp_wire_max_message(const trp_wire *w);

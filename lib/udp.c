@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <assert.h>
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -20,7 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -267,6 +271,24 @@ const trp_udp_counters *trp_udp_counters_get(const trp_udp *u)
     return &u->c;
 }
 
+cJSON *trp_udp_counters_json(const trp_udp_counters *c)
+{
+    static const char *const names[] = {"sent_datagrams", "sent_bytes",     "send_dropped",
+                                        "send_errors",    "recv_datagrams", "recv_bytes",
+                                        "recv_truncated", "rcvbuf",         "sndbuf"};
+    const double values[] = {
+        (double)c->sent_datagrams, (double)c->sent_bytes,     (double)c->send_dropped,
+        (double)c->send_errors,    (double)c->recv_datagrams, (double)c->recv_bytes,
+        (double)c->recv_truncated, (double)c->rcvbuf,         (double)c->sndbuf};
+    cJSON *o = cJSON_CreateObject();
+    for (size_t i = 0; o && i < sizeof names / sizeof names[0]; i++)
+        if (!cJSON_AddNumberToObject(o, names[i], values[i])) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+    return o;
+}
+
 /* ---- sending --------------------------------------------------------------- */
 
 int trp_udp_flush(trp_udp *u, trp_err *err)
@@ -433,6 +455,9 @@ struct loop_timer {
 
 struct trp_loop {
     int epfd, evfd;
+    int sigfd; /* signalfd, or -1 */
+    trp_loop_signal_fn on_signal;
+    void *signal_ctx;
     atomic_int stop;
     trp_loop_wake_fn on_wake;
     void *wake_ctx;
@@ -457,6 +482,7 @@ int trp_loop_new(trp_loop **out, trp_loop_wake_fn on_wake, void *wake_ctx, trp_e
         return trp_err_set(err, TRP_ENOMEM, "loop: out of memory");
     l->on_wake = on_wake;
     l->wake_ctx = wake_ctx;
+    l->sigfd = -1;
     atomic_init(&l->stop, 0);
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
     l->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -484,6 +510,8 @@ void trp_loop_free(trp_loop *l)
         close(l->epfd);
     if (l->evfd >= 0)
         close(l->evfd);
+    if (l->sigfd >= 0)
+        close(l->sigfd);
     free(l);
 }
 
@@ -629,6 +657,44 @@ int trp_loop_run_once(trp_loop *l, int max_wait_ms, trp_err *err)
             f->fn(f->ctx, f->fd, evs[i].events);
     }
     loop_fire_timers(l);
+    return TRP_OK;
+}
+
+static void loop_on_signalfd(void *ctx, int fd, uint32_t events)
+{
+    trp_loop *l = ctx;
+    (void)events;
+    struct signalfd_siginfo si[8];
+    ssize_t n = read(fd, si, sizeof si); /* bounded: at most 8 per wake-up */
+    for (ssize_t i = 0; n > 0 && i < n / (ssize_t)sizeof si[0]; i++)
+        l->on_signal(l->signal_ctx, (int)si[i].ssi_signo);
+}
+
+int trp_loop_add_signals(trp_loop *l, const int *signals, size_t nsignals, trp_loop_signal_fn fn,
+                         void *ctx, trp_err *err)
+{
+    if (l->sigfd >= 0)
+        return trp_err_set(err, TRP_ESTATE, "loop: signals already added");
+    sigset_t set;
+    sigemptyset(&set);
+    for (size_t i = 0; i < nsignals; i++)
+        if (sigaddset(&set, signals[i]) != 0)
+            return trp_err_set(err, TRP_EINVAL, "loop: bad signal %d", signals[i]);
+    /* Blocked, so they queue for the signalfd instead of running a handler;
+     * threads created afterwards inherit the mask and leave them to us. */
+    int rc = pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (rc != 0)
+        return trp_err_sys(err, TRP_EIO, rc, "loop: pthread_sigmask");
+    int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd < 0)
+        return trp_err_sys(err, TRP_EIO, errno, "loop: signalfd");
+    l->on_signal = fn;
+    l->signal_ctx = ctx;
+    if ((rc = trp_loop_add(l, fd, EPOLLIN, loop_on_signalfd, l, err))) {
+        close(fd);
+        return rc;
+    }
+    l->sigfd = fd;
     return TRP_OK;
 }
 

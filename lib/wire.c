@@ -23,6 +23,7 @@
 #include "trp_wire.h"
 
 #include <assert.h>
+#include <cjson/cJSON.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
@@ -839,4 +840,43 @@ uint32_t trp_wire_max_datagram(const trp_wire *w)
 uint32_t trp_wire_max_message(const trp_wire *w)
 {
     return w->p.max_message;
+}
+
+/* Add name: value pairs to obj; false if any allocation failed. */
+static bool json_add_all(cJSON *obj, const char *const *names, const uint64_t *values, size_t n)
+{
+    for (size_t i = 0; obj && i < n; i++)
+        if (!cJSON_AddNumberToObject(obj, names[i], (double)values[i]))
+            return false;
+    return obj != NULL;
+}
+
+cJSON *trp_wire_counters_json(const trp_wire_counters *c)
+{
+    static const char *const sent[] = {"messages", "datagrams", "bytes"};
+    static const char *const recv[] = {"datagrams", "bytes", "accepted", "messages"};
+    static const char *const drop[] = {"forged",        "stale",         "malformed",
+                                       "oversized",     "wrong_cluster", "unknown_sender",
+                                       "wrong_receiver"};
+    static const char *const reasm[] = {"partial_messages", "partial_bytes", "evicted", "expired"};
+    const uint64_t sv[] = {c->sent_messages, c->sent_datagrams, c->sent_bytes};
+    const uint64_t rv[] = {c->recv_datagrams, c->recv_bytes, c->accepted_datagrams,
+                           c->delivered_messages};
+    const uint64_t dv[] = {c->drop_forged,        c->drop_stale,         c->drop_malformed,
+                           c->drop_oversized,     c->drop_wrong_cluster, c->drop_unknown_sender,
+                           c->drop_wrong_receiver};
+    const uint64_t av[] = {c->partial_messages, c->partial_bytes, c->partial_evicted,
+                           c->partial_expired};
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && json_add_all(cJSON_AddObjectToObject(o, "sent"), sent, sv, 3) &&
+              json_add_all(cJSON_AddObjectToObject(o, "received"), recv, rv, 4) &&
+              json_add_all(cJSON_AddObjectToObject(o, "dropped"), drop, dv, 7) &&
+              json_add_all(cJSON_AddObjectToObject(o, "reassembly"), reasm, av, 4) &&
+              cJSON_AddNumberToObject(o, "peer_restarts", (double)c->peer_restarts) &&
+              cJSON_AddNumberToObject(o, "clients_evicted", (double)c->clients_evicted);
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
 }

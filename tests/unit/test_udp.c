@@ -5,9 +5,11 @@
 #include "trp.h"
 
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -159,6 +161,10 @@ static void one_mib_over_loopback_at(unsigned max_datagram)
         CHECK(c2->recv_datagrams == c1->sent_datagrams);
         CHECK(c2->recv_truncated == 0);
         CHECK(c1->rcvbuf > 0 && c1->sndbuf > 0);
+        cJSON *j = trp_udp_counters_json(c2);
+        CHECK(j && cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "recv_datagrams")) ==
+                       (double)c2->recv_datagrams);
+        cJSON_Delete(j);
 
         /* the other direction, through trp_udp_send_message */
         struct receiver r1 = {.w = w1, .want = m};
@@ -288,7 +294,7 @@ static void client_talks_to_node(void)
 
 struct loop_state {
     trp_loop *loop;
-    int timer_fired, wakes, readable;
+    int timer_fired, wakes, readable, last_signal;
     int timer_id;
     int pipe_r;
 };
@@ -299,6 +305,12 @@ static void on_timer(void *ctx, int id, uint64_t now)
     (void)now;
     s->timer_fired++;
     CHECK(id == s->timer_id);
+}
+
+static void on_signal(void *ctx, int signo)
+{
+    struct loop_state *s = ctx;
+    s->last_signal = signo;
 }
 
 static void on_wake(void *ctx)
@@ -361,6 +373,15 @@ static void loop_timers_fds_and_wakeups(void)
     CHECK(trp_loop_run(s.loop, &e) == TRP_OK);
     pthread_join(t, NULL);
     CHECK(s.wakes >= 1);
+
+    /* signals arrive as callbacks, not as a handler interrupting us */
+    static const int sigs[] = {SIGUSR1, SIGUSR2};
+    CHECK(trp_loop_add_signals(s.loop, sigs, 2, on_signal, &s, &e) == TRP_OK);
+    CHECK(trp_loop_add_signals(s.loop, sigs, 2, on_signal, &s, &e) == TRP_ESTATE);
+    CHECK(raise(SIGUSR2) == 0);
+    for (int i = 0; i < 100 && !s.last_signal; i++)
+        CHECK(trp_loop_run_once(s.loop, 1000, &e) == TRP_OK);
+    CHECK(s.last_signal == SIGUSR2);
 
     CHECK(trp_loop_del(s.loop, fds[0]) == TRP_OK);
     CHECK(trp_loop_del(s.loop, fds[0]) == TRP_EINVAL);

@@ -4,6 +4,7 @@
 #include "../check.h"
 #include "trp.h"
 
+#include <cjson/cJSON.h>
 #include <time.h>
 
 /* ---- fixtures ------------------------------------------------------------- */
@@ -317,6 +318,17 @@ static void misdirected_and_forged(void)
     CHECK(deliver_one(rx2, &b) == 0);
     CHECK(trp_wire_counters_get(rx2)->drop_oversized == 1);
     CHECK(counters_add_up(rx2) && counters_add_up(rx3));
+    /* the same figures as JSON, for trp-node status */
+    cJSON *j = trp_wire_counters_json(trp_wire_counters_get(rx2));
+    REQUIRE(j);
+    cJSON *dropped = cJSON_GetObjectItemCaseSensitive(j, "dropped");
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(dropped, "forged")) == 3);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(dropped, "malformed")) == 5);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(dropped, "unknown_sender")) == 2);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(
+              cJSON_GetObjectItemCaseSensitive(j, "received"), "datagrams")) ==
+          (double)trp_wire_counters_get(rx2)->recv_datagrams);
+    cJSON_Delete(j);
 
     /* an empty message from a NULL pointer; forwarding a just-opened message */
     capture_clear(&cap);
