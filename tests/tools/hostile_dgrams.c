@@ -133,7 +133,7 @@ int main(int argc, char **argv)
     }
     long sent[NKINDS] = {0};
     static struct one o;
-    size_t maxd = cfg->max_datagram;
+    size_t maxd = cfg->max_datagram, paced_bytes = 0;
     for (long n = 0; n < count; n++) {
         enum kind k = (enum kind)(next_rand() % NKINDS);
         switch (k) {
@@ -203,8 +203,14 @@ int main(int argc, char **argv)
         if (sendto(fd, o.buf, o.len, 0, (const struct sockaddr *)&t->addr, t->addr_len) ==
             (ssize_t)o.len)
             sent[k]++;
-        if (n % 64 == 63)
-            usleep(1000); /* pace: this tests the decoder, not the socket buffer */
+        /* Pace at about 64 datagrams or 64 KiB per millisecond: this tests the
+         * decoder, not the receiver's socket buffer, which then holds over
+         * 100 ms of traffic if the receiver is not scheduled for a while. */
+        paced_bytes += o.len;
+        if (n % 64 == 63 || paced_bytes >= 65536) {
+            usleep(1000);
+            paced_bytes = 0;
+        }
     }
     for (int k = 0; k < NKINDS; k++)
         printf("sent %s %ld\n", kind_names[k], sent[k]);
