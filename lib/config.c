@@ -190,6 +190,29 @@ static bool valid_hostname(const char *h)
     return label > 0 && !all_numeric;
 }
 
+/* A decimal port 1..65535; on failure writes the reason to why. */
+static bool parse_port(const char *p, uint16_t *port_out, char *why, size_t whylen)
+{
+    if (!*p) {
+        snprintf(why, whylen, "missing port");
+        return false;
+    }
+    unsigned long port = 0;
+    for (const char *q = p; *q; q++) {
+        if (!isdigit((unsigned char)*q) || q - p >= 9) {
+            snprintf(why, whylen, "port '%.16s' is not a number", p);
+            return false;
+        }
+        port = port * 10 + (unsigned long)(*q - '0');
+    }
+    if (port < 1 || port > 65535) {
+        snprintf(why, whylen, "port %lu out of range 1..65535", port);
+        return false;
+    }
+    *port_out = (uint16_t)port;
+    return true;
+}
+
 /* Split "host:port" / "[v6]:port". On failure writes the reason to why. */
 static bool parse_hostport(const char *s, char **host_out, uint16_t *port_out, char *why,
                            size_t whylen)
@@ -226,23 +249,8 @@ static bool parse_hostport(const char *s, char **host_out, uint16_t *port_out, c
         snprintf(why, whylen, hlen ? "host name too long" : "missing host");
         return false;
     }
-    const char *p = colon + 1;
-    if (!*p) {
-        snprintf(why, whylen, "missing port");
+    if (!parse_port(colon + 1, port_out, why, whylen))
         return false;
-    }
-    unsigned long port = 0;
-    for (const char *q = p; *q; q++) {
-        if (!isdigit((unsigned char)*q) || q - p >= 9) {
-            snprintf(why, whylen, "port '%.16s' is not a number", p);
-            return false;
-        }
-        port = port * 10 + (unsigned long)(*q - '0');
-    }
-    if (port < 1 || port > 65535) {
-        snprintf(why, whylen, "port %lu out of range 1..65535", port);
-        return false;
-    }
     char *host_copy = strndup(host, hlen);
     if (!host_copy) {
         snprintf(why, whylen, "out of memory");
@@ -264,7 +272,6 @@ static bool parse_hostport(const char *s, char **host_out, uint16_t *port_out, c
         return false;
     }
     *host_out = host_copy;
-    *port_out = (uint16_t)port;
     return true;
 }
 
@@ -977,6 +984,51 @@ static int init_check_options(const trp_init_options *o, unsigned *base_port,
     return TRP_OK;
 }
 
+/* TRP_EINVAL if DIR already holds a cluster and --force was not given. */
+static int init_refuse_existing(const trp_init_options *o, trp_err *err)
+{
+    static const char *const files[] = {"cluster.json", "cluster.key"};
+    for (size_t i = 0; i < 2 && !o->force; i++) {
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", o->dir, files[i]);
+        if (lstat(path, &st) == 0)
+            return trp_err_set(err, TRP_EINVAL,
+                               "%s exists; refusing to overwrite a cluster (use --force to "
+                               "replace it, with a new key)",
+                               path);
+    }
+    return TRP_OK;
+}
+
+/* Write the key, then the config (a cluster.json is the sign of a finished
+ * init), then the data directories. */
+static int init_write(const trp_init_options *o, const char *text, const uint8_t *key, trp_err *err)
+{
+    char keyhex[2 * TRP_KEY_LEN + 2];
+    hex_encode(keyhex, key, TRP_KEY_LEN);
+    keyhex[2 * TRP_KEY_LEN] = '\n';
+    keyhex[2 * TRP_KEY_LEN + 1] = '\0';
+    size_t tlen = strlen(text);
+    char *json = malloc(tlen + 2);
+    if (!json)
+        return trp_err_set(err, TRP_ENOMEM, "init: out of memory");
+    memcpy(json, text, tlen);
+    json[tlen] = '\n';
+    json[tlen + 1] = '\0';
+    int rc = write_atomic(o->dir, "cluster.key", keyhex, 2 * TRP_KEY_LEN + 1, 0600, err);
+    if (!rc)
+        rc = write_atomic(o->dir, "cluster.json", json, tlen + 1, 0644, err);
+    OPENSSL_cleanse(keyhex, sizeof keyhex);
+    free(json);
+    for (unsigned i = 1; !rc && i <= o->nodes; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%u", o->dir, i);
+        rc = make_dir(path, err);
+    }
+    return rc;
+}
+
 int trp_cluster_init(const trp_init_options *o, trp_err *err)
 {
     unsigned base_port = 0, max_datagram = 0, ngroups = 0;
@@ -986,30 +1038,17 @@ int trp_cluster_init(const trp_init_options *o, trp_err *err)
     char(*groups)[TRP_NAME_MAX + 1] = calloc(o->nodes, sizeof *groups);
     if (!groups)
         return trp_err_set(err, TRP_ENOMEM, "init: out of memory");
-    if (o->groups && (rc = split_groups(o->groups, groups, o->nodes, &ngroups, err)))
-        goto out;
-    if ((rc = make_dir(o->dir, err)))
-        goto out;
-    static const char *const files[] = {"cluster.json", "cluster.key"};
-    for (size_t i = 0; i < 2 && !o->force; i++) {
-        char path[4096];
-        struct stat st;
-        snprintf(path, sizeof path, "%s/%s", o->dir, files[i]);
-        if (lstat(path, &st) == 0) {
-            rc = trp_err_set(err, TRP_EINVAL,
-                             "%s exists; refusing to overwrite a cluster (use --force to "
-                             "replace it, with a new key)",
-                             path);
-            goto out;
-        }
-    }
     uint8_t key[TRP_KEY_LEN], cluster_id[TRP_CLUSTER_ID_LEN];
+    char *text = NULL;
+    if ((o->groups && (rc = split_groups(o->groups, groups, o->nodes, &ngroups, err))) ||
+        (rc = make_dir(o->dir, err)) || (rc = init_refuse_existing(o, err)))
+        goto out;
     if (RAND_bytes(key, sizeof key) != 1 || RAND_bytes(cluster_id, sizeof cluster_id) != 1) {
         rc = trp_err_set(err, TRP_EIO, "init: no randomness for the key (RAND_bytes failed)");
         goto out;
     }
     cJSON *root = init_json(o, base_port, max_datagram, groups, ngroups, cluster_id);
-    char *text = root ? cJSON_Print(root) : NULL;
+    text = root ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
     if (!text) {
         rc = trp_err_set(err, TRP_ENOMEM, "init: out of memory");
@@ -1019,36 +1058,13 @@ int trp_cluster_init(const trp_init_options *o, trp_err *err)
     trp_config *check = NULL;
     if ((rc = trp_config_parse(&check, text, strlen(text), o->dir, err))) {
         trp_err_prefix(err, "init: generated config is invalid");
-        free(text);
         goto out;
     }
     trp_config_free(check);
-    char keyhex[2 * TRP_KEY_LEN + 2];
-    hex_encode(keyhex, key, TRP_KEY_LEN);
-    keyhex[2 * TRP_KEY_LEN] = '\n';
-    keyhex[2 * TRP_KEY_LEN + 1] = '\0';
-    size_t tlen = strlen(text);
-    char *json = realloc(text, tlen + 2);
-    if (!json) {
-        free(text);
-        rc = trp_err_set(err, TRP_ENOMEM, "init: out of memory");
-        goto out;
-    }
-    json[tlen] = '\n';
-    json[tlen + 1] = '\0';
-    /* The key first: a cluster.json is the sign of a finished init. */
-    rc = write_atomic(o->dir, "cluster.key", keyhex, 2 * TRP_KEY_LEN + 1, 0600, err);
-    if (!rc)
-        rc = write_atomic(o->dir, "cluster.json", json, tlen + 1, 0644, err);
-    OPENSSL_cleanse(keyhex, sizeof keyhex);
-    OPENSSL_cleanse(key, sizeof key);
-    free(json);
-    for (unsigned i = 1; !rc && i <= o->nodes; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%u", o->dir, i);
-        rc = make_dir(path, err);
-    }
+    rc = init_write(o, text, key, err);
 out:
+    OPENSSL_cleanse(key, sizeof key);
+    free(text);
     free(groups);
     return rc;
 }
