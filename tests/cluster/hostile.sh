@@ -24,7 +24,7 @@ for size in 1400 65000; do
         rm -rf "$tmp/c"
         "$BIN/trp-node" init --nodes 3 --dir "$tmp/c" --base-port $base --max-datagram $size \
             > /dev/null 2>&1 || { echo "FAIL ${name}_init: trp-node init failed"; continue 2; }
-        "$T/wire_sink" "$tmp/c/cluster.json" 2 $COUNT 60 > "$tmp/sink" 2> "$tmp/sink.err" &
+        "$T/wire_sink" "$tmp/c/cluster.json" 2 $COUNT 30 > "$tmp/sink" 2> "$tmp/sink.err" &
         sink_pid=$!
         i=0
         while [ $i -lt 200 ] && ! grep -q ready "$tmp/sink" 2>/dev/null && kill -0 $sink_pid 2>/dev/null; do
@@ -58,7 +58,7 @@ for size in 1400 65000; do
     done
     recv=$(get "$tmp/sink" recv_datagrams)
     [ "$total" -eq $COUNT ] && [ "$recv" = $COUNT ] && echo "PASS ${name}_all_received" \
-        || echo "FAIL ${name}_all_received: sent $total of $COUNT, received ${recv:-?}"
+        || echo "FAIL ${name}_all_received: sent $total of $COUNT, received ${recv:-?} $(cat "$tmp/sink.err")"
     acc=$(get "$tmp/sink" accepted); stale=$(get "$tmp/sink" stale)
     [ "$acc" = 0 ] && [ "$stale" = 0 ] && echo "PASS ${name}_nothing_accepted" \
         || echo "FAIL ${name}_nothing_accepted: accepted $acc, stale $stale"

@@ -15,6 +15,7 @@
  */
 #include "trp.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,9 +201,20 @@ int main(int argc, char **argv)
         case NKINDS:
             break;
         }
-        if (sendto(fd, o.buf, o.len, 0, (const struct sockaddr *)&t->addr, t->addr_len) ==
-            (ssize_t)o.len)
-            sent[k]++;
+        /* A datagram the kernel refuses for lack of buffer (ENOBUFS) is sent
+         * again after a pause, so the receiver can expect exactly COUNT. */
+        for (int tries = 0; tries < 1000; tries++) {
+            ssize_t r = sendto(fd, o.buf, o.len, 0, (const struct sockaddr *)&t->addr, t->addr_len);
+            if (r == (ssize_t)o.len) {
+                sent[k]++;
+                break;
+            }
+            if (r < 0 && errno != ENOBUFS && errno != EAGAIN && errno != EINTR) {
+                fprintf(stderr, "hostile_dgrams: sendto: %s\n", strerror(errno));
+                break;
+            }
+            usleep(1000);
+        }
         /* Pace at about 64 datagrams or 64 KiB per millisecond: this tests the
          * decoder, not the receiver's socket buffer, which then holds over
          * 100 ms of traffic if the receiver is not scheduled for a while. */
