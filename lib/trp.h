@@ -7,6 +7,9 @@
  *                verification
  *   trp_raft.h   the Raft consensus core (pure state machine) and its codec
  *   trp_node.h   an embeddable tinyraft-style node over the core
+ *   trp_config.h cluster config (JSON), key file, `trp-node init`
+ *   trp_wire.h   datagrams: AEAD, fragmentation, replay window, drop counters
+ *   trp_udp.h    UDP sockets (batched) and the epoll event loop
  */
 #ifndef TRP_H
 #define TRP_H
@@ -15,5 +18,8 @@
 #include "trp_log.h"
 #include "trp_raft.h"
 #include "trp_node.h"
+#include "trp_config.h"
+#include "trp_wire.h"
+#include "trp_udp.h"
 
 #endif
