@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -403,6 +404,19 @@ int cli_out_base64(cli_out *o, const uint8_t *p, size_t len)
     return cli_out_write(o, chunk, k);
 }
 
+/* True if every number in v is finite: cJSON would print an overflowing
+ * literal such as 1e999 as null, a different value. Recursion is bounded
+ * by cJSON's own nesting limit. */
+static bool json_numbers_finite(const cJSON *v)
+{
+    if (cJSON_IsNumber(v))
+        return isfinite(v->valuedouble);
+    for (const cJSON *c = v->child; c; c = c->next)
+        if (!json_numbers_finite(c))
+            return false;
+    return true;
+}
+
 /* The payload re-serialized compactly when it is exactly one JSON value
  * (surrounding whitespace allowed), else NULL. Caller frees. */
 static char *json_value_of(const uint8_t *p, size_t len)
@@ -419,7 +433,7 @@ static char *json_value_of(const uint8_t *p, size_t len)
     size_t j = end ? (size_t)((const uint8_t *)end - p) : len;
     while (j < len && (p[j] == ' ' || p[j] == '\t' || p[j] == '\n' || p[j] == '\r'))
         j++;
-    char *text = j == len ? cJSON_PrintUnformatted(v) : NULL;
+    char *text = j == len && json_numbers_finite(v) ? cJSON_PrintUnformatted(v) : NULL;
     cJSON_Delete(v);
     return text;
 }

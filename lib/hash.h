@@ -24,6 +24,7 @@ bool crc32c_have_hw(void);
 typedef struct hasher {
     EVP_MD *md;
     EVP_MD_CTX *ctx;
+    EVP_MD_CTX *start; /* SHA-256 with the domain tag absorbed, copied per entry */
 } hasher;
 
 int hasher_init(hasher *h, trp_err *err);

@@ -13,6 +13,9 @@
  * Invariants kept by the writer:
  *  - the last record appended is always still in the buffer, so sync can
  *    flag it (the buffer is flushed *before* a record that does not fit);
+ *  - a roll fdatasyncs the old segment before the new one gets a byte, so
+ *    recovery never needs to look further back than the newest segment
+ *    (and the one entry its anchor names);
  *  - the segment list is sorted by base, contiguous, and only the newest
  *    segment is ever written; older ones are immutable until trim/truncate;
  *  - the "durable_*" fields describe the state at the last successful sync,
@@ -179,6 +182,10 @@ static int view_get(trp_log *log, view *v, size_t i, uint64_t need, trp_err *err
         return TRP_OK;
     if (v->fd < 0) {
         v->fd = openat(log->dirfd, log->segs[i].name, O_RDONLY | O_CLOEXEC);
+        if (v->fd < 0 && errno == ENOENT) /* a reader's list is older than a trim */
+            return trp_err_set(err, TRP_ERANGE,
+                               "%s/%s: no longer there (trimmed or removed by the writer)",
+                               log->dir, log->segs[i].name);
         if (v->fd < 0)
             return trp_err_sys(err, TRP_EIO, errno, "%s/%s", log->dir, log->segs[i].name);
         v->seg = i;

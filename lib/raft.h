@@ -36,9 +36,16 @@ struct raft_peer {
     unsigned stall_ticks;   /* heartbeats without progress while behind */
 };
 
+/* One client's recent requests: the RAFT_SESSION_REQS highest request
+ * numbers stored in the log, with their seqs, so a client with several
+ * requests in flight still gets exactly-once retries. */
+#define RAFT_SESSION_REQS 16
 struct raft_session {
-    uint64_t client, req;
-    mpz_t seq;
+    uint64_t client;
+    size_t n;
+    uint64_t req[RAFT_SESSION_REQS];
+    mpz_t seq[RAFT_SESSION_REQS];
+    mpz_t last; /* newest seq of this client (which session to forget first) */
 };
 
 struct raft_waiter {

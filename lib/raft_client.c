@@ -11,7 +11,9 @@
  * TRP_RAFT_SESSION_WINDOW_BYTES of payload). A retried request
  * that is already in the leader's log is not appended again; it is answered
  * with its original seq once that seq commits. Bounds: session_max clients
- * (the one with the oldest entry is forgotten first) and a retry is
+ * (the one with the oldest entry is forgotten first), the 16 highest
+ * request numbers per client (a retry below all 16 is refused with
+ * TRP_EINVAL rather than risk a second copy), and a retry is
  * recognised only while its original is within the last session_window
  * entries; max_pending requests wait at once.
  */
@@ -59,11 +61,63 @@ static struct raft_session *session_find(trp_raft *r, uint64_t client)
     return NULL;
 }
 
+static void session_free(struct raft_session *s)
+{
+    for (size_t k = 0; k < RAFT_SESSION_REQS; k++)
+        mpz_clear(s->seq[k]);
+    mpz_clear(s->last);
+}
+
 static void sessions_clear(trp_raft *r)
 {
     for (size_t i = 0; i < r->n_sessions; i++)
-        mpz_clear(r->sessions[i].seq);
+        session_free(&r->sessions[i]);
     r->n_sessions = 0;
+}
+
+/* Index of req in the session, or -1. */
+static int session_lookup(const struct raft_session *s, uint64_t req)
+{
+    for (size_t k = 0; k < s->n; k++)
+        if (s->req[k] == req)
+            return (int)k;
+    return -1;
+}
+
+/* The session is full and req is below every request it remembers: we
+ * cannot tell whether it was stored. */
+static bool session_too_old(const struct raft_session *s, uint64_t req)
+{
+    if (s->n < RAFT_SESSION_REQS)
+        return false;
+    for (size_t k = 0; k < s->n; k++)
+        if (s->req[k] < req)
+            return false;
+    return true;
+}
+
+static struct raft_session *session_new(trp_raft *r, uint64_t client)
+{
+    if (!r->sessions) {
+        r->sessions = calloc(r->cfg.session_max, sizeof *r->sessions);
+        if (!r->sessions)
+            abort();
+    }
+    if (r->n_sessions == r->cfg.session_max) {
+        size_t oldest = 0; /* bounded: forget the client whose newest entry is oldest */
+        for (size_t i = 1; i < r->n_sessions; i++)
+            if (mpz_cmp(r->sessions[i].last, r->sessions[oldest].last) < 0)
+                oldest = i;
+        session_free(&r->sessions[oldest]);
+        r->sessions[oldest] = r->sessions[--r->n_sessions];
+    }
+    struct raft_session *s = &r->sessions[r->n_sessions++];
+    s->client = client;
+    s->n = 0;
+    for (size_t k = 0; k < RAFT_SESSION_REQS; k++)
+        mpz_init(s->seq[k]);
+    mpz_init(s->last);
+    return s;
 }
 
 void client_session_note(trp_raft *r, const mpz_t seq, const uint8_t *payload, size_t len, int type)
@@ -73,30 +127,25 @@ void client_session_note(trp_raft *r, const mpz_t seq, const uint8_t *payload, s
         trp_raft_envelope_get(payload, len, &client, &req, NULL, NULL) || client == 0)
         return;
     struct raft_session *s = session_find(r, client);
-    if (s) {
-        if (req >= s->req) {
-            s->req = req;
-            mpz_set(s->seq, seq);
-        }
+    if (!s)
+        s = session_new(r, client);
+    if (mpz_cmp(seq, s->last) > 0)
+        mpz_set(s->last, seq);
+    if (session_lookup(s, req) >= 0)
         return;
+    size_t k = s->n;
+    if (s->n == RAFT_SESSION_REQS) { /* keep the highest request numbers */
+        k = 0;
+        for (size_t i = 1; i < s->n; i++)
+            if (s->req[i] < s->req[k])
+                k = i;
+        if (s->req[k] > req)
+            return;
+    } else {
+        s->n++;
     }
-    if (!r->sessions) {
-        r->sessions = calloc(r->cfg.session_max, sizeof *r->sessions);
-        if (!r->sessions)
-            abort();
-    }
-    if (r->n_sessions == r->cfg.session_max) {
-        size_t oldest = 0; /* bounded: forget the client with the oldest entry */
-        for (size_t i = 1; i < r->n_sessions; i++)
-            if (mpz_cmp(r->sessions[i].seq, r->sessions[oldest].seq) < 0)
-                oldest = i;
-        mpz_clear(r->sessions[oldest].seq);
-        r->sessions[oldest] = r->sessions[--r->n_sessions];
-    }
-    s = &r->sessions[r->n_sessions++];
-    s->client = client;
-    s->req = req;
-    mpz_init_set(s->seq, seq);
+    s->req[k] = req;
+    mpz_set(s->seq[k], seq);
 }
 
 /* Rebuild the table from the newest entries of the log, scanning back at
@@ -278,18 +327,19 @@ int client_propose(trp_raft *r, uint64_t origin, uint64_t client, uint64_t req, 
         return 0;
     }
     struct raft_session *s = client ? session_find(r, client) : NULL;
-    if (s && req < s->req) {
-        raft_reply(r, kind, origin, client, req, TRP_EINVAL, NULL, NULL);
-        return 0;
-    }
-    if (s && req == s->req) { /* a retry: answer with the original seq */
+    int k = s ? session_lookup(s, req) : -1;
+    if (k >= 0) { /* a retry: answer with the original seq */
         struct raft_waiter *w = waiter_add(r, kind, origin, client, req);
         if (!w) {
             raft_reply(r, kind, origin, client, req, TRP_EUNAVAIL, NULL, NULL);
             return 0;
         }
-        mpz_set(w->seq, s->seq);
+        mpz_set(w->seq, s->seq[k]);
         client_commit_advanced(r);
+        return 0;
+    }
+    if (s && session_too_old(s, req)) {
+        raft_reply(r, kind, origin, client, req, TRP_EINVAL, NULL, NULL);
         return 0;
     }
     if (if_head && memcmp(if_head, r->head_hash, TRP_RAFT_HASH_LEN) != 0) {

@@ -94,7 +94,6 @@ set -- $(bench_open "$W/a4k" 5)
 row "open, $(awk -v b="$sb" 'BEGIN { printf "%.1f", b / 1e9 }') GB log, writer / reader" "$1 / $2 ms" "" "target < 100 ms"
 set -- $(bench_open "$W/s100" 5)
 row "open, small log, writer / reader" "$1 / $2 ms" "" ""
-echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # The same pipe append and tail on a tmpfs (no disk at all), when this
 # machine lets us mount in a private namespace: the CPU ceiling of the
@@ -110,3 +109,4 @@ if command -v unshare >/dev/null 2>&1 && unshare -m true 2>/dev/null; then
             printf \"%-44s %20s %-34s %s\n\", \"trp-tail -o raw, 100 B, on tmpfs\", sprintf(\"%.0f entries/s\", n / (d - c)), \"(page cache only)\", \"\" }"
     ' sh "$W/tmpfs" $n100
 fi
+echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

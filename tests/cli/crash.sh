@@ -2,7 +2,9 @@
 # tests/cli/crash.sh: kill -9 trp-append in the middle of a large pipe,
 # then reopen: every seq it printed is there with the right payload, the
 # seqs it printed are exactly 0..L in order, and the log verifies. Twice,
-# so that the second run also recovers a log that already had a crash.
+# so that the second run also recovers a log that already had a crash;
+# a third time with trp-tail -f following, which must not have shown
+# anything the recovered log lacks.
 . tests/cli/lib.sh
 D=$TMP/log
 
@@ -39,5 +41,31 @@ crash_once() { # name, lines-before-kill
 
 crash_once crash-first 20000
 crash_once crash-second 50000
+
+# A follower during a crash shows only committed (durable) entries: after
+# recovery, what it printed is exactly the log's first entries from where
+# it started.
+start=$(( $(trp-verify -q --json "$D" | jf last) + 1 ))
+trp-tail -d "$D" --from "$start" -f > "$TMP/followed" 2>&1 &
+tpid=$!
+BG_PIDS="$BG_PIDS $tpid"
+genlines 5000000 100 | trp-append -d "$D" > "$TMP/seqs3" &
+apid=$!
+BG_PIDS="$BG_PIDS $apid"
+wait_for 30 sh -c "[ \$(wc -l < '$TMP/followed') -ge 30000 ]"
+kill -9 "$apid"
+wait "$apid" 2>/dev/null
+trp-append -d "$D" -q < /dev/null
+kill "$tpid" 2>/dev/null
+wait "$tpid" 2>/dev/null
+n=$(wc -l < "$TMP/followed" | tr -d ' ')
+trp-tail -d "$D" --from "$start" --count "$n" > "$TMP/stored"
+if [ "$n" -lt 30000 ]; then
+    fail follower-during-crash "the follower printed only $n entries"
+elif ! cmp -s "$TMP/followed" "$TMP/stored"; then
+    fail follower-during-crash "the follower printed entries the recovered log does not hold"
+else
+    pass follower-during-crash
+fi
 
 exit 0

@@ -192,6 +192,11 @@ static void test_entry_json(void)
     CHECK(!cJSON_GetObjectItem(v, "data"));
     cJSON_Delete(v);
 
+    v = entry_json("[1e999]", 7); /* would re-serialize as [null]: no data */
+    REQUIRE(v);
+    CHECK(!cJSON_GetObjectItem(v, "data"));
+    cJSON_Delete(v);
+
     v = entry_json("\xff\x00\x01", 3);
     REQUIRE(v);
     CHECK(!cJSON_GetObjectItem(v, "text"));

@@ -25,7 +25,7 @@ static void crc32c_hw_and_table_agree(void)
         printf("# no SSE4.2 here: only the table is tested\n");
         return;
     }
-    uint8_t buf[4096 + 16];
+    static uint8_t buf[9000 + 16];
     uint32_t x = 12345;
     for (size_t i = 0; i < sizeof buf; i++) {
         x = x * 1103515245u + 12345u;
@@ -35,7 +35,14 @@ static void crc32c_hw_and_table_agree(void)
         for (size_t len = 0; len < 300; len += 7)
             CHECKF(crc32c_hw(0, buf + start, len) == crc32c_sw(0, buf + start, len),
                    "start %zu len %zu", start, len);
+    /* long buffers take the three-stream path: around its block sizes */
+    size_t lens[] = {767, 768, 769, 775, 776, 1535, 1536, 1537, 2304, 4096, 4100, 9000};
+    for (size_t start = 0; start < 9; start += 3)
+        for (size_t i = 0; i < sizeof lens / sizeof *lens; i++)
+            CHECKF(crc32c_hw(0, buf + start, lens[i]) == crc32c_sw(0, buf + start, lens[i]),
+                   "start %zu len %zu", start, lens[i]);
     CHECK(crc32c_hw(7, buf, 4096) == crc32c_sw(7, buf, 4096));
+    CHECK(crc32c_hw(crc32c_hw(0, buf, 1000), buf + 1000, 3000) == crc32c_sw(0, buf, 4000));
 }
 
 /* The documented input, built independently of hash.c. */

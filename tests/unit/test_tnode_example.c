@@ -137,9 +137,171 @@ static void test_one_node_and_bad_config(void)
     CHECK(strstr(err.msg, "listed twice") != NULL);
 }
 
+/* ---- a lossy transport: five nodes, loss, duplication, delay, restarts ---- */
+
+#define CN 5
+#define CA 150
+static trp_node *cn[CN];
+static struct cmsg {
+    uint64_t at, from, to;
+    uint8_t *b;
+    size_t len;
+} cq[1 << 16];
+static size_t cq_n;
+static uint64_t c_now, c_rng = 99;
+static uint64_t c_rand(void)
+{
+    c_rng ^= c_rng << 13;
+    c_rng ^= c_rng >> 7;
+    c_rng ^= c_rng << 17;
+    return c_rng;
+}
+
+static void c_send(void *user, uint64_t to, const uint8_t *bytes, size_t len)
+{
+    int copies = c_rand() % 100 < 10 ? 0 : c_rand() % 100 < 5 ? 2 : 1; /* drop / duplicate */
+    for (int k = 0; k < copies && cq_n < sizeof cq / sizeof *cq; k++) {
+        struct cmsg *m = &cq[cq_n++];
+        m->at = c_now + c_rand() % 20;
+        m->from = (uint64_t)(uintptr_t)user;
+        m->to = to;
+        m->b = malloc(len);
+        memcpy(m->b, bytes, len);
+        m->len = len;
+    }
+}
+
+static struct capp {
+    int status, seq, node;
+    uint64_t req;
+    char text[16];
+    uint64_t retry_at;
+} ca[CA];
+
+static void c_done(void *arg, int status, const mpz_t seq, const uint8_t *hash)
+{
+    struct capp *a = arg;
+    (void)hash;
+    a->status = status;
+    if (status == TRP_OK) { /* seqs count from 10^30 */
+        mpz_t off;
+        mpz_init(off);
+        mpz_ui_pow_ui(off, 10, 30);
+        mpz_sub(off, seq, off);
+        a->seq = (int)mpz_get_si(off);
+        mpz_clear(off);
+    } else {
+        a->retry_at = c_now + 50;
+    }
+}
+
+static void c_deliver(void)
+{
+    for (size_t i = 0; i < cq_n;) {
+        if (cq[i].at > c_now) {
+            i++;
+            continue;
+        }
+        struct cmsg m = cq[i];
+        cq[i] = cq[--cq_n];
+        if (trp_node_raft(cn[m.to - 1]))
+            trp_node_receive(cn[m.to - 1], m.from, m.b, m.len);
+        free(m.b);
+    }
+}
+
+static void test_lossy_transport_restarts_and_retries(void)
+{
+    uint64_t ids[CN] = {1, 2, 3, 4, 5};
+    trp_node_log *logs[CN];
+    trp_err err = {0};
+    for (int i = 0; i < CN; i++) {
+        REQUIRE(trp_node_memlog_new(&logs[i], "1000000000000000000000000000000", &err) == 0);
+        trp_node_options o = {.election_timeout_ms = 200, .heartbeat_ms = 40};
+        REQUIRE(trp_node_new(&cn[i], ids[i], ids, CN, c_send, (void *)(uintptr_t)ids[i], logs[i],
+                             &o, &err) == 0);
+        REQUIRE(trp_node_start(cn[i], 0, &err) == 0);
+    }
+    int next = 0;
+    for (c_now = 1; c_now < 120000; c_now++) {
+        c_deliver();
+        for (int i = 0; i < CN; i++)
+            if (trp_node_raft(cn[i]))
+                trp_node_tick(cn[i], c_now);
+        if (c_now % 300 == 0) { /* restart a random node (its log survives) */
+            int v = (int)(c_rand() % CN);
+            trp_node_stop(cn[v]);
+            trp_node_start(cn[v], c_now, &err);
+        }
+        if (next < CA && c_now % 20 == 0) {
+            struct capp *a = &ca[next];
+            a->node = next % CN;
+            a->status = -1;
+            snprintf(a->text, sizeof a->text, "e%d", next);
+            a->req = trp_node_append(cn[a->node], a->text, strlen(a->text), c_done, a);
+            next++;
+        }
+        bool all = next == CA;
+        for (int k = 0; k < next; k++) {
+            struct capp *a = &ca[k];
+            if (a->status > 0 && c_now >= a->retry_at) { /* retry: same request number */
+                a->status = -1;
+                trp_node_append_retry(cn[a->node], a->req, a->text, strlen(a->text), c_done, a);
+            }
+            all = all && a->status == TRP_OK;
+        }
+        if (all)
+            break;
+    }
+    int ok = 0;
+    static char seen[4 * CA];
+    memset(seen, 0, sizeof seen);
+    for (int k = 0; k < CA; k++) {
+        if (ca[k].status != TRP_OK)
+            continue;
+        ok++;
+        CHECKF(ca[k].seq >= 0 && ca[k].seq < 4 * CA && !seen[ca[k].seq],
+               "seq %d acknowledged twice", ca[k].seq);
+        if (ca[k].seq >= 0 && ca[k].seq < 4 * CA)
+            seen[ca[k].seq] = 1;
+    }
+    CHECKF(ok == CA, "%d of %d appends acknowledged", ok, CA);
+    /* let commits settle, then: same head everywhere, every acked entry at its seq */
+    for (uint64_t end = c_now + 2000; c_now < end; c_now++) {
+        c_deliver();
+        for (int i = 0; i < CN; i++)
+            trp_node_tick(cn[i], c_now);
+    }
+    for (int i = 1; i < CN; i++)
+        CHECK(!memcmp(trp_node_head(cn[0]), trp_node_head(cn[i]), TRP_RAFT_HASH_LEN));
+    mpz_t seq;
+    mpz_init(seq);
+    for (int k = 0; k < CA; k++) {
+        if (ca[k].status != TRP_OK)
+            continue;
+        mpz_ui_pow_ui(seq, 10, 30);
+        mpz_add_ui(seq, seq, (unsigned long)ca[k].seq); /* seqs count from 10^30 */
+        trp_raft_entry e;
+        const uint8_t *d;
+        size_t len;
+        CHECK(logs[2]->st.read(logs[2]->st.user, seq, &e, NULL) == 0 &&
+              trp_raft_envelope_get(e.payload, e.len, NULL, NULL, &d, &len) == 0 &&
+              len == strlen(ca[k].text) && !memcmp(d, ca[k].text, len));
+    }
+    mpz_clear(seq);
+    for (int i = 0; i < CN; i++) {
+        trp_node_free(cn[i]);
+        trp_node_memlog_free(logs[i]);
+    }
+    for (size_t i = 0; i < cq_n; i++)
+        free(cq[i].b);
+    cq_n = 0;
+}
+
 int main(void)
 {
     RUN(test_three_nodes_direct_calls);
     RUN(test_one_node_and_bad_config);
+    RUN(test_lossy_transport_restarts_and_retries);
     return check_done();
 }
