@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LANES 64
+#define LANES 128 /* sessions: each holds TRP_CLIENT_SESSION_WINDOW open requests */
 #define RETRY_MS 250
 #define ROTATE_MS 600 /* no answer from the node this long: try the next */
 #define CLIENT_WIRE_EXTRA (2u << 20)
@@ -78,7 +78,6 @@ struct trp_client {
     struct pend *q;
     size_t q_head, q_len, q_cap, q_unsent; /* q_unsent: entries from the head never sent */
     struct lane lanes[LANES];
-    size_t lane_rr;
     uint64_t retry_check_ms;
     bool cond_busy; /* a conditional append is in flight: nothing passes it */
 
@@ -361,10 +360,11 @@ int trp_client_submit(trp_client *c, const void *data, size_t len, const uint8_t
                            "of %u bytes", len, c->cfg->max_entry);
     if (!trp_client_can_submit(c))
         return trp_err_set(err, TRP_ESTATE, "the append window is full");
-    size_t l = c->lane_rr;
+    /* lowest lane with room: a client with few appends in flight uses one
+     * session, which keeps the leader's session table small */
+    size_t l = 0;
     while (c->lanes[l].next - c->lanes[l].base >= TRP_CLIENT_SESSION_WINDOW)
-        l = (l + 1) % LANES;
-    c->lane_rr = (l + 1) % LANES;
+        l++;
     if (c->q_len == c->q_cap) {
         size_t cap = c->q_cap ? c->q_cap * 2 : 256;
         struct pend *nq = malloc(cap * sizeof *nq);

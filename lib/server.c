@@ -295,6 +295,7 @@ static int open_raft(trp_server *s, trp_err *err)
                           .election_timeout_max_ms = cfg->election_timeout_max_ms,
                           .heartbeat_ms = cfg->heartbeat_ms,
                           .max_msg_bytes = msg_bytes,
+                          .max_inflight_msgs = 4, /* fewer, bigger appends: proposals batch while these fly */
                           .max_entry = cfg->max_entry + TRP_RAFT_ENVELOPE_LEN};
     trp_raft_config_defaults(&rc);
     int st = trp_raft_config_check(&rc, err);
