@@ -9,13 +9,21 @@
  *   cluster_load CONFIG failover BIN TRIALS   starts the nodes itself, then per
  *                                          trial kill -9s the leader and times
  *                                          until the next append commits
+ *   cluster_load - udprtt N                loopback UDP round trip (median us)
+ *   cluster_load - etcd PORT seq N | etcd PORT conc CLIENTS N
+ *                                          the same workloads as puts through
+ *                                          etcd's v3 HTTP gateway (keep-alive)
  *
  * The one idea: it measures what a user's client sees (commit acknowledged
  * at the client), and reports; it asserts nothing about time.
  */
 #include "trp.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,8 +238,167 @@ static int run_failover(const char *config, const char *bin, int trials)
     return rc;
 }
 
+/* ---- machine limit: UDP round trip ---------------------------------------------- */
+
+static void *echo_main(void *arg)
+{
+    int fd = *(int *)arg;
+    char b[64];
+    struct sockaddr_in from;
+    for (;;) {
+        socklen_t fl = sizeof from;
+        ssize_t n = recvfrom(fd, b, sizeof b, 0, (struct sockaddr *)&from, &fl);
+        if (n <= 0 || b[0] == 'q')
+            return NULL;
+        sendto(fd, b, (size_t)n, 0, (struct sockaddr *)&from, fl);
+    }
+}
+
+static int run_udprtt(long n)
+{
+    int srv = socket(AF_INET, SOCK_DGRAM, 0), cli = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    if (bind(srv, (struct sockaddr *)&a, sizeof a) || getsockname(srv, (struct sockaddr *)&a, &al))
+        return 1;
+    pthread_t t;
+    pthread_create(&t, NULL, echo_main, &srv);
+    uint64_t *lat = calloc((size_t)n, sizeof *lat);
+    char b[64] = "p";
+    for (long i = 0; i < n; i++) {
+        uint64_t t0 = now_us();
+        sendto(cli, b, 32, 0, (struct sockaddr *)&a, sizeof a);
+        if (recv(cli, b, sizeof b, 0) <= 0)
+            return 1;
+        lat[i] = now_us() - t0;
+    }
+    b[0] = 'q';
+    sendto(cli, b, 1, 0, (struct sockaddr *)&a, sizeof a);
+    pthread_join(t, NULL);
+    qsort(lat, (size_t)n, sizeof *lat, cmp_u64);
+    printf("udprtt n %ld p50_us %llu\n", n, (unsigned long long)lat[n / 2]);
+    free(lat);
+    close(srv);
+    close(cli);
+    return 0;
+}
+
+/* ---- etcd through its v3 HTTP gateway ----------------------------------------------- */
+
+static int etcd_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* One put of a 100-byte value; its latency in us, 0 on failure. */
+static uint64_t etcd_put(int fd, long i)
+{
+    char body[256], req[512], resp[4096];
+    char val[137]; /* base64 of 100 bytes: 136 chars */
+    memset(val, 'e', 136);
+    val[136] = 0;
+    int bl = snprintf(body, sizeof body, "{\"key\":\"%s\",\"value\":\"%s\"}", i % 2 ? "a2V5MQ==" : "a2V5Mg==", val);
+    int rl = snprintf(req, sizeof req,
+                      "POST /v3/kv/put HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %d\r\n\r\n%s", bl, body);
+    uint64_t t0 = now_us();
+    if (write(fd, req, (size_t)rl) != rl)
+        return 0;
+    size_t have = 0;
+    for (;;) { /* headers, then Content-Length bytes of body */
+        ssize_t n = read(fd, resp + have, sizeof resp - 1 - have);
+        if (n <= 0)
+            return 0;
+        have += (size_t)n;
+        resp[have] = 0;
+        char *end = strstr(resp, "\r\n\r\n"), *cl = strcasestr(resp, "Content-Length:");
+        if (end && cl && have >= (size_t)(end + 4 - resp) + (size_t)atol(cl + 15))
+            break;
+        if (have >= sizeof resp - 1)
+            return 0;
+    }
+    return strncmp(resp, "HTTP/1.1 200", 12) == 0 ? now_us() - t0 : 0;
+}
+
+struct eworker {
+    int port;
+    long n;
+    int failed;
+    pthread_t t;
+};
+
+static void *eworker_main(void *arg)
+{
+    struct eworker *w = arg;
+    int fd = etcd_connect(w->port);
+    if (fd < 0) {
+        w->failed = 1;
+        return NULL;
+    }
+    for (long i = 0; i < w->n; i++)
+        if (!etcd_put(fd, i)) {
+            w->failed = 1;
+            break;
+        }
+    close(fd);
+    return NULL;
+}
+
+static int run_etcd(int port, const char *mode, int clients, long n)
+{
+    if (strcmp(mode, "seq") == 0) {
+        int fd = etcd_connect(port);
+        if (fd < 0)
+            return 1;
+        uint64_t *lat = calloc((size_t)n, sizeof *lat);
+        uint64_t t0 = now_us();
+        for (long i = 0; i < n; i++)
+            if (!(lat[i] = etcd_put(fd, i)))
+                return 1;
+        double secs = (double)(now_us() - t0) / 1e6;
+        qsort(lat, (size_t)n, sizeof *lat, cmp_u64);
+        printf("etcd seq n %ld p50_us %llu p99_us %llu rate %.0f\n", n,
+               (unsigned long long)lat[n / 2], (unsigned long long)lat[n * 99 / 100],
+               (double)n / secs);
+        free(lat);
+        close(fd);
+        return 0;
+    }
+    struct eworker *w = calloc((size_t)clients, sizeof *w);
+    uint64_t t0 = now_us();
+    for (int i = 0; i < clients; i++) {
+        w[i].port = port;
+        w[i].n = n / clients;
+        pthread_create(&w[i].t, NULL, eworker_main, &w[i]);
+    }
+    int failed = 0;
+    for (int i = 0; i < clients; i++) {
+        pthread_join(w[i].t, NULL);
+        failed += w[i].failed;
+    }
+    double secs = (double)(now_us() - t0) / 1e6;
+    printf("etcd conc clients %d rate %.0f failed %d\n", clients,
+           (double)(n / clients * clients) / secs, failed);
+    free(w);
+    return failed != 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 4 && strcmp(argv[2], "udprtt") == 0)
+        return run_udprtt(atol(argv[3]));
+    if (argc >= 6 && strcmp(argv[2], "etcd") == 0 && strcmp(argv[4], "seq") == 0)
+        return run_etcd(atoi(argv[3]), "seq", 1, atol(argv[5]));
+    if (argc >= 7 && strcmp(argv[2], "etcd") == 0)
+        return run_etcd(atoi(argv[3]), "conc", atoi(argv[5]), atol(argv[6]));
     if (argc >= 4 && strcmp(argv[2], "seq") == 0)
         return run_seq(argv[1], atol(argv[3]));
     if (argc >= 5 && strcmp(argv[2], "conc") == 0)
