@@ -24,8 +24,8 @@
 #include <string.h>
 
 #define LANES 128 /* sessions: each holds TRP_CLIENT_SESSION_WINDOW open requests */
-#define RETRY_MS 250
-#define ROTATE_MS 600 /* no answer from the node this long: try the next */
+#define RETRY_MS 100
+#define ROTATE_MS 300 /* no answer from the node this long: try the next */
 #define CLIENT_WIRE_EXTRA (2u << 20)
 #define READ_WINDOW 8192 /* entries granted to a read stream at once */
 #define READ_QUEUE_MAX 512
