@@ -34,6 +34,7 @@
 #define SIM_MAXC 8
 #define SIM_LIVENESS_MS 10000 /* stated bound: leader + new commit after faults stop */
 #define SIM_CLIENT_TIMEOUT_MS 1500
+#define SIM_IN_FLIGHT_MAX 200000
 
 /* ---- PRNG ---------------------------------------------------------------- */
 
@@ -664,6 +665,11 @@ static bool link_up(sim *s, int from, int to)
 static void net_send(sim *s, int from, int to, uint8_t *bytes, size_t len)
 {
     s->st.msgs++;
+    if (s->heap_n > SIM_IN_FLIGHT_MAX) { /* a message storm is a bug, not a schedule */
+        sim_violation(s, "message storm: %zu messages in flight", s->heap_n);
+        free(bytes);
+        return;
+    }
     if (!link_up(s, from, to)) {
         s->st.cut++;
         free(bytes);
@@ -727,6 +733,8 @@ static void net_deliver(sim *s)
         trp_raft_step(nd->r, &m);
         node_drain(s, nd);
     }
+    if (s->heap_n && s->heap[0].at <= s->now)
+        sim_violation(s, "message storm: over 100000 deliveries in one millisecond");
     trp_raft_msg_clear(&m);
 }
 
