@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LANES 128 /* sessions: each holds TRP_CLIENT_SESSION_WINDOW open requests */
+#define LANES 48 /* sessions: each holds TRP_CLIENT_SESSION_WINDOW open requests */
 #define RETRY_MS 100
 #define ROTATE_MS 300 /* no answer from the node this long: try the next */
 #define CLIENT_WIRE_EXTRA (2u << 20)

@@ -2086,7 +2086,7 @@ int trp_log_write(trp_log *log, trp_log_batch *b, trp_err *err)
         return TRP_OK;
     if (log->last_rec != SIZE_MAX)
         rec_set_flags(log->buf + log->last_rec, REC_FLAG_COMMIT);
-    int rc = flush_buf(log, err);
+    int rc = flush_buf(log, false, err);
     if (rc)
         return rc;
     seg *s = &log->segs[log->nseg - 1];
