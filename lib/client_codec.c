@@ -285,6 +285,8 @@ int trp_cmsg_decode(const uint8_t *buf, size_t len, trp_cmsg *m, trp_err *err)
     switch (m->type) {
     case TRP_CMSG_APPEND:
         m->flags = (int)get_be(&c, 1);
+        if (m->flags & ~1)
+            return trp_err_set(err, TRP_EFORMAT, "client message: unknown APPEND flags");
         m->has_if_head = m->flags & 1;
         if (m->has_if_head)
             get_hash(&c, m->if_head);
@@ -296,6 +298,8 @@ int trp_cmsg_decode(const uint8_t *buf, size_t len, trp_cmsg *m, trp_err *err)
         break;
     case TRP_CMSG_READ:
         m->flags = (int)get_be(&c, 1);
+        if (m->flags & ~(TRP_CREAD_TAIL | TRP_CREAD_RESTART))
+            return trp_err_set(err, TRP_EFORMAT, "client message: unknown READ flags");
         get_seq(&c, m->seq);
         m->back = get_be(&c, 8);
         get_seq(&c, m->first);
