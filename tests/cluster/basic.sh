@@ -77,10 +77,18 @@ rc=$?
 [ "$("$BIN/trp-tail" -d "$tmp/c/2" --from 0 --count 3 | tr '\n' ' ')" = "a1 a2 a3 " ] \
     && pass tail_d_live_node_dir || fail tail_d_live_node_dir "$("$BIN/trp-tail" -d "$tmp/c/2" --from 0 --count 3)"
 
+# trp-verify reads live replicas (while appends go on) without complaint
+seq 1 3000 | "$BIN/trp-append" -c "$C" -q &
+apid=$!
+"$BIN/trp-verify" "$tmp/c/1" "$tmp/c/2" "$tmp/c/3" > "$tmp/out" 2>&1
+rc=$?
+wait $apid
+[ $rc -eq 0 ] && pass verify_live_replicas || fail verify_live_replicas "exit $rc: $(cat "$tmp/out")"
+
 # --if-prev: the right head appends, a wrong one is refused with exit 1
 head=$("$BIN/trp-tail" -c "$C" --linearizable -n 1 -o json | json_field hash)
 s=$("$BIN/trp-append" -c "$C" --if-prev "$head" cond-ok 2>&1)
-[ "$s" = 2005 ] && pass if_prev_match_appends || fail if_prev_match_appends "got '$s'"
+[ "$s" = 5005 ] && pass if_prev_match_appends || fail if_prev_match_appends "got '$s'"
 "$BIN/trp-append" -c "$C" --if-prev "$head" cond-bad > "$tmp/out" 2>&1
 rc=$?
 [ $rc -eq 1 ] && grep -q 'not as expected' "$tmp/out" && pass if_prev_mismatch_exit_1 \
@@ -103,11 +111,11 @@ rc=$?
 for i in 1 2 3; do start_node $i; done
 wait_leader > /dev/null || fail restart_leader "no leader after restart"
 s=$("$BIN/trp-append" -c "$C" after-restart)
-[ "$s" = 2006 ] && pass restart_next_seq || fail restart_next_seq "got '$s'"
+[ "$s" = 5006 ] && pass restart_next_seq || fail restart_next_seq "got '$s'"
 for i in 1 2 3; do
     "$BIN/trp-tail" -c "$C" -i $i --linearizable --from 0 > "$tmp/tail$i"
 done
-[ "$(wc -l < "$tmp/tail1")" = 2007 ] && cmp -s "$tmp/tail1" "$tmp/tail2" && cmp -s "$tmp/tail1" "$tmp/tail3" \
+[ "$(wc -l < "$tmp/tail1")" = 5007 ] && cmp -s "$tmp/tail1" "$tmp/tail2" && cmp -s "$tmp/tail1" "$tmp/tail3" \
     && pass restart_nothing_lost || fail restart_nothing_lost "$(wc -l "$tmp"/tail?)"
 "$BIN/trp-verify" "$tmp/c/1" "$tmp/c/2" "$tmp/c/3" > "$tmp/out" 2>&1
 rc=$?
