@@ -149,7 +149,6 @@ static int append_stream(struct cappend *a, trp_err *err)
     size_t have = 0, pos = 0;
     bool eof = false;
     int rc = 0;
-    int fl = fcntl(STDIN_FILENO, F_GETFL);
     (void)fcntl(STDIN_FILENO, F_SETPIPE_SZ, 1 << 20);
     while (!rc && !a->failed_status && !a->conflict) {
         /* submit every complete record the window takes */
@@ -193,7 +192,6 @@ static int append_stream(struct cappend *a, trp_err *err)
         else if (n > 0)
             have += (size_t)n;
     }
-    (void)fl;
     free(buf);
     if (!rc)
         rc = drain(a, err);
