@@ -58,7 +58,7 @@ static void on_result(void *arg, int status, const mpz_t seq, const uint8_t hash
     if (status != TRP_OK) {
         a->failed_status = status;
         snprintf(a->failed_msg, sizeof a->failed_msg, "%s",
-                 status == TRP_ETOOBIG ? "entry too large for the cluster (max_entry)"
+                 status == TRP_ETOOBIG  ? "entry too large for the cluster (max_entry)"
                  : status == TRP_EINVAL ? "the cluster refused the request (stale request number)"
                                         : trp_status_name(status));
         return;

@@ -356,8 +356,10 @@ int trp_client_submit(trp_client *c, const void *data, size_t len, const uint8_t
                       trp_err *err)
 {
     if (len > c->cfg->max_entry)
-        return trp_err_set(err, TRP_ETOOBIG, "entry of %zu bytes is over the cluster's max_entry "
-                           "of %u bytes", len, c->cfg->max_entry);
+        return trp_err_set(err, TRP_ETOOBIG,
+                           "entry of %zu bytes is over the cluster's max_entry "
+                           "of %u bytes",
+                           len, c->cfg->max_entry);
     if (!trp_client_can_submit(c))
         return trp_err_set(err, TRP_ESTATE, "the append window is full");
     /* lowest lane with room: a client with few appends in flight uses one
@@ -465,7 +467,8 @@ static void send_appends(trp_client *c)
     }
     for (size_t i = 0; i < c->q_len; i++) {
         struct pend *p = &c->q[(c->q_head + i) % c->q_cap];
-        if (p->state == P_UNSENT || (scan && p->state == P_SENT && c->now_ms - p->sent_ms >= RETRY_MS))
+        if (p->state == P_UNSENT ||
+            (scan && p->state == P_SENT && c->now_ms - p->sent_ms >= RETRY_MS))
             pack(c, p, &count_at, &count);
         else if (!scan && i >= c->q_unsent)
             continue;
@@ -510,7 +513,8 @@ int trp_client_pump(trp_client *c, int wait_ms, int extra_fd, trp_client_append_
         if (p->first_ms && c->now_ms - p->first_ms > c->timeout_ms)
             return trp_err_set(err, TRP_EUNAVAIL,
                                "no leader answered within %u ms (is the cluster running? "
-                               "trp-node status -c CONFIG)", c->timeout_ms);
+                               "trp-node status -c CONFIG)",
+                               c->timeout_ms);
     }
     return 0;
 }
@@ -584,8 +588,7 @@ int trp_client_read_index(trp_client *c, mpz_t commit_next, trp_err *err)
             break;
         wait_and_receive(c, RETRY_MS / 2, -1, 0);
     }
-    return trp_err_set(err, TRP_EUNAVAIL, "no leader confirmed a read within %u ms",
-                       c->timeout_ms);
+    return trp_err_set(err, TRP_EUNAVAIL, "no leader confirmed a read within %u ms", c->timeout_ms);
 }
 
 /* ---- reading ---------------------------------------------------------------------- */

@@ -281,11 +281,12 @@ static int open_raft(trp_server *s, trp_err *err)
     if (!s->rnodes)
         return trp_err_set(err, TRP_ENOMEM, "out of memory");
     for (size_t i = 0; i < cfg->nnodes; i++)
-        s->rnodes[i] = (trp_raft_node){cfg->nodes[i].id, cfg->nodes[i].group,
-                                       cfg->nodes[i].priority};
+        s->rnodes[i] =
+            (trp_raft_node){cfg->nodes[i].id, cfg->nodes[i].group, cfg->nodes[i].priority};
     uint32_t msg_bytes = cfg->max_datagram * 4;
-    msg_bytes = msg_bytes < (16u << 10) ? (16u << 10) : msg_bytes > (256u << 10) ? (256u << 10)
-                                                                                 : msg_bytes;
+    msg_bytes = msg_bytes < (16u << 10)    ? (16u << 10)
+                : msg_bytes > (256u << 10) ? (256u << 10)
+                                           : msg_bytes;
     trp_raft_config rc = {.self = s->self,
                           .nodes = s->rnodes,
                           .n_nodes = cfg->nnodes,
@@ -295,7 +296,8 @@ static int open_raft(trp_server *s, trp_err *err)
                           .election_timeout_max_ms = cfg->election_timeout_max_ms,
                           .heartbeat_ms = cfg->heartbeat_ms,
                           .max_msg_bytes = msg_bytes,
-                          .max_inflight_msgs = 4, /* fewer, bigger appends: proposals batch while these fly */
+                          .max_inflight_msgs =
+                              4, /* fewer, bigger appends: proposals batch while these fly */
                           .max_entry = cfg->max_entry + TRP_RAFT_ENVELOPE_LEN};
     trp_raft_config_defaults(&rc);
     int st = trp_raft_config_check(&rc, err);
@@ -323,8 +325,8 @@ static int open_net(trp_server *s, trp_err *err)
     if (!s->ids)
         return trp_err_set(err, TRP_ENOMEM, "out of memory");
     trp_wire_params p;
-    int rc = trp_wire_params_from_config(&p, s->cfg, s->key, s->self, SERVER_WIRE_EXTRA, s->ids,
-                                         err);
+    int rc =
+        trp_wire_params_from_config(&p, s->cfg, s->key, s->self, SERVER_WIRE_EXTRA, s->ids, err);
     if (rc)
         return rc;
     p.clients_max = SERVER_CLIENTS_MAX;

@@ -102,7 +102,8 @@ struct trp_server {
 };
 
 /* server.c */
-void server_log(trp_server *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void server_log(trp_server *s, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void server_fail(trp_server *s, const trp_err *err);
 void server_pump(trp_server *s);
 void server_send_client(trp_server *s, uint64_t client, const void *msg, size_t len);

@@ -67,8 +67,8 @@ void server_send_client(trp_server *s, uint64_t client, const void *msg, size_t 
     if (!p)
         return;
     trp_err err = {0};
-    trp_udp_send_message_to(s->udp, s->wire, client, (const struct sockaddr *)&p->addr, p->len,
-                            msg, len, &err);
+    trp_udp_send_message_to(s->udp, s->wire, client, (const struct sockaddr *)&p->addr, p->len, msg,
+                            len, &err);
 }
 
 static size_t smap_slot(const trp_server *s, uint64_t key)

@@ -64,8 +64,7 @@ static int st_append(void *u, const mpz_t seq, const trp_raft_entry *e, trp_err 
     if (rc)
         return rc;
     if (memcmp(h, e->hash, TRP_HASH_LEN) != 0)
-        return trp_err_set(err, TRP_ECORRUPT,
-                           "%s: the store's chain hash differs from the core's",
+        return trp_err_set(err, TRP_ECORRUPT, "%s: the store's chain hash differs from the core's",
                            trp_log_dir(s->log));
     s->sync_wanted = true;
     return 0;

@@ -35,7 +35,8 @@ extern "C" {
 #endif
 
 #define TRP_CLIENT_VERSION 1
-#define TRP_CLIENT_SESSION_WINDOW 64 /* open request numbers per session (the core remembers 64) */
+#define TRP_CLIENT_SESSION_WINDOW 64 /* open request numbers per session (the core remembers 64)   \
+                                      */
 #define TRP_CLIENT_MAX_ITEMS 65536   /* entries per message */
 #define TRP_CLIENT_MSG_TEXT_MAX 1024
 

@@ -92,8 +92,8 @@ static int run_seq(const char *config, long n)
         }
     double secs = (double)(now_us() - t0) / 1e6;
     qsort(lat, (size_t)n, sizeof *lat, cmp_u64);
-    printf("seq n %ld p50_us %llu p99_us %llu rate %.0f\n", n,
-           (unsigned long long)lat[n / 2], (unsigned long long)lat[n * 99 / 100], (double)n / secs);
+    printf("seq n %ld p50_us %llu p99_us %llu rate %.0f\n", n, (unsigned long long)lat[n / 2],
+           (unsigned long long)lat[n * 99 / 100], (double)n / secs);
     free(lat);
     trp_client_close(c);
     return 0;
@@ -186,7 +186,8 @@ static int run_failover(const char *config, const char *bin, int trials)
 {
     trp_client *c, *probe;
     trp_err err;
-    if (trp_client_open(&c, config, 0, 20000, &err) || trp_client_open(&probe, config, 0, 200, &err)) {
+    if (trp_client_open(&c, config, 0, 20000, &err) ||
+        trp_client_open(&probe, config, 0, 200, &err)) {
         fprintf(stderr, "cluster_load: %s\n", err.msg);
         return 1;
     }
@@ -288,7 +289,8 @@ static int run_udprtt(long n)
 static int etcd_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
@@ -305,10 +307,13 @@ static uint64_t etcd_put(int fd, long i)
     char val[137]; /* base64 of 100 bytes: 136 chars */
     memset(val, 'e', 136);
     val[136] = 0;
-    int bl = snprintf(body, sizeof body, "{\"key\":\"%s\",\"value\":\"%s\"}", i % 2 ? "a2V5MQ==" : "a2V5Mg==", val);
-    int rl = snprintf(req, sizeof req,
-                      "POST /v3/kv/put HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %d\r\n\r\n%s", bl, body);
+    int bl = snprintf(body, sizeof body, "{\"key\":\"%s\",\"value\":\"%s\"}",
+                      i % 2 ? "a2V5MQ==" : "a2V5Mg==", val);
+    int rl =
+        snprintf(req, sizeof req,
+                 "POST /v3/kv/put HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %d\r\n\r\n%s",
+                 bl, body);
     uint64_t t0 = now_us();
     if (write(fd, req, (size_t)rl) != rl)
         return 0;
