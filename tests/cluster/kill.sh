@@ -13,7 +13,8 @@ seq 1 500 | "$BIN/trp-append" -c "$C" > "$tmp/seqs"
 [ "$(wc -l < "$tmp/seqs")" = 500 ] && pass append_500 || fail append_500 "$(wc -l < "$tmp/seqs") seqs"
 big=$(head -c 100000 /dev/zero | tr '\0' b)
 s=$(printf '%s' "$big" | "$BIN/trp-append" -c "$C" --whole)
-[ "$s" = 500 ] && pass append_100k_entry_fragmented || fail append_100k_entry_fragmented "got '$s'"
+# 500 unless a leader change on a busy machine added a no-op
+[ -n "$s" ] && [ "$s" -ge 500 ] && pass append_100k_entry_fragmented || fail append_100k_entry_fragmented "got '$s'"
 
 # kill -9 the leader and another node
 other=$((leader % 5 + 1))
@@ -37,7 +38,7 @@ for i in $leader $other; do
 done
 [ "$(wc -l < "$tmp/t$leader")" = 701 ] && cmp -s "$tmp/t$leader" "$tmp/t$other" \
     && pass killed_nodes_catch_up || fail killed_nodes_catch_up "$(wc -l "$tmp"/t*)"
-"$BIN/trp-tail" -c "$C" -i "$other" --from 500 --count 1 | cmp -s - "$(printf '%s\n' "$big" > "$tmp/big"; echo "$tmp/big")" \
+"$BIN/trp-tail" -c "$C" -i "$other" --from "$s" --count 1 | cmp -s - "$(printf '%s\n' "$big" > "$tmp/big"; echo "$tmp/big")" \
     && pass big_entry_replicated_intact || fail big_entry_replicated_intact "differs"
 for i in 1 2 3 4 5; do stop_node $i; done
 "$BIN/trp-verify" "$tmp/c/1" "$tmp/c/2" "$tmp/c/3" "$tmp/c/4" "$tmp/c/5" > "$tmp/out" 2>&1

@@ -34,7 +34,7 @@ before=$(status_of 1 | sed -n 's/.*"dropped":{\([^}]*\)}.*/\1/p')
 rc=$?
 [ $rc -eq 0 ] && pass hostile_sent || fail hostile_sent "exit $rc: $(cat "$tmp/sent.err")"
 s=$("$BIN/trp-append" -c "$C" -i 1 after-hostile)
-[ "$s" = 1 ] && pass node_serves_after_hostile || fail node_serves_after_hostile "got '$s'"
+[ -n "$s" ] && [ "$s" -ge 1 ] && pass node_serves_after_hostile || fail node_serves_after_hostile "got '$s'"
 after=$(status_of 1 | sed -n 's/.*"dropped":{\([^}]*\)}.*/\1/p')
 [ -n "$after" ] && [ "$after" != "$before" ] && pass hostile_counted || fail hostile_counted "before '$before' after '$after'"
 kill -0 "$pid_1" 2>/dev/null && pass node_alive_after_hostile || fail node_alive_after_hostile "node 1 exited"
