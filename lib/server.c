@@ -138,7 +138,6 @@ void server_pump(trp_server *s)
         } else {
             finish_ready(s, &rd);
         }
-        server_disk_kick(s);
     }
     trp_err err = {0};
     if (trp_raft_failed(s->raft, &err))
@@ -146,7 +145,9 @@ void server_pump(trp_server *s)
     if (commit_moved)
         server_client_commit(s);
     state_lines(s);
+    /* messages first: followers start their fsync while we write ours */
     trp_udp_flush(s->udp, &err);
+    server_disk_kick(s);
 }
 
 /* ---- loop callbacks --------------------------------------------------------- */
