@@ -113,3 +113,43 @@ clean:
 	rm -rf build build-asan
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# The Raft simulator: `make sim SEEDS=N [SEED=S] [TRACE=1]` runs N seeds
+# (default 1000) or replays seed S with a readable trace.
+sim: $(B)/t/sim
+	$(B)/t/sim $(if $(SEED),--seed $(SEED) $(if $(TRACE),--trace $(TRACE)),--seeds $(or $(SEEDS),1000) $(if $(BASE),--base $(BASE)))
+
+# Fuzz targets (tests/fuzz/fuzz_*.c, libFuzzer entry points), built with clang
+# -fsanitize=fuzzer,address into $(FUZZ_B) and each run for FUZZ_SECONDS from
+# the seed corpus in tests/fuzz/corpus/NAME (new inputs go to $(FUZZ_B)).
+# Needs clang's libFuzzer runtime (Debian: libclang-rt-14-dev); not part of
+# `make test`.
+FUZZ_CC      ?= clang
+FUZZ_B       ?= build-fuzz
+FUZZ_SECONDS ?= 30
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_FLAGS   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined
+FUZZ_LIBOBJ  := $(LIB_SRC:%.c=$(FUZZ_B)/%.o)
+
+$(FUZZ_B)/lib/%.o: lib/%.c $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS) $(WARN) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIBOBJ)
+	$(FUZZ_CC) $(CPPFLAGS) $(WARN) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJ) $(LDLIBS)
+
+fuzz:
+	@printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return 0; }\n' \
+	  | $(FUZZ_CC) -x c -fsanitize=fuzzer -o /dev/null - 2>/dev/null || { \
+	  echo "fuzz: $(FUZZ_CC) cannot link libFuzzer; install clang and its runtime" \
+	       "(Debian: apt-get install clang libclang-rt-14-dev)"; exit 1; }
+	$(MAKE) $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_B)/%)
+	@for f in $(FUZZ_SRC:tests/fuzz/%.c=%); do \
+	  n=$${f#fuzz_}; mkdir -p $(FUZZ_B)/corpus/$$n; \
+	  echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_B)/$$f -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_B)/$$f- $(FUZZ_B)/corpus/$$n tests/fuzz/corpus/$$n \
+	    > $(FUZZ_B)/$$f.log 2>&1 || { tail -40 $(FUZZ_B)/$$f.log; echo "FAIL $$f"; exit 1; }; \
+	  grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' $(FUZZ_B)/$$f.log; \
+	  echo "PASS $$f"; \
+	done

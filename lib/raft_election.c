@@ -1,0 +1,176 @@
+/*
+ * raft_election.c: leader election (Raft §5.2, §5.4.1; dissertation §9.6
+ * pre-vote and §4.2.3 vote withholding; tinyraft's leader priority).
+ *
+ * The one idea: an election is two rounds. A node whose randomized timer
+ * fires first asks for PRE-votes for term+1 without changing anything;
+ * only with a quorum of pre-votes does it bump its term, vote for itself
+ * and ask for real votes. A node that heard a live leader recently answers
+ * neither, so a partitioned or flapping node cannot disrupt a working
+ * cluster. The candidate's own vote counts only once its hard state is
+ * durable (trp_raft_advance), and every vote request leaves after it.
+ *
+ * Leader priority (tinyraft): a node with a higher priority that sees a
+ * (pre)vote request from a lower-priority candidate refuses it and starts
+ * its own election at once -- but only when its log is at least as
+ * up-to-date as the candidate's. Priority never overrides the log check
+ * (§5.4.1): a high-priority node with a stale log votes normally, and no
+ * node ever grants a vote to a candidate whose log is behind its own.
+ */
+#include "raft.h"
+
+/* §5.4.1: the candidate's log is at least as up-to-date as ours. */
+bool election_log_up_to_date(const trp_raft *r, uint64_t last_term, const mpz_t log_next)
+{
+    if (last_term != r->head_term)
+        return last_term > r->head_term;
+    return mpz_cmp(log_next, r->next) >= 0;
+}
+
+/* §4.2.3: a leader, or a follower that heard a live leader within the
+ * minimum election timeout, neither answers nor adopts a vote request. */
+bool election_withholding(const trp_raft *r)
+{
+    if (r->role == TRP_RAFT_LEADER)
+        return true;
+    return r->leader_heard && r->now_ms - r->leader_heard_ms < r->cfg.election_timeout_ms;
+}
+
+void election_become_follower(trp_raft *r, uint64_t term, uint64_t leader)
+{
+    bool changed = term != r->term || leader != r->leader || r->role != TRP_RAFT_FOLLOWER;
+    if (r->role == TRP_RAFT_LEADER)
+        client_lost_leadership(r);
+    if (term > r->term)
+        raft_set_term(r, term);
+    r->role = TRP_RAFT_FOLLOWER;
+    if (changed) {
+        /* What matched the previous leader proves nothing about this one. */
+        mpz_set(r->verified_next, r->commit_next);
+        r->ack_pending = false;
+    }
+    r->leader = leader;
+    if (leader) {
+        r->leader_heard = true;
+        r->leader_heard_ms = r->now_ms;
+    }
+    raft_reset_election_timer(r);
+}
+
+void election_tick(trp_raft *r)
+{
+    if (r->now_ms >= r->election_due_ms)
+        election_start(r, true);
+}
+
+/* Start a pre-vote round (pre_vote) or a real election (§5.2). */
+void election_start(trp_raft *r, bool pre_vote)
+{
+    for (size_t i = 0; i < r->n; i++)
+        r->peers[i].granted = false;
+    r->leader = 0;
+    r->leader_heard = false;
+    if (pre_vote) {
+        r->role = TRP_RAFT_PRECANDIDATE;
+        r->peers[r->self].granted = true;
+    } else {
+        raft_set_term(r, r->term + 1);
+        r->vote = r->cfg.self;
+        r->hard_state_dirty = true;
+        r->role = TRP_RAFT_CANDIDATE;
+    }
+    raft_reset_election_timer(r);
+    for (size_t i = 0; i < r->n; i++) {
+        if (i == r->self)
+            continue;
+        trp_raft_msg *m =
+            raft_msg_new(r, pre_vote ? TRP_RAFT_PREVOTE : TRP_RAFT_VOTE, r->peers[i].id);
+        m->term = pre_vote ? r->term + 1 : r->term;
+        mpz_set(m->seq, r->next);
+        m->log_term = r->head_term;
+        m->priority = r->peers[r->self].priority;
+    }
+    election_tally(r);
+}
+
+/* Count votes; a quorum of pre-votes starts the real election, a quorum of
+ * votes (our own only once durable) makes us leader. */
+void election_tally(trp_raft *r)
+{
+    if (r->role == TRP_RAFT_PRECANDIDATE) {
+        if (quorum_granted(r))
+            election_start(r, false);
+        return;
+    }
+    if (r->role != TRP_RAFT_CANDIDATE)
+        return;
+    r->peers[r->self].granted = r->durable_term == r->term && r->durable_vote == r->cfg.self;
+    if (quorum_granted(r))
+        replication_become_leader(r);
+}
+
+static void respond(trp_raft *r, const trp_raft_msg *req, bool granted)
+{
+    bool pre = req->type == TRP_RAFT_PREVOTE;
+    trp_raft_msg *m = raft_msg_new(r, pre ? TRP_RAFT_PREVOTE_RESP : TRP_RAFT_VOTE_RESP, req->from);
+    m->flag = granted;
+    m->term = pre && granted ? req->term : r->term;
+}
+
+/* tinyraft's priority rule: refuse a lower-priority candidate when we
+ * could win ourselves, and run at once. */
+static bool priority_preempts(trp_raft *r, const trp_raft_msg *m)
+{
+    uint32_t mine = r->peers[r->self].priority;
+    if (!mine || m->priority >= mine)
+        return false;
+    /* Could we win? Only if the candidate's log is not ahead of ours. */
+    if (m->log_term > r->head_term || (m->log_term == r->head_term && mpz_cmp(m->seq, r->next) > 0))
+        return false;
+    if (r->role == TRP_RAFT_FOLLOWER || r->role == TRP_RAFT_PRECANDIDATE)
+        r->election_due_ms = r->now_ms; /* next tick starts our pre-vote */
+    return true;
+}
+
+void election_receive_request(trp_raft *r, const trp_raft_msg *m)
+{
+    if (election_withholding(r))
+        return; /* a live leader: do not even answer (§4.2.3) */
+    bool up_to_date = election_log_up_to_date(r, m->log_term, m->seq);
+    if (m->type == TRP_RAFT_PREVOTE) {
+        bool grant = m->term > r->term && up_to_date && !priority_preempts(r, m);
+        respond(r, m, grant);
+        return;
+    }
+    if (m->term < r->term) {
+        respond(r, m, false);
+        return;
+    }
+    assert(m->term == r->term);
+    bool free_vote = r->vote == 0 || r->vote == m->from;
+    bool grant = free_vote && up_to_date && r->role == TRP_RAFT_FOLLOWER &&
+                 (r->leader == 0 || r->leader == m->from) && !priority_preempts(r, m);
+    if (grant) {
+        if (r->vote != m->from) {
+            r->vote = m->from;
+            r->hard_state_dirty = true;
+        }
+        raft_reset_election_timer(r);
+    }
+    respond(r, m, grant);
+}
+
+void election_receive_response(trp_raft *r, const trp_raft_msg *m)
+{
+    struct raft_peer *p = raft_peer_by_id(r, m->from);
+    if (!p || !m->flag)
+        return;
+    if (m->type == TRP_RAFT_PREVOTE_RESP) {
+        if (r->role != TRP_RAFT_PRECANDIDATE || m->term != r->term + 1)
+            return;
+    } else if (r->role != TRP_RAFT_CANDIDATE || m->term != r->term) {
+        return;
+    }
+    p->granted = true;
+    election_tally(r);
+}

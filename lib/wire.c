@@ -1,0 +1,882 @@
+/*
+ * wire.c: sealing messages into authenticated, encrypted datagrams and
+ * opening them again: AEAD (ChaCha20-Poly1305), fragmentation, reassembly
+ * with bounded memory, and a per-sender replay window.
+ *
+ * The one idea: check everything that is cheap and public first (size,
+ * header, cluster, receiver, sender, replay window), then authenticate, and
+ * only then let the datagram touch state. Every datagram ends up counted
+ * exactly once: accepted, or dropped under one reason.
+ *
+ * Datagram layout (big-endian; the 60-byte header is the associated data):
+ *   0 magic "tW" | 2 version | 3 flags (0) | 4 cluster tag (4)
+ *   8 sender id (8) | 16 receiver id (8) | 24 boot epoch (8) | 32 boot random (8)
+ *   40 packet number (8) | 48 message length (4) | 52 fragment index (4)
+ *   56 fragment count (4) | 60 ciphertext | tag (16)
+ * Nonce: 4 zero bytes + packet number, under the sender's per-boot key
+ * HKDF-SHA256(cluster key, salt = cluster id, info = "trp wire v1" | sender
+ * | boot epoch | boot random). Packet numbers start at 1 and grow by one per
+ * datagram, so nonces never repeat under a key. A message of n fragments
+ * uses packet numbers first..first+n-1; fragment i covers bytes
+ * [i*c, min(len,(i+1)*c)) where c = ceil(len/n).
+ */
+#include "trp_wire.h"
+
+#include <assert.h>
+#include <cjson/cJSON.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAGIC0 0x74 /* 't' */
+#define MAGIC1 0x57 /* 'W' */
+#define BOOT_LEN 16
+#define WINDOW_WORDS (TRP_WIRE_REPLAY_WINDOW / 64)
+#define PARTIAL_PER_PEER_DEFAULT 4
+#define REASSEMBLY_TIMEOUT_MS_DEFAULT 5000
+#define BOOT_SILENCE_MS_DEFAULT 10000
+#define PARTIALS_MAX 1024 /* pool size cap, whatever the peer count */
+
+struct peer {
+    uint64_t id;
+    bool has_boot;
+    uint8_t boot[BOOT_LEN];        /* epoch (BE) then random: memcmp orders boots */
+    EVP_CIPHER_CTX *ctx;           /* keyed with this peer's current boot key */
+    uint64_t highest;              /* highest packet number accepted in this boot */
+    uint64_t last_ms;              /* when this boot last sent an authentic datagram */
+    uint64_t window[WINDOW_WORDS]; /* bit pn % WINDOW: seen */
+    uint32_t npartial;
+};
+
+struct partial {
+    bool used;
+    uint32_t peer;     /* index into peers */
+    uint64_t first_pn; /* message identity within the peer's boot */
+    uint32_t len, count, received;
+    uint64_t created_ms, order; /* order: creation counter, for "evict oldest" */
+    uint64_t bytes;             /* accounted size */
+    uint8_t *buf;
+    uint64_t *have; /* bitmap of received fragments */
+};
+
+struct header {
+    uint8_t tag[4];
+    uint64_t sender, receiver, pn;
+    uint8_t boot[BOOT_LEN];
+    uint32_t msg_len, index, count;
+};
+
+struct trp_wire {
+    trp_wire_params p;
+    uint8_t key[TRP_KEY_LEN];
+    uint8_t cluster_tag[4];
+    uint8_t boot[BOOT_LEN];
+    uint64_t next_pn;
+    EVP_CIPHER_CTX *seal_ctx;
+    EVP_CIPHER_CTX *trial_ctx; /* for datagrams from a peer's new boot */
+    EVP_KDF *hkdf;
+    struct peer *peers; /* npeers nodes, then nclients client slots */
+    size_t npeers, nclients;
+    struct partial *partials;
+    size_t npartials_max;
+    uint64_t partial_order;
+    uint8_t *sealed;    /* one datagram being sealed */
+    uint8_t *scratch;   /* one datagram's plaintext being opened; separate from
+                           `sealed` so a message just opened can be sealed again */
+    uint8_t *delivered; /* a reassembled message handed out last call */
+    trp_wire_counters c;
+};
+
+/* ---- encoding helpers ------------------------------------------------------ */
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void header_encode(uint8_t *d, const struct header *h)
+{
+    d[0] = MAGIC0;
+    d[1] = MAGIC1;
+    d[2] = TRP_WIRE_VERSION;
+    d[3] = 0;
+    memcpy(d + 4, h->tag, 4);
+    put64(d + 8, h->sender);
+    put64(d + 16, h->receiver);
+    memcpy(d + 24, h->boot, BOOT_LEN);
+    put64(d + 40, h->pn);
+    put32(d + 48, h->msg_len);
+    put32(d + 52, h->index);
+    put32(d + 56, h->count);
+}
+
+/* false when magic, version or flags are wrong. */
+static bool header_decode(const uint8_t *d, struct header *h)
+{
+    if (d[0] != MAGIC0 || d[1] != MAGIC1 || d[2] != TRP_WIRE_VERSION || d[3] != 0)
+        return false;
+    memcpy(h->tag, d + 4, 4);
+    h->sender = get64(d + 8);
+    h->receiver = get64(d + 16);
+    memcpy(h->boot, d + 24, BOOT_LEN);
+    h->pn = get64(d + 40);
+    h->msg_len = get32(d + 48);
+    h->index = get32(d + 52);
+    h->count = get32(d + 56);
+    return true;
+}
+
+static void nonce_of(uint8_t nonce[12], uint64_t pn)
+{
+    memset(nonce, 0, 4);
+    put64(nonce + 4, pn);
+}
+
+static uint32_t payload_cap(const trp_wire *w)
+{
+    return w->p.max_datagram - TRP_WIRE_OVERHEAD;
+}
+
+/* Fragment count and chunk size for a message of len bytes given the
+ * per-datagram payload cap. */
+static uint32_t fragments_for(uint64_t len, uint32_t cap)
+{
+    return len == 0 ? 1 : (uint32_t)((len + cap - 1) / cap);
+}
+
+static uint32_t chunk_for(uint64_t len, uint32_t count)
+{
+    return (uint32_t)((len + count - 1) / count);
+}
+
+/* Bytes [start, end) of fragment index. */
+static void fragment_span(uint32_t len, uint32_t count, uint32_t index, uint32_t *start,
+                          uint32_t *end)
+{
+    uint64_t chunk = chunk_for(len, count);
+    uint64_t s = chunk * index, e = s + chunk;
+    *start = (uint32_t)(s < len ? s : len);
+    *end = (uint32_t)(e < len ? e : len);
+}
+
+/* ---- keys ---------------------------------------------------------------- */
+
+static int default_rand(void *ctx, void *buf, size_t len)
+{
+    (void)ctx;
+    return RAND_bytes(buf, (int)len) == 1;
+}
+
+static uint64_t default_now_ms(void *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ctx := ChaCha20-Poly1305 keyed with the per-boot key of (sender, boot). */
+static bool derive_key(trp_wire *w, EVP_CIPHER_CTX *ctx, uint64_t sender,
+                       const uint8_t boot[BOOT_LEN], bool encrypt)
+{
+    static const char label[] = "trp wire v1";
+    uint8_t info[sizeof label - 1 + 8 + BOOT_LEN], subkey[32];
+    memcpy(info, label, sizeof label - 1);
+    put64(info + sizeof label - 1, sender);
+    memcpy(info + sizeof label - 1 + 8, boot, BOOT_LEN);
+    EVP_KDF_CTX *kctx = EVP_KDF_CTX_new(w->hkdf);
+    if (!kctx)
+        return false;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, w->key, TRP_KEY_LEN),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, w->p.cluster_id, TRP_CLUSTER_ID_LEN),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, sizeof info),
+        OSSL_PARAM_construct_end(),
+    };
+    bool ok = EVP_KDF_derive(kctx, subkey, sizeof subkey, params) == 1;
+    EVP_KDF_CTX_free(kctx);
+    if (ok)
+        ok = (encrypt ? EVP_EncryptInit_ex(ctx, EVP_chacha20_poly1305(), NULL, subkey, NULL)
+                      : EVP_DecryptInit_ex(ctx, EVP_chacha20_poly1305(), NULL, subkey, NULL)) == 1;
+    OPENSSL_cleanse(subkey, sizeof subkey);
+    return ok;
+}
+
+/* ---- lifecycle --------------------------------------------------------------- */
+
+uint64_t trp_wire_new_client_id(void)
+{
+    uint64_t id;
+    if (RAND_bytes((unsigned char *)&id, sizeof id) != 1)
+        return 0;
+    return id | TRP_WIRE_CLIENT_BIT;
+}
+
+void trp_wire_params_default(trp_wire_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->max_datagram = TRP_MAX_DATAGRAM_DEFAULT;
+    p->max_message = TRP_MAX_ENTRY_CONFIG_DEFAULT + 4096;
+}
+
+int trp_wire_params_from_config(trp_wire_params *p, const trp_config *cfg,
+                                const uint8_t key[TRP_KEY_LEN], uint64_t self_id, uint32_t extra,
+                                uint64_t *ids, trp_err *err)
+{
+    trp_wire_params_default(p);
+    if (!trp_config_node(cfg, self_id) && !trp_wire_is_client(self_id))
+        return trp_err_set(err, TRP_ECONFIG, "node id %llu is not in the config",
+                           (unsigned long long)self_id);
+    if ((uint64_t)cfg->max_entry + extra > UINT32_MAX / 2)
+        return trp_err_set(err, TRP_EINVAL, "max_entry + %u too large", extra);
+    memcpy(p->key, key, TRP_KEY_LEN);
+    memcpy(p->cluster_id, cfg->cluster_id, TRP_CLUSTER_ID_LEN);
+    p->self_id = self_id;
+    for (size_t i = 0; i < cfg->nnodes; i++)
+        ids[i] = cfg->nodes[i].id;
+    p->peer_ids = ids;
+    p->npeers = cfg->nnodes;
+    p->max_datagram = cfg->max_datagram;
+    p->max_message = cfg->max_entry + extra;
+    return TRP_OK;
+}
+
+static int wire_check_params(const trp_wire_params *p, trp_err *err)
+{
+    if (p->max_datagram < TRP_MAX_DATAGRAM_MIN || p->max_datagram > TRP_MAX_DATAGRAM_MAX)
+        return trp_err_set(err, TRP_EINVAL, "max_datagram %u out of range %u..%u", p->max_datagram,
+                           TRP_MAX_DATAGRAM_MIN, TRP_MAX_DATAGRAM_MAX);
+    if (p->max_message > UINT32_MAX / 2)
+        return trp_err_set(err, TRP_EINVAL, "max_message %u too large", p->max_message);
+    if (p->self_id == 0)
+        return trp_err_set(err, TRP_EINVAL, "self id must be >= 1");
+    if (p->clients_max > TRP_WIRE_CLIENTS_MAX)
+        return trp_err_set(err, TRP_EINVAL, "clients_max %u, at most %d", p->clients_max,
+                           TRP_WIRE_CLIENTS_MAX);
+    if (p->npeers > TRP_WIRE_PEERS_MAX)
+        return trp_err_set(err, TRP_EINVAL, "%zu peers, at most %d", p->npeers, TRP_WIRE_PEERS_MAX);
+    if (p->partial_bytes_max && p->partial_bytes_max < p->max_message)
+        return trp_err_set(err, TRP_EINVAL,
+                           "partial_bytes_max %llu cannot hold one message of max_message %u",
+                           (unsigned long long)p->partial_bytes_max, p->max_message);
+    return TRP_OK;
+}
+
+static int wire_setup_peers(trp_wire *w, trp_err *err)
+{
+    w->peers = calloc(w->p.npeers + w->p.clients_max + 1, sizeof *w->peers);
+    if (!w->peers)
+        return trp_err_set(err, TRP_ENOMEM, "wire: out of memory");
+    for (size_t i = 0; i < w->p.npeers; i++) {
+        uint64_t id = w->p.peer_ids[i];
+        if (id == 0 || id == w->p.self_id || trp_wire_is_client(id))
+            continue; /* we never accept datagrams claiming to be from ourselves */
+        struct peer *pe = &w->peers[w->npeers++];
+        pe->id = id;
+        if (!(pe->ctx = EVP_CIPHER_CTX_new()))
+            return trp_err_set(err, TRP_ENOMEM, "wire: out of memory");
+    }
+    for (size_t i = 0; i < w->p.clients_max; i++) {
+        struct peer *pe = &w->peers[w->npeers + w->nclients++];
+        if (!(pe->ctx = EVP_CIPHER_CTX_new()))
+            return trp_err_set(err, TRP_ENOMEM, "wire: out of memory");
+    }
+    w->p.peer_ids = NULL; /* the caller's array need not outlive us */
+    size_t pool = (w->npeers + w->nclients ? w->npeers + w->nclients : 1) * w->p.partial_per_peer;
+    w->npartials_max = pool < PARTIALS_MAX ? pool : PARTIALS_MAX;
+    w->partials = calloc(w->npartials_max, sizeof *w->partials);
+    if (!w->partials)
+        return trp_err_set(err, TRP_ENOMEM, "wire: out of memory");
+    return TRP_OK;
+}
+
+int trp_wire_new(trp_wire **out, const trp_wire_params *params, trp_err *err)
+{
+    *out = NULL;
+    int rc = wire_check_params(params, err);
+    if (rc)
+        return rc;
+    trp_wire *w = calloc(1, sizeof *w);
+    if (!w)
+        return trp_err_set(err, TRP_ENOMEM, "wire: out of memory");
+    w->p = *params;
+    if (!w->p.rand)
+        w->p.rand = default_rand;
+    if (!w->p.now_ms)
+        w->p.now_ms = default_now_ms;
+    if (!w->p.partial_per_peer)
+        w->p.partial_per_peer = PARTIAL_PER_PEER_DEFAULT;
+    if (!w->p.partial_bytes_max)
+        w->p.partial_bytes_max = 4ull * (w->p.max_message ? w->p.max_message : 1);
+    if (!w->p.reassembly_timeout_ms)
+        w->p.reassembly_timeout_ms = REASSEMBLY_TIMEOUT_MS_DEFAULT;
+    if (!w->p.boot_silence_ms)
+        w->p.boot_silence_ms = BOOT_SILENCE_MS_DEFAULT;
+    memcpy(w->key, params->key, TRP_KEY_LEN);
+    memset(w->p.key, 0, sizeof w->p.key);
+    w->next_pn = 1;
+
+    uint64_t epoch = params->boot_epoch;
+    if (!epoch) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        epoch = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    }
+    put64(w->boot, epoch);
+
+    uint8_t md[EVP_MAX_MD_SIZE], tagin[16 + TRP_CLUSTER_ID_LEN];
+    unsigned mdlen = 0;
+    memcpy(tagin, "trp cluster tag", 16);
+    memcpy(tagin + 16, params->cluster_id, TRP_CLUSTER_ID_LEN);
+    w->scratch = malloc(w->p.max_datagram);
+    w->sealed = malloc(w->p.max_datagram);
+    w->seal_ctx = EVP_CIPHER_CTX_new();
+    w->trial_ctx = EVP_CIPHER_CTX_new();
+    w->hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    if (!w->scratch || !w->sealed || !w->seal_ctx || !w->trial_ctx)
+        rc = trp_err_set(err, TRP_ENOMEM, "wire: out of memory");
+    else if (!w->hkdf || !EVP_Digest(tagin, sizeof tagin, md, &mdlen, EVP_sha256(), NULL))
+        rc = trp_err_set(err, TRP_EIO, "wire: OpenSSL lacks HKDF or SHA-256");
+    else if (w->p.rand(w->p.ctx, w->boot + 8, 8) != 1)
+        rc = trp_err_set(err, TRP_EIO, "wire: no randomness for the boot id");
+    else if (!derive_key(w, w->seal_ctx, w->p.self_id, w->boot, true))
+        rc = trp_err_set(err, TRP_EIO, "wire: key derivation failed");
+    else
+        rc = wire_setup_peers(w, err);
+    if (rc) {
+        trp_wire_free(w);
+        return rc;
+    }
+    memcpy(w->cluster_tag, md, 4);
+    *out = w;
+    return TRP_OK;
+}
+
+static void partial_release(trp_wire *w, struct partial *pa)
+{
+    assert(pa->used);
+    assert(w->c.partial_messages > 0 && w->c.partial_bytes >= pa->bytes);
+    w->c.partial_messages--;
+    w->c.partial_bytes -= pa->bytes;
+    w->peers[pa->peer].npartial--;
+    free(pa->buf);
+    free(pa->have);
+    memset(pa, 0, sizeof *pa);
+}
+
+void trp_wire_free(trp_wire *w)
+{
+    if (!w)
+        return;
+    for (size_t i = 0; w->partials && i < w->npartials_max; i++)
+        if (w->partials[i].used)
+            partial_release(w, &w->partials[i]);
+    for (size_t i = 0; w->peers && i < w->npeers + w->nclients; i++)
+        EVP_CIPHER_CTX_free(w->peers[i].ctx);
+    free(w->peers);
+    free(w->partials);
+    free(w->delivered);
+    free(w->scratch);
+    free(w->sealed);
+    EVP_CIPHER_CTX_free(w->seal_ctx);
+    EVP_CIPHER_CTX_free(w->trial_ctx);
+    EVP_KDF_free(w->hkdf);
+    OPENSSL_cleanse(w->key, sizeof w->key);
+    free(w);
+}
+
+/* ---- sealing --------------------------------------------------------------- */
+
+uint32_t trp_wire_fragments(const trp_wire *w, size_t len)
+{
+    return fragments_for(len, payload_cap(w));
+}
+
+static struct peer *peer_find(trp_wire *w, uint64_t id)
+{
+    if (trp_wire_is_client(id)) {
+        for (size_t i = w->npeers; i < w->npeers + w->nclients; i++)
+            if (w->peers[i].has_boot && w->peers[i].id == id)
+                return &w->peers[i];
+        return NULL;
+    }
+    for (size_t i = 0; i < w->npeers; i++)
+        if (w->peers[i].id == id)
+            return &w->peers[i];
+    return NULL;
+}
+
+/* A slot for a client that just proved it holds the key: a free one, or the
+ * one that has been quiet longest (its partial messages go with it). */
+static struct peer *client_slot(trp_wire *w, uint64_t id)
+{
+    struct peer *best = NULL;
+    for (size_t i = w->npeers; i < w->npeers + w->nclients; i++) {
+        struct peer *pe = &w->peers[i];
+        if (!pe->has_boot) {
+            best = pe;
+            break;
+        }
+        if (!best || pe->last_ms < best->last_ms)
+            best = pe;
+    }
+    assert(best);
+    if (best->has_boot) {
+        w->c.clients_evicted++;
+        best->has_boot = false; /* so that its next boot does not count as a restart */
+    }
+    best->id = id;
+    return best;
+}
+
+int trp_wire_seal(trp_wire *w, uint64_t to_id, const void *msg, size_t len, trp_wire_emit_fn emit,
+                  void *ctx, trp_err *err)
+{
+    if (len > w->p.max_message)
+        return trp_err_set(err, TRP_ETOOBIG, "message of %zu bytes exceeds max_message %u", len,
+                           w->p.max_message);
+    if (!peer_find(w, to_id))
+        return trp_err_set(err, TRP_EINVAL, "node %llu is not a peer", (unsigned long long)to_id);
+    uint32_t count = trp_wire_fragments(w, len);
+    struct header h = {
+        .sender = w->p.self_id, .receiver = to_id, .msg_len = (uint32_t)len, .count = count};
+    memcpy(h.tag, w->cluster_tag, 4);
+    memcpy(h.boot, w->boot, BOOT_LEN);
+    uint64_t first = w->next_pn;
+    w->next_pn += count;
+    static const uint8_t empty[1];
+    const uint8_t *m = len ? msg : empty; /* msg may be NULL for an empty message */
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t start, end;
+        fragment_span(h.msg_len, count, i, &start, &end);
+        h.index = i;
+        h.pn = first + i;
+        uint8_t *d = w->sealed, nonce[12];
+        header_encode(d, &h);
+        nonce_of(nonce, h.pn);
+        int n1 = 0, n2 = 0, n3 = 0;
+        uint32_t plen = end - start;
+        assert(TRP_WIRE_OVERHEAD + plen <= w->p.max_datagram);
+        if (EVP_EncryptInit_ex(w->seal_ctx, NULL, NULL, NULL, nonce) != 1 ||
+            EVP_EncryptUpdate(w->seal_ctx, NULL, &n1, d, TRP_WIRE_HEADER_LEN) != 1 ||
+            EVP_EncryptUpdate(w->seal_ctx, d + TRP_WIRE_HEADER_LEN, &n2, m + start, (int)plen) !=
+                1 ||
+            EVP_EncryptFinal_ex(w->seal_ctx, d + TRP_WIRE_HEADER_LEN + n2, &n3) != 1 ||
+            EVP_CIPHER_CTX_ctrl(w->seal_ctx, EVP_CTRL_AEAD_GET_TAG, TRP_WIRE_TAG_LEN,
+                                d + TRP_WIRE_HEADER_LEN + plen) != 1)
+            return trp_err_set(err, TRP_EIO, "wire: encryption failed");
+        assert((uint32_t)(n2 + n3) == plen);
+        size_t dlen = TRP_WIRE_OVERHEAD + plen;
+        w->c.sent_datagrams++;
+        w->c.sent_bytes += dlen;
+        int rc = emit(ctx, to_id, d, dlen);
+        if (rc)
+            return rc;
+    }
+    w->c.sent_messages++;
+    return TRP_OK;
+}
+
+/* ---- opening ---------------------------------------------------------------- */
+
+enum verdict { ACCEPT, FORGED, STALE, MALFORMED, OVERSIZED, WRONG_CLUSTER, UNKNOWN, WRONG_RECV };
+
+static void count_drop(trp_wire *w, enum verdict v)
+{
+    switch (v) {
+    case ACCEPT:
+        w->c.accepted_datagrams++;
+        break;
+    case FORGED:
+        w->c.drop_forged++;
+        break;
+    case STALE:
+        w->c.drop_stale++;
+        break;
+    case MALFORMED:
+        w->c.drop_malformed++;
+        break;
+    case OVERSIZED:
+        w->c.drop_oversized++;
+        break;
+    case WRONG_CLUSTER:
+        w->c.drop_wrong_cluster++;
+        break;
+    case UNKNOWN:
+        w->c.drop_unknown_sender++;
+        break;
+    case WRONG_RECV:
+        w->c.drop_wrong_receiver++;
+        break;
+    }
+}
+
+/* Public checks on the header, before any cryptography. */
+static enum verdict check_header(trp_wire *w, const uint8_t *d, size_t len, struct header *h,
+                                 struct peer **pe)
+{
+    if (len > w->p.max_datagram)
+        return OVERSIZED;
+    if (len < TRP_WIRE_OVERHEAD || !header_decode(d, h))
+        return MALFORMED;
+    if (memcmp(h->tag, w->cluster_tag, 4) != 0)
+        return WRONG_CLUSTER;
+    if (h->receiver != w->p.self_id)
+        return WRONG_RECV;
+    *pe = peer_find(w, h->sender);
+    if (!*pe && !(trp_wire_is_client(h->sender) && w->nclients && h->sender != w->p.self_id))
+        return UNKNOWN; /* a client we have no slot for yet is authenticated first */
+    if (h->msg_len > w->p.max_message)
+        return OVERSIZED;
+    if (h->count == 0 || h->index >= h->count || (h->msg_len == 0 && h->count != 1) ||
+        (h->msg_len > 0 && h->count > h->msg_len) || h->pn == 0 || h->pn < h->index ||
+        h->pn > UINT64_MAX - h->count)
+        return MALFORMED;
+    if (chunk_for(h->msg_len, h->count) > payload_cap(w))
+        return MALFORMED;
+    uint32_t start, end;
+    fragment_span(h->msg_len, h->count, h->index, &start, &end);
+    if (len - TRP_WIRE_OVERHEAD != end - start)
+        return MALFORMED;
+    return ACCEPT;
+}
+
+/* Replay window: STALE if this packet number of the current boot was seen
+ * or is too old to tell. */
+static bool window_seen(const struct peer *pe, uint64_t pn)
+{
+    if (pn > pe->highest)
+        return false;
+    if (pe->highest - pn >= TRP_WIRE_REPLAY_WINDOW)
+        return true;
+    uint64_t bit = pn % TRP_WIRE_REPLAY_WINDOW;
+    return pe->window[bit / 64] >> (bit % 64) & 1;
+}
+
+static void window_mark(struct peer *pe, uint64_t pn)
+{
+    if (pn > pe->highest) {
+        uint64_t gap = pn - pe->highest;
+        if (gap >= TRP_WIRE_REPLAY_WINDOW) {
+            memset(pe->window, 0, sizeof pe->window);
+        } else {
+            for (uint64_t q = pe->highest + 1; q <= pn; q++) {
+                uint64_t bit = q % TRP_WIRE_REPLAY_WINDOW;
+                pe->window[bit / 64] &= ~(1ull << (bit % 64));
+            }
+        }
+        pe->highest = pn;
+    }
+    uint64_t bit = pn % TRP_WIRE_REPLAY_WINDOW;
+    pe->window[bit / 64] |= 1ull << (bit % 64);
+}
+
+static bool aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *d, size_t len, uint64_t pn, uint8_t *out)
+{
+    uint8_t nonce[12], tag[TRP_WIRE_TAG_LEN];
+    size_t clen = len - TRP_WIRE_OVERHEAD;
+    int n1 = 0, n2 = 0, n3 = 0;
+    nonce_of(nonce, pn);
+    memcpy(tag, d + len - TRP_WIRE_TAG_LEN, TRP_WIRE_TAG_LEN);
+    return EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce) == 1 &&
+           EVP_DecryptUpdate(ctx, NULL, &n1, d, TRP_WIRE_HEADER_LEN) == 1 &&
+           EVP_DecryptUpdate(ctx, out, &n2, d + TRP_WIRE_HEADER_LEN, (int)clen) == 1 &&
+           EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TRP_WIRE_TAG_LEN, tag) == 1 &&
+           EVP_DecryptFinal_ex(ctx, out + n2, &n3) == 1;
+}
+
+/* A peer restarted (its boot grew): forget its window and partial messages. */
+static void peer_new_boot(trp_wire *w, struct peer *pe, const uint8_t boot[BOOT_LEN])
+{
+    EVP_CIPHER_CTX *t = pe->ctx;
+    pe->ctx = w->trial_ctx;
+    w->trial_ctx = t;
+    memcpy(pe->boot, boot, BOOT_LEN);
+    pe->has_boot = true;
+    pe->highest = 0;
+    memset(pe->window, 0, sizeof pe->window);
+    uint32_t idx = (uint32_t)(pe - w->peers);
+    for (size_t i = 0; i < w->npartials_max && pe->npartial; i++)
+        if (w->partials[i].used && w->partials[i].peer == idx) {
+            partial_release(w, &w->partials[i]);
+            w->c.partial_evicted++;
+        }
+}
+
+/* Authenticate; on success the plaintext is in w->scratch. */
+static enum verdict authenticate(trp_wire *w, struct peer **pep, const uint8_t *d, size_t len,
+                                 const struct header *h, uint64_t now)
+{
+    struct peer *pe = *pep;
+    if (!pe) { /* a client without a slot: it gets one only if authentic */
+        if (!derive_key(w, w->trial_ctx, h->sender, h->boot, false) ||
+            !aead_open(w->trial_ctx, d, len, h->pn, w->scratch))
+            return FORGED;
+        *pep = pe = client_slot(w, h->sender);
+        peer_new_boot(w, pe, h->boot);
+        pe->last_ms = now;
+        return ACCEPT;
+    }
+    int cmp = pe->has_boot ? memcmp(h->boot, pe->boot, BOOT_LEN) : 1;
+    if (cmp == 0) {
+        if (window_seen(pe, h->pn))
+            return STALE;
+        if (!aead_open(pe->ctx, d, len, h->pn, w->scratch))
+            return FORGED;
+        pe->last_ms = now;
+        return ACCEPT;
+    }
+    /* An older boot is a replay or very late, unless the current boot has
+     * gone silent: then the peer probably restarted with its clock set back. */
+    if (cmp < 0 && now - pe->last_ms < w->p.boot_silence_ms)
+        return STALE;
+    /* Another boot: derive its key; adopt it only if the datagram is authentic. */
+    if (!derive_key(w, w->trial_ctx, h->sender, h->boot, false) ||
+        !aead_open(w->trial_ctx, d, len, h->pn, w->scratch))
+        return FORGED;
+    if (pe->has_boot)
+        w->c.peer_restarts++;
+    peer_new_boot(w, pe, h->boot);
+    pe->last_ms = now;
+    return ACCEPT;
+}
+
+static void partials_expire(trp_wire *w, uint64_t now)
+{
+    if (!w->c.partial_messages)
+        return;
+    for (size_t i = 0; i < w->npartials_max; i++) {
+        struct partial *pa = &w->partials[i];
+        if (pa->used && now - pa->created_ms >= w->p.reassembly_timeout_ms) {
+            partial_release(w, pa);
+            w->c.partial_expired++;
+        }
+    }
+}
+
+void trp_wire_expire(trp_wire *w)
+{
+    partials_expire(w, w->p.now_ms(w->p.ctx));
+}
+
+static struct partial *partial_oldest(trp_wire *w, int peer)
+{
+    struct partial *best = NULL;
+    for (size_t i = 0; i < w->npartials_max; i++) {
+        struct partial *pa = &w->partials[i];
+        if (pa->used && (peer < 0 || pa->peer == (uint32_t)peer) &&
+            (!best || pa->order < best->order))
+            best = pa;
+    }
+    return best;
+}
+
+/* Make room for a new partial message of `bytes` from peer, evicting the
+ * oldest ones; returns a free slot. */
+static struct partial *partial_make_room(trp_wire *w, uint32_t peer, uint64_t bytes)
+{
+    struct partial *victim;
+    while (w->peers[peer].npartial >= w->p.partial_per_peer &&
+           (victim = partial_oldest(w, (int)peer))) {
+        partial_release(w, victim);
+        w->c.partial_evicted++;
+    }
+    while (w->c.partial_bytes + bytes > w->p.partial_bytes_max &&
+           (victim = partial_oldest(w, -1))) {
+        partial_release(w, victim);
+        w->c.partial_evicted++;
+    }
+    for (size_t i = 0; i < w->npartials_max; i++)
+        if (!w->partials[i].used)
+            return &w->partials[i];
+    victim = partial_oldest(w, -1);
+    assert(victim);
+    partial_release(w, victim);
+    w->c.partial_evicted++;
+    return victim;
+}
+
+/* Add an authentic fragment; returns 1 and the message when it completes,
+ * or the verdict to count. */
+static int reassemble(trp_wire *w, struct peer *pe, const struct header *h, enum verdict *v,
+                      const uint8_t **msg, size_t *msg_len)
+{
+    uint32_t idx = (uint32_t)(pe - w->peers);
+    uint64_t first = h->pn - h->index;
+    struct partial *pa = NULL;
+    for (size_t i = 0; i < w->npartials_max && pe->npartial; i++)
+        if (w->partials[i].used && w->partials[i].peer == idx && w->partials[i].first_pn == first) {
+            pa = &w->partials[i];
+            break;
+        }
+    if (pa && (pa->len != h->msg_len || pa->count != h->count)) {
+        *v = MALFORMED; /* authentic but inconsistent: a broken sender */
+        return 0;
+    }
+    if (pa && (pa->have[h->index / 64] >> (h->index % 64) & 1)) {
+        *v = STALE;
+        return 0;
+    }
+    if (!pa) {
+        uint64_t words = ((uint64_t)h->count + 63) / 64;
+        uint64_t bytes = h->msg_len + words * 8;
+        pa = partial_make_room(w, idx, bytes);
+        pa->buf = malloc(h->msg_len);
+        pa->have = calloc(words, 8);
+        if (!pa->buf || !pa->have) {
+            free(pa->buf);
+            free(pa->have);
+            memset(pa, 0, sizeof *pa);
+            *v = OVERSIZED; /* cannot hold it; the sender will retransmit */
+            return 0;
+        }
+        pa->used = true;
+        pa->peer = idx;
+        pa->first_pn = first;
+        pa->len = h->msg_len;
+        pa->count = h->count;
+        pa->bytes = bytes;
+        pa->created_ms = w->p.now_ms(w->p.ctx);
+        pa->order = ++w->partial_order;
+        pe->npartial++;
+        w->c.partial_messages++;
+        w->c.partial_bytes += bytes;
+    }
+    uint32_t start, end;
+    fragment_span(pa->len, pa->count, h->index, &start, &end);
+    memcpy(pa->buf + start, w->scratch, end - start);
+    pa->have[h->index / 64] |= 1ull << (h->index % 64);
+    *v = ACCEPT;
+    if (++pa->received < pa->count)
+        return 0;
+    w->delivered = pa->buf;
+    pa->buf = NULL;
+    *msg = w->delivered;
+    *msg_len = pa->len;
+    partial_release(w, pa);
+    return 1;
+}
+
+int trp_wire_open(trp_wire *w, const uint8_t *d, size_t len, uint64_t *from, const uint8_t **msg,
+                  size_t *msg_len)
+{
+    free(w->delivered);
+    w->delivered = NULL;
+    w->c.recv_datagrams++;
+    w->c.recv_bytes += len;
+    uint64_t now = w->p.now_ms(w->p.ctx);
+    partials_expire(w, now);
+    struct header h;
+    struct peer *pe = NULL;
+    enum verdict v = check_header(w, d, len, &h, &pe);
+    if (v == ACCEPT)
+        v = authenticate(w, &pe, d, len, &h, now);
+    int done = 0;
+    if (v == ACCEPT) {
+        /* Authentic: remember it even if reassembly refuses it, so that a
+         * replay of it is stale rather than re-examined. */
+        window_mark(pe, h.pn);
+        if (h.count == 1) {
+            *msg = w->scratch;
+            *msg_len = h.msg_len;
+            done = 1;
+        } else {
+            done = reassemble(w, pe, &h, &v, msg, msg_len);
+        }
+    }
+    count_drop(w, v);
+    if (done) {
+        *from = h.sender;
+        w->c.delivered_messages++;
+    }
+    assert(w->c.recv_datagrams == w->c.accepted_datagrams + w->c.drop_forged + w->c.drop_stale +
+                                      w->c.drop_malformed + w->c.drop_oversized +
+                                      w->c.drop_wrong_cluster + w->c.drop_unknown_sender +
+                                      w->c.drop_wrong_receiver);
+    return done;
+}
+
+const trp_wire_counters *trp_wire_counters_get(const trp_wire *w)
+{
+    return &w->c;
+}
+
+uint64_t trp_wire_self(const trp_wire *w)
+{
+    return w->p.self_id;
+}
+
+uint32_t trp_wire_max_datagram(const trp_wire *w)
+{
+    return w->p.max_datagram;
+}
+
+uint32_t trp_wire_max_message(const trp_wire *w)
+{
+    return w->p.max_message;
+}
+
+/* Add name: value pairs to obj; false if any allocation failed. */
+static bool json_add_all(cJSON *obj, const char *const *names, const uint64_t *values, size_t n)
+{
+    for (size_t i = 0; obj && i < n; i++)
+        if (!cJSON_AddNumberToObject(obj, names[i], (double)values[i]))
+            return false;
+    return obj != NULL;
+}
+
+cJSON *trp_wire_counters_json(const trp_wire_counters *c)
+{
+    static const char *const sent[] = {"messages", "datagrams", "bytes"};
+    static const char *const recv[] = {"datagrams", "bytes", "accepted", "messages"};
+    static const char *const drop[] = {"forged",        "stale",         "malformed",
+                                       "oversized",     "wrong_cluster", "unknown_sender",
+                                       "wrong_receiver"};
+    static const char *const reasm[] = {"partial_messages", "partial_bytes", "evicted", "expired"};
+    const uint64_t sv[] = {c->sent_messages, c->sent_datagrams, c->sent_bytes};
+    const uint64_t rv[] = {c->recv_datagrams, c->recv_bytes, c->accepted_datagrams,
+                           c->delivered_messages};
+    const uint64_t dv[] = {c->drop_forged,        c->drop_stale,         c->drop_malformed,
+                           c->drop_oversized,     c->drop_wrong_cluster, c->drop_unknown_sender,
+                           c->drop_wrong_receiver};
+    const uint64_t av[] = {c->partial_messages, c->partial_bytes, c->partial_evicted,
+                           c->partial_expired};
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && json_add_all(cJSON_AddObjectToObject(o, "sent"), sent, sv, 3) &&
+              json_add_all(cJSON_AddObjectToObject(o, "received"), recv, rv, 4) &&
+              json_add_all(cJSON_AddObjectToObject(o, "dropped"), drop, dv, 7) &&
+              json_add_all(cJSON_AddObjectToObject(o, "reassembly"), reasm, av, 4) &&
+              cJSON_AddNumberToObject(o, "peer_restarts", (double)c->peer_restarts) &&
+              cJSON_AddNumberToObject(o, "clients_evicted", (double)c->clients_evicted);
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}

@@ -1,0 +1,917 @@
+/*
+ * test_raft.c: paper-rule unit tests for the Raft core, driven by hand.
+ *
+ * The one idea: one node under test, its storage the simulator's in-memory
+ * disk, and every input crafted here, so each rule (figure 8, persisted
+ * votes, pre-vote, withholding, check-quorum, quorum sizes, truncation only
+ * on conflict, chain verification, exactly-once, conditional append,
+ * ReadIndex) is checked in isolation, message by message.
+ */
+#include "../check.h"
+#include "../sim/sim.c"
+
+/* ---- harness -------------------------------------------------------------- */
+
+typedef struct outbox {
+    trp_raft_msg m[256];
+    size_t n;
+    trp_raft_reply rep[64];
+    size_t n_rep;
+} outbox;
+
+static void outbox_clear(outbox *o)
+{
+    for (size_t i = 0; i < o->n; i++)
+        trp_raft_msg_clear(&o->m[i]);
+    for (size_t i = 0; i < o->n_rep; i++)
+        mpz_clear(o->rep[i].seq);
+    o->n = o->n_rep = 0;
+}
+
+/* Take every ready: persist hard state, sync the disk at once (unless
+ * nosync), keep copies of messages (through the codec) and replies. */
+static void drain_opt(sim *s, int i, outbox *o, bool sync)
+{
+    sim_node *nd = &s->node[i];
+    for (int guard = 0; guard < 8 && trp_raft_has_ready(nd->r); guard++) {
+        trp_raft_ready rd;
+        trp_raft_ready_take(nd->r, &rd);
+        if (rd.hard_state) {
+            nd->hs_term = rd.term;
+            nd->hs_vote = rd.vote;
+        }
+        if (rd.commit_changed) {
+            mpz_sub(s->tmp, rd.commit_next, s->base);
+            nd->commit = (size_t)mpz_get_ui(s->tmp);
+        }
+        for (size_t k = 0; k < rd.n_msgs && o->n < 256; k++) {
+            uint8_t *buf;
+            size_t len;
+            trp_raft_msg_encode(&rd.msgs[k], &buf, &len, NULL);
+            trp_raft_msg_init(&o->m[o->n]);
+            if (trp_raft_msg_decode(buf, len, &o->m[o->n], NULL) == 0)
+                o->n++;
+            free(buf);
+        }
+        for (size_t k = 0; k < rd.n_replies && o->n_rep < 64; k++) {
+            o->rep[o->n_rep] = rd.replies[k];
+            mpz_init_set(o->rep[o->n_rep].seq, rd.replies[k].seq);
+            o->n_rep++;
+        }
+        bool want_sync = rd.sync;
+        trp_raft_advance(nd->r, &rd);
+        if (want_sync && sync) {
+            nd->durable = nd->n;
+            mpz_add_ui(s->tmp, s->base, nd->n);
+            mpz_t d;
+            mpz_init_set(d, s->tmp);
+            trp_raft_persisted(nd->r, d);
+            mpz_clear(d);
+        }
+    }
+}
+
+static void drain(sim *s, int i, outbox *o)
+{
+    drain_opt(s, i, o, true);
+}
+
+static trp_raft_msg *find_msg(outbox *o, int type, uint64_t to)
+{
+    for (size_t i = 0; i < o->n; i++)
+        if (o->m[i].type == type && (!to || o->m[i].to == to))
+            return &o->m[i];
+    return NULL;
+}
+
+static sim *new_cluster(int n, int n_groups)
+{
+    sim_cfg c = {0};
+    c.n = n;
+    c.n_groups = n_groups;
+    for (int i = 0; i < n; i++)
+        c.group_of[i] = n_groups ? i * n_groups / n : 0;
+    c.election_ms = 300;
+    c.heartbeat_ms = 50;
+    c.max_inflight = 4;
+    c.n_clients = 0;
+    sim *s = calloc(1, sizeof *s);
+    sim_init(s, 42, &c, 0);
+    return s;
+}
+
+static void restart_node(sim *s, int i)
+{
+    sim_node *nd = &s->node[i];
+    trp_raft_free(nd->r);
+    nd->r = NULL;
+    nd->durable = nd->n;
+    node_start(s, nd);
+}
+
+/* Put an entry of term `term` straight on node i's disk (durable). */
+static void disk_put(sim *s, int i, uint64_t term, const char *text)
+{
+    sim_node *nd = &s->node[i];
+    trp_raft_entry e = {.term = term,
+                        .type = TRP_RAFT_ENTRY_DATA,
+                        .payload = (const uint8_t *)text,
+                        .len = strlen(text)};
+    mpz_add_ui(s->tmp, s->base, nd->n);
+    mpz_t seq;
+    mpz_init_set(seq, s->tmp);
+    trp_raft_hash_interim(e.hash, seq, term, e.type, nd->n ? nd->e[nd->n - 1].hash : s->anchor,
+                          e.payload, e.len);
+    st_append(nd, seq, &e, NULL);
+    nd->durable = nd->n;
+    mpz_clear(seq);
+}
+
+static void msg_to(trp_raft_msg *m, int type, uint64_t from, uint64_t to, uint64_t term)
+{
+    trp_raft_msg_init(m);
+    m->type = type;
+    m->from = from;
+    m->to = to;
+    m->term = term;
+}
+
+static void step(sim *s, int i, trp_raft_msg *m)
+{
+    trp_raft_step(s->node[i].r, m);
+    trp_raft_msg_clear(m);
+}
+
+/* Drive node i of a fresh cluster to leadership with votes from `voters`. */
+static void make_leader(sim *s, int i, const uint64_t *voters, size_t nv, outbox *o)
+{
+    sim_node *nd = &s->node[i];
+    trp_raft_tick(nd->r, s->now += 1000);
+    drain(s, i, o);
+    uint64_t term = trp_raft_term(nd->r);
+    for (size_t k = 0; k < nv; k++) {
+        trp_raft_msg m;
+        msg_to(&m, TRP_RAFT_PREVOTE_RESP, voters[k], nd->id, term + 1);
+        m.flag = true;
+        step(s, i, &m);
+    }
+    drain(s, i, o);
+    for (size_t k = 0; k < nv; k++) {
+        trp_raft_msg m;
+        msg_to(&m, TRP_RAFT_VOTE_RESP, voters[k], nd->id, term + 1);
+        m.flag = true;
+        step(s, i, &m);
+    }
+    drain(s, i, o);
+}
+
+static void free_cluster(sim *s)
+{
+    sim_free(s);
+    free(s);
+}
+
+/* ---- quorum and config ------------------------------------------------------ */
+
+static bool q(int n, unsigned mask)
+{
+    trp_raft_node nodes[8];
+    for (int i = 0; i < n; i++)
+        nodes[i] = (trp_raft_node){.id = (uint64_t)i + 1};
+    trp_raft_config c = {.self = 1, .nodes = nodes, .n_nodes = (size_t)n};
+    bool m[8];
+    for (int i = 0; i < n; i++)
+        m[i] = (mask >> i) & 1;
+    return trp_raft_config_quorum(&c, m);
+}
+
+static void test_quorum_sizes(void)
+{
+    CHECK(q(1, 1));  /* one node: itself */
+    CHECK(!q(2, 1)); /* two nodes need both */
+    CHECK(q(2, 3));
+    CHECK(q(3, 3));
+    CHECK(!q(3, 1));
+    CHECK(!q(4, 3)); /* four need three, not two */
+    CHECK(q(4, 7));
+    CHECK(q(5, 7));
+    CHECK(!q(5, 3));
+    CHECK(!q(6, 7));
+    CHECK(q(6, 15));
+    CHECK(q(7, 15));
+}
+
+static void test_quorum_groups(void)
+{
+    const char *groups[] = {"cloudA", "cloudB"};
+    trp_raft_node nodes[6];
+    for (int i = 0; i < 6; i++)
+        nodes[i] = (trp_raft_node){.id = (uint64_t)i + 1, .group = groups[i / 3]};
+    trp_raft_config c = {.self = 1, .nodes = nodes, .n_nodes = 6, .groups = groups, .n_groups = 2};
+    CHECK(trp_raft_config_check(&c, NULL) == 0);
+    bool all[6] = {1, 1, 1, 1, 1, 1};
+    bool lose_two_a[6] = {1, 0, 0, 1, 1, 1};
+    bool lose_one_each[6] = {0, 1, 1, 0, 1, 1};
+    bool four_of_a_b[6] = {1, 1, 0, 1, 0, 0}; /* 2 of A, 1 of B */
+    CHECK(trp_raft_config_quorum(&c, all));
+    CHECK(!trp_raft_config_quorum(&c, lose_two_a));
+    CHECK(trp_raft_config_quorum(&c, lose_one_each));
+    CHECK(!trp_raft_config_quorum(&c, four_of_a_b));
+}
+
+static void test_config_errors(void)
+{
+    trp_err err = {0};
+    trp_raft_node nodes[3] = {{.id = 1}, {.id = 2}, {.id = 3}};
+    trp_raft_config c = {.self = 1, .nodes = nodes, .n_nodes = 3};
+    CHECK(trp_raft_config_check(&c, &err) == 0);
+    c.n_nodes = 0;
+    CHECK(trp_raft_config_check(&c, &err) == TRP_ECONFIG && strstr(err.msg, "no nodes"));
+    c.n_nodes = 3;
+    c.self = 9;
+    CHECK(trp_raft_config_check(&c, &err) == TRP_ECONFIG && strstr(err.msg, "9 is not in"));
+    c.self = 1;
+    nodes[2].id = 2;
+    CHECK(trp_raft_config_check(&c, &err) == TRP_ECONFIG && strstr(err.msg, "listed twice"));
+    nodes[2].id = 0;
+    CHECK(trp_raft_config_check(&c, &err) == TRP_ECONFIG && strstr(err.msg, "id 0"));
+    nodes[2].id = 3;
+    const char *groups[] = {"a", "b", "c"};
+    nodes[0].group = "a";
+    nodes[1].group = "b";
+    nodes[2].group = "x";
+    c.groups = groups;
+    c.n_groups = 2;
+    CHECK(trp_raft_config_check(&c, &err) == TRP_ECONFIG && strstr(err.msg, "\"x\", which is not"));
+    nodes[2].group = "b";
+    c.n_groups = 3;
+    CHECK(trp_raft_config_check(&c, &err) == TRP_ECONFIG && strstr(err.msg, "\"c\" has no nodes"));
+    c.n_groups = 2;
+    nodes[2].group = NULL;
+    CHECK(trp_raft_config_check(&c, &err) == TRP_ECONFIG && strstr(err.msg, "node 3 has no group"));
+    nodes[2].group = "b";
+    CHECK(trp_raft_config_check(&c, &err) == 0);
+    c.heartbeat_ms = 300;
+    c.election_timeout_ms = 400;
+    CHECK(trp_raft_config_check(&c, &err) == TRP_ECONFIG && strstr(err.msg, "heartbeat"));
+}
+
+/* ---- elections -------------------------------------------------------------- */
+
+static void test_one_node_elects_itself(void)
+{
+    sim *s = new_cluster(1, 0);
+    outbox o = {0};
+    trp_raft_tick(s->node[0].r, 1);
+    drain(s, 0, &o);
+    CHECK(trp_raft_role(s->node[0].r) == TRP_RAFT_LEADER);
+    CHECK(trp_raft_term(s->node[0].r) == 1);
+    CHECK(s->node[0].hs_term == 1 && s->node[0].hs_vote == 1); /* persisted first */
+    /* and commits alone, first append at seq 0 */
+    trp_raft_propose(s->node[0].r, 5, 1, "x", 1, NULL);
+    drain(s, 0, &o);
+    CHECK(o.n_rep == 1 && o.rep[0].status == TRP_OK && mpz_cmp_ui(o.rep[0].seq, 0) == 0);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+static void test_self_vote_counts_only_when_durable(void)
+{
+    sim *s = new_cluster(1, 0);
+    trp_raft_tick(s->node[0].r, 1);
+    CHECK(trp_raft_role(s->node[0].r) == TRP_RAFT_CANDIDATE); /* vote not yet durable */
+    CHECK(trp_raft_ready_needs_hard_state(s->node[0].r));
+    outbox o = {0};
+    drain(s, 0, &o);
+    CHECK(trp_raft_role(s->node[0].r) == TRP_RAFT_LEADER);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+static void test_two_nodes_need_both(void)
+{
+    sim *s = new_cluster(2, 0);
+    outbox o = {0};
+    for (int k = 0; k < 10; k++) {
+        trp_raft_tick(s->node[0].r, s->now += 1000);
+        drain(s, 0, &o);
+    }
+    CHECK(trp_raft_role(s->node[0].r) == TRP_RAFT_PRECANDIDATE);
+    CHECK(trp_raft_term(s->node[0].r) == 0); /* pre-vote never bumps the term */
+    uint64_t v[] = {2};
+    make_leader(s, 0, v, 1, &o);
+    CHECK(trp_raft_role(s->node[0].r) == TRP_RAFT_LEADER);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+static void test_four_nodes_need_three(void)
+{
+    sim *s = new_cluster(4, 0);
+    outbox o = {0};
+    uint64_t one[] = {2};
+    make_leader(s, 0, one, 1, &o);
+    CHECK(trp_raft_role(s->node[0].r) != TRP_RAFT_LEADER);
+    outbox_clear(&o);
+    free_cluster(s);
+    s = new_cluster(4, 0);
+    uint64_t two[] = {2, 3};
+    make_leader(s, 0, two, 2, &o);
+    CHECK(trp_raft_role(s->node[0].r) == TRP_RAFT_LEADER);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+static void test_vote_survives_restart(void)
+{
+    sim *s = new_cluster(3, 0);
+    outbox o = {0};
+    trp_raft_msg m;
+    msg_to(&m, TRP_RAFT_VOTE, 2, 1, 5);
+    mpz_set(m.seq, s->base);
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    trp_raft_msg *r = find_msg(&o, TRP_RAFT_VOTE_RESP, 2);
+    CHECK(r && r->flag && r->term == 5);
+    CHECK(s->node[0].hs_term == 5 && s->node[0].hs_vote == 2);
+    outbox_clear(&o);
+    restart_node(s, 0);
+    CHECK(trp_raft_term(s->node[0].r) == 5 && trp_raft_vote(s->node[0].r) == 2);
+    msg_to(&m, TRP_RAFT_VOTE, 3, 1, 5);
+    mpz_set(m.seq, s->base);
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    r = find_msg(&o, TRP_RAFT_VOTE_RESP, 3);
+    CHECK(r && !r->flag); /* no second vote in term 5 */
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+static void test_vote_released_after_hard_state(void)
+{
+    sim *s = new_cluster(3, 0);
+    trp_raft_msg m;
+    msg_to(&m, TRP_RAFT_VOTE, 2, 1, 3);
+    mpz_set(m.seq, s->base);
+    step(s, 0, &m);
+    trp_raft_ready rd;
+    trp_raft_ready_take(s->node[0].r, &rd);
+    /* the grant and the vote it depends on travel in the same ready */
+    CHECK(rd.hard_state && rd.term == 3 && rd.vote == 2);
+    CHECK(rd.n_msgs == 1 && rd.msgs[0].type == TRP_RAFT_VOTE_RESP && rd.msgs[0].flag);
+    trp_raft_advance(s->node[0].r, &rd);
+    free_cluster(s);
+}
+
+static void test_log_up_to_date_check(void)
+{
+    sim *s = new_cluster(3, 0);
+    disk_put(s, 0, 2, "a");
+    s->node[0].hs_term = 2;
+    restart_node(s, 0);
+    outbox o = {0};
+    trp_raft_msg m;
+    msg_to(&m, TRP_RAFT_VOTE, 2, 1, 3); /* empty log: behind us */
+    mpz_set(m.seq, s->base);
+    m.log_term = 0;
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    trp_raft_msg *r = find_msg(&o, TRP_RAFT_VOTE_RESP, 2);
+    CHECK(r && !r->flag);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+static void test_withhold_votes_while_leader_live(void)
+{
+    sim *s = new_cluster(3, 0);
+    outbox o = {0};
+    trp_raft_msg m;
+    msg_to(&m, TRP_RAFT_HEARTBEAT, 2, 1, 4); /* leader 2 of term 4 */
+    mpz_set(m.commit, s->base);
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    CHECK(trp_raft_leader(s->node[0].r) == 2);
+    outbox_clear(&o);
+    msg_to(&m, TRP_RAFT_VOTE, 3, 1, 9);
+    mpz_set(m.seq, s->base);
+    step(s, 0, &m);
+    msg_to(&m, TRP_RAFT_PREVOTE, 3, 1, 9);
+    mpz_set(m.seq, s->base);
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    CHECK(o.n == 0);                         /* not even answered */
+    CHECK(trp_raft_term(s->node[0].r) == 4); /* and not disrupted */
+    outbox_clear(&o);
+    /* after the election timeout without the leader, it votes */
+    s->now += 1000;
+    trp_raft_tick(s->node[0].r, s->now);
+    drain(s, 0, &o);
+    outbox_clear(&o);
+    msg_to(&m, TRP_RAFT_VOTE, 3, 1, 9);
+    mpz_set(m.seq, s->base);
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    trp_raft_msg *r = find_msg(&o, TRP_RAFT_VOTE_RESP, 3);
+    CHECK(r && r->flag && r->term == 9);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+static void test_priority_preempts_only_when_up_to_date(void)
+{
+    sim *s = new_cluster(3, 0);
+    s->nodes_cfg[0].priority = 5;
+    restart_node(s, 0);
+    outbox o = {0};
+    trp_raft_msg m;
+    msg_to(&m, TRP_RAFT_PREVOTE, 2, 1, 1);
+    mpz_set(m.seq, s->base);
+    m.priority = 1;
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    trp_raft_msg *r = find_msg(&o, TRP_RAFT_PREVOTE_RESP, 2);
+    CHECK(r && !r->flag); /* refused: we outrank it and our log is as good */
+    outbox_clear(&o);
+    trp_raft_tick(s->node[0].r, ++s->now); /* and we run at once */
+    drain(s, 0, &o);
+    CHECK(trp_raft_role(s->node[0].r) == TRP_RAFT_PRECANDIDATE);
+    CHECK(find_msg(&o, TRP_RAFT_PREVOTE, 2) != NULL);
+    outbox_clear(&o);
+    /* a candidate with a longer log gets our pre-vote despite priority */
+    free_cluster(s);
+    s = new_cluster(3, 0);
+    s->nodes_cfg[0].priority = 5;
+    restart_node(s, 0);
+    msg_to(&m, TRP_RAFT_PREVOTE, 2, 1, 1);
+    mpz_add_ui(m.seq, s->base, 3);
+    m.log_term = 1;
+    m.priority = 1;
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    r = find_msg(&o, TRP_RAFT_PREVOTE_RESP, 2);
+    CHECK(r && r->flag);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+static void test_check_quorum_steps_down(void)
+{
+    sim *s = new_cluster(3, 0);
+    outbox o = {0};
+    uint64_t v[] = {2};
+    make_leader(s, 0, v, 1, &o);
+    REQUIRE(trp_raft_role(s->node[0].r) == TRP_RAFT_LEADER);
+    outbox_clear(&o);
+    for (int k = 0; k < 20; k++) {
+        trp_raft_tick(s->node[0].r, s->now += 50);
+        drain(s, 0, &o);
+        outbox_clear(&o);
+    }
+    CHECK(trp_raft_role(s->node[0].r) != TRP_RAFT_LEADER);
+    CHECK(trp_raft_leader(s->node[0].r) == 0);
+    free_cluster(s);
+}
+
+/* ---- replication -------------------------------------------------------------- */
+
+/* Figure 8: a leader of term 3 holding an uncommitted term-2 entry must not
+ * commit it by counting replicas; only its own term-3 entry commits both. */
+static void test_figure8_no_commit_by_counting_old_term(void)
+{
+    sim *s = new_cluster(3, 0);
+    disk_put(s, 0, 1, "e0");
+    disk_put(s, 0, 2, "e1");
+    s->node[0].hs_term = 2;
+    s->node[0].commit = 1;
+    restart_node(s, 0);
+    outbox o = {0};
+    uint64_t v[] = {2};
+    make_leader(s, 0, v, 1, &o);
+    REQUIRE(trp_raft_role(s->node[0].r) == TRP_RAFT_LEADER);
+    CHECK(trp_raft_term(s->node[0].r) == 3);
+    CHECK(s->node[0].n == 3 && s->node[0].e[2].type == TRP_RAFT_ENTRY_NOOP); /* no-op appended */
+    outbox_clear(&o);
+    trp_raft_msg m;
+    msg_to(&m, TRP_RAFT_APPEND_RESP, 2, 1, 3);
+    m.flag = true;
+    mpz_add_ui(m.seq, s->base, 2); /* follower holds e0, e1 (term 2) */
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    mpz_t c;
+    mpz_init(c);
+    trp_raft_commit_next(s->node[0].r, c);
+    mpz_sub(c, c, s->base);
+    CHECK(mpz_cmp_ui(c, 1) == 0); /* a majority has e1, yet it is not committed */
+    msg_to(&m, TRP_RAFT_APPEND_RESP, 2, 1, 3);
+    m.flag = true;
+    mpz_add_ui(m.seq, s->base, 3); /* now the no-op of term 3 too */
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    trp_raft_commit_next(s->node[0].r, c);
+    mpz_sub(c, c, s->base);
+    CHECK(mpz_cmp_ui(c, 3) == 0);
+    mpz_clear(c);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+static void test_no_noop_when_all_committed(void)
+{
+    sim *s = new_cluster(3, 0);
+    outbox o = {0};
+    uint64_t v[] = {2};
+    make_leader(s, 0, v, 1, &o);
+    CHECK(s->node[0].n == 0); /* fresh cluster: first append will be seq 0 */
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+static void test_leader_counts_own_copy_only_when_durable(void)
+{
+    sim *s = new_cluster(3, 0);
+    outbox o = {0};
+    uint64_t v[] = {2};
+    make_leader(s, 0, v, 1, &o);
+    outbox_clear(&o);
+    trp_raft_propose(s->node[0].r, 9, 1, "p", 1, NULL);
+    drain_opt(s, 0, &o, false); /* leader's disk has not synced */
+    trp_raft_msg m;
+    msg_to(&m, TRP_RAFT_APPEND_RESP, 2, 1, 1);
+    m.flag = true;
+    mpz_add_ui(m.seq, s->base, 1);
+    step(s, 0, &m);
+    drain_opt(s, 0, &o, false);
+    /* 2 of 3 hold it durably (follower 2 and... not us): not committed yet
+     * with 3 nodes? follower 2 + leader(undurable) = 1 durable copy */
+    CHECK(o.n_rep == 0);
+    msg_to(&m, TRP_RAFT_APPEND_RESP, 3, 1, 1);
+    m.flag = true;
+    mpz_add_ui(m.seq, s->base, 1);
+    step(s, 0, &m);
+    drain_opt(s, 0, &o, false);
+    CHECK(o.n_rep == 1 && o.rep[0].status == TRP_OK); /* followers 2+3 are a quorum */
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+static void append_msg(sim *s, trp_raft_msg *m, uint64_t term, size_t start, const uint64_t *terms,
+                       const char *const *texts, size_t n, const uint8_t prev[32],
+                       uint64_t prev_term)
+{
+    msg_to(m, TRP_RAFT_APPEND, 2, 1, term);
+    mpz_add_ui(m->seq, s->base, start);
+    mpz_set(m->commit, s->base);
+    m->log_term = prev_term;
+    memcpy(m->hash, prev, 32);
+    m->entries = calloc(n + 1, sizeof *m->entries);
+    m->n_entries = n;
+    uint8_t h[32];
+    memcpy(h, prev, 32);
+    for (size_t i = 0; i < n; i++) {
+        m->entries[i].term = terms[i];
+        m->entries[i].type = TRP_RAFT_ENTRY_DATA;
+        m->entries[i].len = strlen(texts[i]);
+        m->entries[i].payload = (uint8_t *)strdup(texts[i]);
+        mpz_add_ui(s->tmp, s->base, start + i);
+        trp_raft_hash_interim(h, s->tmp, terms[i], TRP_RAFT_ENTRY_DATA, h, texts[i],
+                              strlen(texts[i]));
+    }
+    memcpy(m->last_hash, h, 32);
+}
+
+static void test_truncate_only_on_conflict(void)
+{
+    sim *s = new_cluster(3, 0);
+    disk_put(s, 0, 1, "a");
+    disk_put(s, 0, 1, "b");
+    disk_put(s, 0, 1, "c");
+    s->node[0].hs_term = 1;
+    restart_node(s, 0);
+    outbox o = {0};
+    /* a late duplicate covering only seq 1: matching, nothing removed */
+    trp_raft_msg m;
+    uint64_t t1[] = {1};
+    const char *b[] = {"b"};
+    append_msg(s, &m, 2, 1, t1, b, 1, s->node[0].e[0].hash, 1);
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    CHECK(s->node[0].n == 3);
+    trp_raft_msg *r = find_msg(&o, TRP_RAFT_APPEND_RESP, 2);
+    CHECK(r && r->flag);
+    if (r) {
+        mpz_sub(s->tmp, r->seq, s->base);
+        CHECK(mpz_cmp_ui(s->tmp, 2) == 0); /* acks only what the message covered */
+    }
+    outbox_clear(&o);
+    /* a later leader with a real conflict at seq 1 (term 3): truncates
+     * from 1 and appends */
+    uint64_t t2[] = {3};
+    const char *x[] = {"x"};
+    append_msg(s, &m, 3, 1, t2, x, 1, s->node[0].e[0].hash, 1);
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    CHECK(s->node[0].n == 2 && s->node[0].e[1].term == 3);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+static void test_reject_broken_chain(void)
+{
+    sim *s = new_cluster(3, 0);
+    disk_put(s, 0, 1, "a");
+    s->node[0].hs_term = 1;
+    restart_node(s, 0);
+    outbox o = {0};
+    trp_raft_msg m;
+    uint64_t t[] = {1};
+    const char *b[] = {"b"};
+    append_msg(s, &m, 1, 1, t, b, 1, s->node[0].e[0].hash, 1);
+    m.entries[0].payload[0] = 'X'; /* payload altered in flight */
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    CHECK(s->node[0].n == 1);
+    CHECK(find_msg(&o, TRP_RAFT_APPEND_RESP, 2) == NULL);
+    outbox_clear(&o);
+    /* a prev hash that is not ours: refused too */
+    uint8_t wrong[32] = {1};
+    append_msg(s, &m, 1, 1, t, b, 1, wrong, 1);
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    CHECK(s->node[0].n == 1);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+static void test_fast_backtrack_hint(void)
+{
+    sim *s = new_cluster(3, 0);
+    disk_put(s, 0, 1, "a");
+    for (int i = 0; i < 5; i++)
+        disk_put(s, 0, 2, "b");
+    s->node[0].hs_term = 2;
+    restart_node(s, 0);
+    outbox o = {0};
+    trp_raft_msg m;
+    uint64_t t[] = {3};
+    const char *x[] = {"x"};
+    uint8_t prev[32] = {0};
+    append_msg(s, &m, 3, 6, t, x, 1, prev, 3); /* prev (seq 5) term 3: we have term 2 */
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    trp_raft_msg *r = find_msg(&o, TRP_RAFT_APPEND_RESP, 2);
+    CHECK(r && !r->flag);
+    if (r) {
+        mpz_sub(s->tmp, r->hint, s->base);
+        CHECK(mpz_cmp_ui(s->tmp, 1) == 0); /* first seq of our term 2 */
+    }
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+static void test_follower_commit_clamped(void)
+{
+    sim *s = new_cluster(3, 0);
+    outbox o = {0};
+    trp_raft_msg m;
+    uint64_t t[] = {1, 1};
+    const char *x[] = {"x", "y"};
+    append_msg(s, &m, 1, 0, t, x, 2, s->anchor, 0);
+    mpz_add_ui(m.commit, s->base, 50); /* the leader claims more */
+    step(s, 0, &m);
+    drain_opt(s, 0, &o, false); /* not durable yet */
+    mpz_t c;
+    mpz_init(c);
+    trp_raft_commit_next(s->node[0].r, c);
+    CHECK(mpz_cmp(c, s->base) == 0);
+    CHECK(find_msg(&o, TRP_RAFT_APPEND_RESP, 2) != NULL); /* an ack for what is durable: 0 */
+    outbox_clear(&o);
+    s->node[0].durable = 2;
+    mpz_add_ui(c, s->base, 2);
+    trp_raft_persisted(s->node[0].r, c);
+    drain(s, 0, &o);
+    trp_raft_commit_next(s->node[0].r, c);
+    mpz_sub(c, c, s->base);
+    CHECK(mpz_cmp_ui(c, 2) == 0); /* min(leader commit, verified, durable) */
+    mpz_clear(c);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+/* ---- clients ------------------------------------------------------------------ */
+
+static void test_exactly_once_and_restart(void)
+{
+    sim *s = new_cluster(1, 0);
+    outbox o = {0};
+    trp_raft_tick(s->node[0].r, 1);
+    drain(s, 0, &o);
+    trp_raft_propose(s->node[0].r, 77, 1, "hello", 5, NULL);
+    trp_raft_propose(s->node[0].r, 77, 1, "hello", 5, NULL);
+    drain(s, 0, &o);
+    CHECK(s->node[0].n == 1);
+    CHECK(o.n_rep == 2 && o.rep[0].status == 0 && o.rep[1].status == 0);
+    CHECK(mpz_cmp(o.rep[0].seq, o.rep[1].seq) == 0);
+    outbox_clear(&o);
+    restart_node(s, 0);
+    trp_raft_tick(s->node[0].r, s->now += 10);
+    drain(s, 0, &o);
+    outbox_clear(&o);
+    trp_raft_propose(s->node[0].r, 77, 1, "hello", 5, NULL);
+    drain(s, 0, &o);
+    CHECK(o.n_rep == 1 && o.rep[0].status == 0 && mpz_cmp(o.rep[0].seq, s->base) == 0);
+    CHECK(s->node[0].n == 1); /* the rebuilt table knew it */
+    outbox_clear(&o);
+    static char big[TRP_RAFT_MAX_ENTRY];
+    trp_raft_propose(s->node[0].r, 78, 1, big, sizeof big, NULL);
+    drain(s, 0, &o);
+    CHECK(o.n_rep == 1 && o.rep[0].status == TRP_ETOOBIG && s->node[0].n == 1);
+    outbox_clear(&o);
+    /* many requests in flight from one client: each retry still exactly once */
+    for (uint64_t q = 2; q <= 70; q++)
+        trp_raft_propose(s->node[0].r, 77, q, "m", 1, NULL);
+    drain(s, 0, &o);
+    outbox_clear(&o);
+    trp_raft_propose(s->node[0].r, 77, 12, "m", 1, NULL);
+    drain(s, 0, &o);
+    CHECK(o.n_rep == 1 && o.rep[0].status == TRP_OK);
+    CHECK(s->node[0].n == 70);
+    outbox_clear(&o);
+    /* below the 64 remembered requests: refused rather than stored twice */
+    trp_raft_propose(s->node[0].r, 77, 2, "m", 1, NULL);
+    drain(s, 0, &o);
+    CHECK(o.n_rep == 1 && o.rep[0].status == TRP_EINVAL && s->node[0].n == 70);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+static void test_conditional_append(void)
+{
+    sim *s = new_cluster(1, 0);
+    outbox o = {0};
+    trp_raft_tick(s->node[0].r, 1);
+    drain(s, 0, &o);
+    uint8_t head[32];
+    memcpy(head, trp_raft_head_hash(s->node[0].r), 32);
+    trp_raft_propose(s->node[0].r, 1, 1, "a", 1, head);
+    drain(s, 0, &o);
+    CHECK(o.n_rep == 1 && o.rep[0].status == TRP_OK);
+    outbox_clear(&o);
+    trp_raft_propose(s->node[0].r, 1, 2, "b", 1, head); /* head moved on */
+    drain(s, 0, &o);
+    CHECK(o.n_rep == 1 && o.rep[0].status == TRP_ECONFLICT);
+    CHECK(o.n_rep == 1 && !memcmp(o.rep[0].hash, trp_raft_head_hash(s->node[0].r), 32));
+    CHECK(s->node[0].n == 1);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+static void test_read_index_needs_quorum(void)
+{
+    sim *s = new_cluster(3, 0);
+    outbox o = {0};
+    uint64_t v[] = {2};
+    make_leader(s, 0, v, 1, &o);
+    outbox_clear(&o);
+    trp_raft_read(s->node[0].r, 4, 1);
+    drain(s, 0, &o);
+    CHECK(o.n_rep == 0);
+    trp_raft_msg *hb = find_msg(&o, TRP_RAFT_HEARTBEAT, 2);
+    REQUIRE(hb && hb->ctx > 0);
+    uint64_t ctx = hb->ctx;
+    outbox_clear(&o);
+    trp_raft_msg m;
+    msg_to(&m, TRP_RAFT_HEARTBEAT_RESP, 3, 1, 1);
+    m.ctx = ctx;
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    CHECK(o.n_rep == 1 && o.rep[0].status == TRP_OK && mpz_cmp(o.rep[0].seq, s->base) == 0);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+static void test_follower_forwards(void)
+{
+    sim *s = new_cluster(3, 0);
+    outbox o = {0};
+    trp_raft_propose(s->node[0].r, 1, 1, "a", 1, NULL);
+    drain(s, 0, &o);
+    CHECK(o.n_rep == 1 && o.rep[0].status == TRP_EUNAVAIL && o.rep[0].leader_hint == 0);
+    outbox_clear(&o);
+    trp_raft_msg m;
+    msg_to(&m, TRP_RAFT_HEARTBEAT, 3, 1, 2);
+    mpz_set(m.commit, s->base);
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    outbox_clear(&o);
+    trp_raft_propose(s->node[0].r, 1, 1, "a", 1, NULL);
+    drain(s, 0, &o);
+    trp_raft_msg *f = find_msg(&o, TRP_RAFT_PROPOSE, 3);
+    CHECK(f && f->client == 1 && f->req == 1 && f->len == 1);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+static size_t count_msgs(outbox *o, int type, uint64_t to)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < o->n; i++)
+        k += o->m[i].type == type && o->m[i].to == to;
+    return k;
+}
+
+static void test_pipeline_window_and_batching(void)
+{
+    sim *s = new_cluster(3, 0);
+    s->cfg.max_inflight = 2;
+    s->cfg.max_msg_bytes = 60; /* two 25-byte entries per message at most */
+    restart_node(s, 0);
+    outbox o = {0};
+    uint64_t v[] = {2};
+    make_leader(s, 0, v, 1, &o);
+    REQUIRE(trp_raft_role(s->node[0].r) == TRP_RAFT_LEADER);
+    outbox_clear(&o);
+    trp_raft_msg m;
+    msg_to(&m, TRP_RAFT_APPEND_RESP, 2, 1, trp_raft_term(s->node[0].r));
+    m.flag = true;
+    mpz_set(m.seq, s->base); /* probe answered: replicate */
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    outbox_clear(&o);
+    for (int i = 0; i < 10; i++)
+        trp_raft_propose(s->node[0].r, 5, (uint64_t)i + 1, "12345678", 8, NULL);
+    drain(s, 0, &o);
+    CHECK(count_msgs(&o, TRP_RAFT_APPEND, 2) == 2); /* the window */
+    for (size_t i = 0; i < o.n; i++)
+        if (o.m[i].type == TRP_RAFT_APPEND && o.m[i].to == 2) {
+            size_t bytes = 0;
+            for (size_t k = 0; k < o.m[i].n_entries; k++)
+                bytes += o.m[i].entries[k].len;
+            CHECK(bytes <= 60 && o.m[i].n_entries >= 1);
+        }
+    outbox_clear(&o);
+    msg_to(&m, TRP_RAFT_APPEND_RESP, 2, 1, trp_raft_term(s->node[0].r));
+    m.flag = true;
+    mpz_add_ui(m.seq, s->base, 2); /* both one-entry messages acknowledged */
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    /* two slots free; the 8 waiting entries go two per message (3 x 25 bytes
+     * would pass max_msg_bytes) */
+    CHECKF(count_msgs(&o, TRP_RAFT_APPEND, 2) == 2, "%zu sent", count_msgs(&o, TRP_RAFT_APPEND, 2));
+    for (size_t i = 0; i < o.n; i++)
+        if (o.m[i].type == TRP_RAFT_APPEND && o.m[i].to == 2)
+            CHECK(o.m[i].n_entries == 2);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+static void test_storage_failure_fail_stops(void)
+{
+    sim *s = new_cluster(1, 0);
+    outbox o = {0};
+    trp_raft_tick(s->node[0].r, 1);
+    drain(s, 0, &o);
+    REQUIRE(trp_raft_role(s->node[0].r) == TRP_RAFT_LEADER);
+    s->node[0].fail_appends = true;
+    CHECK(trp_raft_propose(s->node[0].r, 3, 1, "x", 1, NULL) == TRP_EIO);
+    drain(s, 0, &o);
+    trp_err err = {0};
+    CHECK(trp_raft_failed(s->node[0].r, &err) && strstr(err.msg, "write failed"));
+    CHECK(trp_raft_role(s->node[0].r) == TRP_RAFT_FOLLOWER); /* never leads on a broken disk */
+    CHECK(o.n_rep == 1 && o.rep[0].status == TRP_EUNAVAIL);  /* the client hears of it */
+    CHECK(trp_raft_tick(s->node[0].r, 1000) == TRP_EIO);
+    CHECK(trp_raft_role(s->node[0].r) == TRP_RAFT_FOLLOWER);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+int main(void)
+{
+    RUN(test_quorum_sizes);
+    RUN(test_quorum_groups);
+    RUN(test_config_errors);
+    RUN(test_one_node_elects_itself);
+    RUN(test_self_vote_counts_only_when_durable);
+    RUN(test_two_nodes_need_both);
+    RUN(test_four_nodes_need_three);
+    RUN(test_vote_survives_restart);
+    RUN(test_vote_released_after_hard_state);
+    RUN(test_log_up_to_date_check);
+    RUN(test_withhold_votes_while_leader_live);
+    RUN(test_priority_preempts_only_when_up_to_date);
+    RUN(test_check_quorum_steps_down);
+    RUN(test_figure8_no_commit_by_counting_old_term);
+    RUN(test_no_noop_when_all_committed);
+    RUN(test_leader_counts_own_copy_only_when_durable);
+    RUN(test_truncate_only_on_conflict);
+    RUN(test_reject_broken_chain);
+    RUN(test_fast_backtrack_hint);
+    RUN(test_follower_commit_clamped);
+    RUN(test_exactly_once_and_restart);
+    RUN(test_conditional_append);
+    RUN(test_read_index_needs_quorum);
+    RUN(test_follower_forwards);
+    RUN(test_storage_failure_fail_stops);
+    RUN(test_pipeline_window_and_batching);
+    return check_done();
+}
