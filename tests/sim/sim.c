@@ -20,6 +20,7 @@
  * the durable values); and once faults stop, a leader and a new commit
  * within SIM_LIVENESS_MS.
  */
+#include "trp_log.h"
 #include "trp_raft.h"
 
 #include <assert.h>
@@ -308,7 +309,7 @@ static int st_append(void *u, const mpz_t seq, const trp_raft_entry *e, trp_err 
     /* Check the chain right before it is written (TigerBeetle's pair). */
     const uint8_t *prev = i ? nd->e[i - 1].hash : nd->sim->anchor;
     uint8_t h[TRP_RAFT_HASH_LEN];
-    trp_raft_hash_interim(h, seq, e->term, e->type, prev, e->payload, e->len);
+    trp_entry_hash(h, seq, e->term, e->type, prev, e->payload, e->len);
     if (memcmp(h, e->hash, TRP_RAFT_HASH_LEN))
         sim_violation(nd->sim, "node %" PRIu64 ": appended entry %zu does not extend the chain",
                       nd->id, i);
@@ -386,7 +387,7 @@ static void node_start(sim *s, sim_node *nd)
     c.max_msg_bytes = s->cfg.max_msg_bytes;
     c.max_inflight_msgs = s->cfg.max_inflight;
     trp_raft_storage st = {nd, st_bounds, st_anchor, st_read, st_append, st_truncate};
-    trp_raft_env env = {nd, env_rand, trp_raft_hash_interim};
+    trp_raft_env env = {nd, env_rand, trp_entry_hash};
     mpz_t commit;
     mpz_init(commit);
     mpz_add_ui(commit, s->base, nd->commit);
@@ -450,7 +451,7 @@ static void node_crash(sim *s, sim_node *nd, uint64_t down_ms)
     for (size_t i = nd->durable; i < nd->n; i++) {
         uint8_t h[TRP_RAFT_HASH_LEN];
         mpz_add_ui(s->tmp, s->base, i);
-        trp_raft_hash_interim(h, s->tmp, nd->e[i].term, nd->e[i].type,
+        trp_entry_hash(h, s->tmp, nd->e[i].term, nd->e[i].type,
                               i ? nd->e[i - 1].hash : s->anchor, nd->e[i].payload, nd->e[i].len);
         if (memcmp(h, nd->e[i].hash, TRP_RAFT_HASH_LEN)) {
             disk_cut(nd, i);
