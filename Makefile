@@ -114,10 +114,11 @@ clean:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 
-# The Raft simulator: `make sim SEEDS=N [SEED=S] [TRACE=1]` runs N seeds
-# (default 1000) or replays seed S with a readable trace.
+# The Raft simulator: `make sim SEEDS=N [SEED=S] [TRACE=1] [REAL_DISK=1]` runs
+# N seeds (default 1000) or replays seed S with a readable trace; REAL_DISK=1
+# puts every node's log in the real log store (temporary directories).
 sim: $(B)/t/sim
-	$(B)/t/sim $(if $(SEED),--seed $(SEED) $(if $(TRACE),--trace $(TRACE)),--seeds $(or $(SEEDS),1000) $(if $(BASE),--base $(BASE)))
+	$(B)/t/sim $(if $(REAL_DISK),--real-disk) $(if $(SEED),--seed $(SEED) $(if $(TRACE),--trace $(TRACE)),--seeds $(or $(SEEDS),1000) $(if $(BASE),--base $(BASE)))
 
 # Fuzz targets (tests/fuzz/fuzz_*.c, libFuzzer entry points), built with clang
 # -fsanitize=fuzzer,address into $(FUZZ_B) and each run for FUZZ_SECONDS from

@@ -14,6 +14,7 @@
 #include "trp_log.h"
 #include "trp_node.h"
 
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -274,9 +275,18 @@ int trp_node_new(trp_node **out, uint64_t id, const uint64_t *ids, size_t n, trp
     if (!node->opts.hash_entry)
         node->opts.hash_entry = trp_entry_hash;
     node->rng = node->opts.seed ? node->opts.seed : id * 0x2545f4914f6cdd1dull + 1;
-    do
-        node->client = node_rand(node);
-    while (!node->client);
+    /* A client id for this node's own appends that its previous life over
+     * the same log never used: its request numbers start at 1 again, and
+     * under an old id the core would answer a new append as a retry of the
+     * old one (same id and number) without storing it. So not derived from
+     * the id or the seed, which a restart repeats. */
+    node->client = node->opts.client_id;
+    while (!node->client)
+        if (RAND_bytes((unsigned char *)&node->client, sizeof node->client) != 1) {
+            trp_node_free(node);
+            return trp_err_set(err, TRP_EIO, "node %llu: no randomness for a client id",
+                               (unsigned long long)id);
+        }
     trp_raft_config c = {.self = id,
                          .nodes = node->nodes,
                          .n_nodes = n,

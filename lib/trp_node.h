@@ -18,6 +18,7 @@
 #ifndef TRP_NODE_H
 #define TRP_NODE_H
 
+#include "trp_log.h"
 #include "trp_raft.h"
 
 #ifdef __cplusplus
@@ -25,9 +26,8 @@ extern "C" {
 #endif
 
 /* The log a node writes to: the core's storage (reads, buffered appends,
- * durable truncation) plus sync and the metadata record. The integrator's
- * adapter over trp_log (trp_log_read/append/truncate/sync/durable_next,
- * trp_log_meta_get/set, trp_log_set_commit) fills this in. */
+ * durable truncation) plus sync and the metadata record. Two are built in:
+ * an in-memory one and the adapter over the real store (below). */
 typedef struct trp_node_log {
     trp_raft_storage st;
     /* make every append durable; set durable_next to the log's durable end */
@@ -46,13 +46,34 @@ typedef struct trp_node_log {
 int trp_node_memlog_new(trp_node_log **out, const char *start_seq, trp_err *err);
 void trp_node_memlog_free(trp_node_log *log);
 
+/* The log over the real store (trp_log.h, trp-log.5): entries, term and
+ * vote survive restarts, and the store's commit watermark follows the Raft
+ * commit (manual commit), so trp-tail shows only committed entries.
+ * trp_node_log_trp_open opens (with opts->create, a new log from
+ * opts->start_seq) the log in dir with manual_commit forced on, and owns it.
+ * trp_node_log_trp wraps a log the caller opened and keeps: it MUST have
+ * been opened with manual_commit = true (else open set the watermark to the
+ * durable end, and the node would trust uncommitted entries as committed).
+ * The node's hash_entry must be trp_entry_hash (the default); each append
+ * checks that the store computed the same hash. _free closes an owned log
+ * (unsynced appends are dropped, as in a crash). */
+int trp_node_log_trp_open(trp_node_log **out, const char *dir, const trp_log_options *opts,
+                          trp_err *err);
+int trp_node_log_trp(trp_node_log **out, trp_log *log, trp_err *err);
+trp_log *trp_node_log_trp_log(trp_node_log *nl); /* the store under the adapter */
+void trp_node_log_trp_free(trp_node_log *nl);
+
 typedef struct trp_node_options {
     uint32_t election_timeout_ms; /* 0 = TRP_RAFT_ELECTION_TIMEOUT_MS */
     uint32_t heartbeat_ms;        /* 0 = TRP_RAFT_HEARTBEAT_MS */
     const uint32_t *priorities;   /* per id (parallel to ids), or NULL */
     const char *const *groups;    /* per id group name (parallel to ids), or NULL */
     uint64_t seed;                /* randomness; 0 = derived from the id */
-    /* chain hash; NULL = trp_entry_hash (the log store's chain) */
+    /* client id of this node's own appends (exactly-once); 0 = random
+     * (RAND_bytes). A node made again over the same log must not reuse its
+     * old one: request numbers restart at 1 and would be taken for retries. */
+    uint64_t client_id;
+    /* chain hash; NULL = trp_entry_hash (the log store's, trp-log.5) */
     void (*hash_entry)(uint8_t out[TRP_RAFT_HASH_LEN], const mpz_t seq, uint64_t term, int type,
                        const uint8_t prev[TRP_RAFT_HASH_LEN], const void *payload, size_t len);
 } trp_node_options;

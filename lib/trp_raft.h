@@ -116,11 +116,6 @@ typedef struct trp_raft_env {
                        const uint8_t prev[TRP_RAFT_HASH_LEN], const void *payload, size_t len);
 } trp_raft_env;
 
-/* The chain hash under its pre-merge name: now exactly trp_entry_hash from
- * trp_log.h (lib/raft_hash.c), kept for the tests and the simulator. */
-void trp_raft_hash_interim(uint8_t out[TRP_RAFT_HASH_LEN], const mpz_t seq, uint64_t term, int type,
-                           const uint8_t prev[TRP_RAFT_HASH_LEN], const void *payload, size_t len);
-
 /* What survived on disk: the persisted term and vote, and the persisted
  * commit watermark (entries below it are known committed; NULL = first). */
 typedef struct trp_raft_restart {

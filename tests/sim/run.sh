@@ -5,6 +5,11 @@
 # under TRP_ASAN=1) fresh seeds from a base taken from the clock and printed,
 # so every CI run tries new schedules and any failure replays with
 # `make sim SEED=<seed> TRACE=1`. Two processes share the seeds (2 cores).
+# Then SIM_REAL_SEEDS (default 200; 40 under TRP_ASAN=1) seeds from another
+# clock base run with --real-disk: every node's log is the real log store
+# in a temporary directory (/dev/shm when there is one), crashed and
+# recovered on the same schedules; replay with `make sim SEED=<seed>
+# REAL_DISK=1 TRACE=1`.
 T=${T:-build/t}
 sim=$T/sim
 if [ ! -x "$sim" ]; then
@@ -39,4 +44,24 @@ if [ $ra -eq 0 ] && [ $rb -eq 0 ]; then
     echo "PASS sim_random_${n}_seeds_from_$base"
 else
     grep -h -A1 '^FAIL' "$out.a" "$out.b" | head -20 | sed 's/^FAIL sim /FAIL sim_random: /'
+fi
+
+# the same schedules over the real log store
+rn=${SIM_REAL_SEEDS:-200}
+[ -n "$TRP_ASAN" ] && rn=${SIM_REAL_SEEDS:-40}
+rbase=$((base + 1000003))
+rhalf=$((rn / 2))
+"$sim" --real-disk --seeds "$rhalf" --base "$rbase" > "$out.ra" 2>&1 &
+pa=$!
+"$sim" --real-disk --seeds "$((rn - rhalf))" --base "$((rbase + rhalf))" > "$out.rb" 2>&1 &
+pb=$!
+wait $pa; ra=$?
+wait $pb; rb=$?
+echo "# sim: real disk, base seed $rbase, $rn seeds"
+tail -2 "$out.ra" | sed 's/^/# /'
+tail -2 "$out.rb" | sed 's/^/# /'
+if [ $ra -eq 0 ] && [ $rb -eq 0 ]; then
+    echo "PASS sim_real_disk_${rn}_seeds_from_$rbase"
+else
+    grep -h -A1 '^FAIL' "$out.ra" "$out.rb" | head -20 | sed 's/^FAIL sim /FAIL sim_real_disk: /'
 fi

@@ -20,6 +20,8 @@
  * the durable values); and once faults stop, a leader and a new commit
  * within SIM_LIVENESS_MS.
  */
+#include "trp_log.h"
+#include "trp_node.h"
 #include "trp_raft.h"
 
 #include <assert.h>
@@ -103,6 +105,8 @@ typedef struct sim_cfg {
     int n_clients;
     bool faults; /* random fault events during the fault phase */
     uint64_t fault_ms, heal_ms;
+    bool real_disk;     /* the log store in a temporary directory (disk_real.c) */
+    uint64_t seg_bytes; /* its segment size (small, so segments roll) */
 } sim_cfg;
 
 /* ---- the in-memory disk -------------------------------------------------- */
@@ -142,6 +146,10 @@ typedef struct sim_node {
     bool crash_pending;  /* crash at the end of the current persistence step */
     bool fail_appends;   /* the disk refuses writes (EIO) */
     uint64_t fail_until; /* then it works again and a supervisor restarts the node */
+    /* real disk (disk_real.c): the store under the adapter, its directory */
+    trp_node_log *nl;
+    trp_log *log;
+    char dir[300];
 } sim_node;
 
 typedef struct sim_msg {
@@ -180,6 +188,7 @@ typedef struct sim_stats {
     uint64_t acks, conflicts, reads, elections, commits_end, truncations;
     uint64_t recovery_ms_max, recovery_ms_sum, recoveries, too_old;
     uint64_t sim_ms;
+    uint64_t real_seeds, real_opens, real_kept, real_partial; /* real disk */
 } sim_stats;
 
 typedef struct sim {
@@ -218,6 +227,7 @@ typedef struct sim {
     uint64_t persist_events;    /* appends, truncations, metadata writes, syncs */
     uint64_t crash_at_event;    /* crash the node at this persistence event */
     uint64_t crash_down_ms;
+    char real_root[256]; /* real disk: the run's scratch directory */
 } sim;
 
 /* Count a persistence event; true when the node must crash right after it. */
@@ -273,12 +283,28 @@ static void st_bounds(void *u, mpz_t first, mpz_t next)
     sim_node *nd = u;
     mpz_set(first, nd->sim->base);
     mpz_add_ui(next, nd->sim->base, nd->n);
+    if (nd->nl) { /* real disk: the store's answer, which must be the shadow's */
+        mpz_t f, x;
+        mpz_inits(f, x, NULL);
+        nd->nl->st.bounds(nd->nl->st.user, f, x);
+        if (mpz_cmp(f, first) || mpz_cmp(x, next))
+            sim_violation(nd->sim, "node %" PRIu64 ": the store's bounds are not the log's",
+                          nd->id);
+        mpz_set(first, f);
+        mpz_set(next, x);
+        mpz_clears(f, x, NULL);
+    }
 }
 
 static void st_anchor(void *u, uint8_t out[TRP_RAFT_HASH_LEN])
 {
     sim_node *nd = u;
     memcpy(out, nd->sim->anchor, TRP_RAFT_HASH_LEN);
+    if (nd->nl) {
+        nd->nl->st.anchor(nd->nl->st.user, out);
+        if (memcmp(out, nd->sim->anchor, TRP_RAFT_HASH_LEN))
+            sim_violation(nd->sim, "node %" PRIu64 ": the store's anchor hash is wrong", nd->id);
+    }
 }
 
 static int st_read(void *u, const mpz_t seq, trp_raft_entry *e, trp_err *err)
@@ -287,6 +313,18 @@ static int st_read(void *u, const mpz_t seq, trp_raft_entry *e, trp_err *err)
     size_t i = seq_index(nd, seq);
     if (i >= nd->n)
         return trp_err_set(err, TRP_ERANGE, "sim disk: read past the end");
+    if (nd->nl) { /* real disk: read the store, check it against the shadow */
+        int rc = nd->nl->st.read(nd->nl->st.user, seq, e, err);
+        if (rc)
+            sim_violation(nd->sim, "node %" PRIu64 ": the store cannot read entry %zu: %s",
+                          nd->id, i, err ? err->msg : "");
+        else if (e->term != nd->e[i].term || e->type != nd->e[i].type || e->len != nd->e[i].len ||
+                 memcmp(e->hash, nd->e[i].hash, TRP_RAFT_HASH_LEN) ||
+                 (e->len && memcmp(e->payload, nd->e[i].payload, e->len)))
+            sim_violation(nd->sim, "node %" PRIu64 ": the store returns another entry %zu",
+                          nd->id, i);
+        return rc;
+    }
     e->term = nd->e[i].term;
     e->type = nd->e[i].type;
     memcpy(e->hash, nd->e[i].hash, TRP_RAFT_HASH_LEN);
@@ -308,10 +346,18 @@ static int st_append(void *u, const mpz_t seq, const trp_raft_entry *e, trp_err 
     /* Check the chain right before it is written (TigerBeetle's pair). */
     const uint8_t *prev = i ? nd->e[i - 1].hash : nd->sim->anchor;
     uint8_t h[TRP_RAFT_HASH_LEN];
-    trp_raft_hash_interim(h, seq, e->term, e->type, prev, e->payload, e->len);
+    trp_entry_hash(h, seq, e->term, e->type, prev, e->payload, e->len);
     if (memcmp(h, e->hash, TRP_RAFT_HASH_LEN))
         sim_violation(nd->sim, "node %" PRIu64 ": appended entry %zu does not extend the chain",
                       nd->id, i);
+    if (nd->nl) {
+        int rc = nd->nl->st.append(nd->nl->st.user, seq, e, err);
+        if (rc) {
+            sim_violation(nd->sim, "node %" PRIu64 ": the store refuses entry %zu: %s", nd->id, i,
+                          err ? err->msg : "");
+            return rc;
+        }
+    }
     if (nd->n == nd->cap) {
         nd->cap = nd->cap ? nd->cap * 2 : 64;
         nd->e = realloc(nd->e, nd->cap * sizeof *nd->e);
@@ -342,6 +388,8 @@ static void disk_cut(sim_node *nd, size_t from)
         nd->sync_target = from;
 }
 
+#include "disk_real.c"
+
 static int st_truncate(void *u, const mpz_t from, trp_err *err)
 {
     sim_node *nd = u;
@@ -360,7 +408,17 @@ static int st_truncate(void *u, const mpz_t from, trp_err *err)
     }
     nd->sim->st.truncations++;
     sim_trace(nd->sim, "node %" PRIu64 " truncates its log from %zu (had %zu)", nd->id, i, nd->n);
+    if (nd->nl) { /* the store syncs what is pending, then cuts, durably */
+        int rc = nd->nl->st.truncate(nd->nl->st.user, from, err);
+        if (rc) {
+            sim_violation(nd->sim, "node %" PRIu64 ": the store cannot truncate at %zu: %s",
+                          nd->id, i, err ? err->msg : "");
+            return rc;
+        }
+    }
     disk_cut(nd, i);
+    if (nd->nl)
+        nd->durable = nd->n;
     persist_point(nd->sim, nd);
     (void)err;
     return 0;
@@ -386,13 +444,20 @@ static void node_start(sim *s, sim_node *nd)
     c.max_msg_bytes = s->cfg.max_msg_bytes;
     c.max_inflight_msgs = s->cfg.max_inflight;
     trp_raft_storage st = {nd, st_bounds, st_anchor, st_read, st_append, st_truncate};
-    trp_raft_env env = {nd, env_rand, trp_raft_hash_interim};
+    trp_raft_env env = {nd, env_rand, trp_entry_hash};
     mpz_t commit;
     mpz_init(commit);
     mpz_add_ui(commit, s->base, nd->commit);
     const mpz_t *cp = (const mpz_t *)&commit;
     trp_raft_restart rs = {nd->hs_term, nd->hs_vote, cp};
     trp_err err = {0};
+    if (s->cfg.real_disk) { /* what the store kept (real_open checked it) */
+        if (!nd->nl) {
+            mpz_clear(commit);
+            return;
+        }
+        nd->nl->meta_get(nd->nl->st.user, &rs.term, &rs.vote, commit, &err);
+    }
     int rc = trp_raft_new(&nd->r, &c, &st, &env, &rs, s->now, &err);
     mpz_clear(commit);
     if (rc) {
@@ -434,6 +499,17 @@ static void node_crash(sim *s, sim_node *nd, uint64_t down_ms)
     nd->r = NULL;
     nd->up = false;
     nd->down_until = s->now + down_ms;
+    if (s->cfg.real_disk) {
+        const char *how;
+        size_t had = nd->n;
+        real_crash(s, nd, &how);
+        nd->syncing = false;
+        nd->stall_until = 0;
+        s->st.crashes++;
+        sim_trace(s, "node %" PRIu64 " CRASHES (%s; the store recovered %zu of %zu entries), down %" PRIu64 " ms", nd->id,
+                  how, nd->n, had, down_ms);
+        return;
+    }
     size_t keep = nd->durable + (size_t)rng_below(&s->rng, nd->n - nd->durable + 1);
     bool torn = keep > nd->durable && rng_chance(&s->rng, 0.5);
     if (torn) {
@@ -450,7 +526,7 @@ static void node_crash(sim *s, sim_node *nd, uint64_t down_ms)
     for (size_t i = nd->durable; i < nd->n; i++) {
         uint8_t h[TRP_RAFT_HASH_LEN];
         mpz_add_ui(s->tmp, s->base, i);
-        trp_raft_hash_interim(h, s->tmp, nd->e[i].term, nd->e[i].type,
+        trp_entry_hash(h, s->tmp, nd->e[i].term, nd->e[i].type,
                               i ? nd->e[i - 1].hash : s->anchor, nd->e[i].payload, nd->e[i].len);
         if (memcmp(h, nd->e[i].hash, TRP_RAFT_HASH_LEN)) {
             disk_cut(nd, i);
@@ -533,6 +609,10 @@ static void node_drain(sim *s, sim_node *nd)
                 sim_violation(s, "node %" PRIu64 ": votes twice in term %" PRIu64, nd->id, rd.term);
             nd->hs_term = rd.term;
             nd->hs_vote = rd.vote;
+            trp_err err = {0};
+            if (nd->nl && nd->nl->meta_set(nd->nl->st.user, rd.term, rd.vote, &err))
+                sim_violation(s, "node %" PRIu64 ": the store cannot write term and vote: %s",
+                              nd->id, err.msg);
             if (persist_point(s, nd)) { /* crash before any message leaves */
                 trp_raft_advance(nd->r, &rd);
                 node_crash(s, nd, s->crash_down_ms);
@@ -547,6 +627,10 @@ static void node_drain(sim *s, sim_node *nd)
                               nd->durable);
             if (c > nd->commit)
                 nd->commit = c;
+            trp_err err = {0};
+            if (nd->nl && nd->nl->commit_set(nd->nl->st.user, rd.commit_next, &err))
+                sim_violation(s, "node %" PRIu64 ": the store cannot write its watermark: %s",
+                              nd->id, err.msg);
         }
         for (size_t i = 0; i < rd.n_msgs; i++) {
             uint8_t *buf;
@@ -590,6 +674,13 @@ static void node_disk_step(sim *s, sim_node *nd)
     nd->syncing = false;
     if (nd->sync_target > nd->durable)
         nd->durable = nd->sync_target;
+    if (nd->nl) { /* the store syncs everything appended so far */
+        trp_err err = {0};
+        if (nd->nl->sync(nd->nl->st.user, s->tmp, &err))
+            sim_violation(s, "node %" PRIu64 ": the store cannot sync: %s", nd->id, err.msg);
+        mpz_sub(s->tmp, s->tmp, s->base);
+        nd->durable = (size_t)mpz_get_ui(s->tmp);
+    }
     if (persist_point(s, nd)) { /* durable, but the node dies before it says so */
         node_crash(s, nd, s->crash_down_ms);
         return;
@@ -1120,6 +1211,15 @@ SIM_API void sim_random_cfg(sim_cfg *c, uint64_t seed)
     c->heal_ms = SIM_LIVENESS_MS + 2000;
 }
 
+/* Make a configuration use the real disk, with a segment size that rolls
+ * often (from a few entries to a few hundred per segment). */
+SIM_API void sim_use_real_disk(sim_cfg *c, uint64_t seed)
+{
+    static const uint64_t sizes[] = {512, 2048, 16384};
+    c->real_disk = true;
+    c->seg_bytes = sizes[seed % 3];
+}
+
 SIM_API void sim_init(sim *s, uint64_t seed, const sim_cfg *cfg, int trace)
 {
     memset(s, 0, sizeof *s);
@@ -1150,12 +1250,21 @@ SIM_API void sim_init(sim *s, uint64_t seed, const sim_cfg *cfg, int trace)
         s->client[i].id = 1000 + (uint64_t)(i / depth);
         s->client[i].lead = i - i % depth;
     }
+    if (cfg->real_disk) {
+        s->st.real_seeds = 1;
+        if (!real_root_make(s))
+            s->cfg.real_disk = false;
+    }
     for (int i = 0; i < cfg->n; i++) {
         sim_node *nd = &s->node[i];
         nd->sim = s;
         nd->idx = i;
         nd->id = (uint64_t)i + 1;
         rng_seed(&nd->rng, seed * 31 + (uint64_t)i);
+        if (s->cfg.real_disk) {
+            real_path(s, nd);
+            real_open(s, nd, true);
+        }
         node_start(s, nd);
     }
     s->faults_on = false;
@@ -1164,6 +1273,8 @@ SIM_API void sim_init(sim *s, uint64_t seed, const sim_cfg *cfg, int trace)
 
 SIM_API void sim_free(sim *s)
 {
+    if (s->cfg.real_disk)
+        real_free(s);
     for (int i = 0; i < s->cfg.n; i++) {
         sim_node *nd = &s->node[i];
         trp_raft_free(nd->r);
@@ -1296,5 +1407,7 @@ SIM_API bool sim_run(sim *s)
     s->st.recoveries = 1;
     s->st.sim_ms = s->now;
     s->st.commits_end = s->hist_len;
+    if (s->cfg.real_disk && !s->failed)
+        real_verify(s);
     return !s->failed;
 }

@@ -120,7 +120,7 @@ static void disk_put(sim *s, int i, uint64_t term, const char *text)
     mpz_add_ui(s->tmp, s->base, nd->n);
     mpz_t seq;
     mpz_init_set(seq, s->tmp);
-    trp_raft_hash_interim(e.hash, seq, term, e.type, nd->n ? nd->e[nd->n - 1].hash : s->anchor,
+    trp_entry_hash(e.hash, seq, term, e.type, nd->n ? nd->e[nd->n - 1].hash : s->anchor,
                           e.payload, e.len);
     st_append(nd, seq, &e, NULL);
     nd->durable = nd->n;
@@ -574,7 +574,7 @@ static void append_msg(sim *s, trp_raft_msg *m, uint64_t term, size_t start, con
         m->entries[i].len = strlen(texts[i]);
         m->entries[i].payload = (uint8_t *)strdup(texts[i]);
         mpz_add_ui(s->tmp, s->base, start + i);
-        trp_raft_hash_interim(h, s->tmp, terms[i], TRP_RAFT_ENTRY_DATA, h, texts[i],
+        trp_entry_hash(h, s->tmp, terms[i], TRP_RAFT_ENTRY_DATA, h, texts[i],
                               strlen(texts[i]));
     }
     memcpy(m->last_hash, h, 32);
