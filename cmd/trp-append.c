@@ -56,6 +56,8 @@ struct append_opts {
 /* A stream's batch stops growing at this much input while the previous
  * batch's fsync runs, to bound the wait for its seqs. */
 #define STREAM_BATCH_MAX (32u << 20)
+/* Record ends a stream remembers per read (more are searched for again). */
+#define RECORD_ENDS_MAX 65536u
 /* Largest --max-entry we accept: one entry must fit in memory twice over. */
 #define MAX_ENTRY_LIMIT (1ull << 30)
 
@@ -304,6 +306,7 @@ struct batch {
     cli_out out;
     struct syncer *sy; /* a stream's fsync helper; NULL: sync in place */
     bool store_failed; /* a store call failed: print nothing more */
+    size_t *ends;      /* a stream's record ends found by the size check */
 };
 
 static int batch_add(struct batch *b, const void *data, size_t len, trp_err *err)
@@ -464,12 +467,13 @@ static ssize_t read_some(int fd, char *buf, size_t len, trp_err *err)
 
 /* Append the complete records of buf[0..len) (each ends with sep; with
  * at_eof a final unterminated one counts too), sizes checked first so that
- * an oversized entry appends nothing of this read. *used is how many bytes
- * were consumed. */
+ * an oversized entry appends nothing of this read. The check remembers
+ * where the first RECORD_ENDS_MAX records end, so that the append pass does
+ * not search for them again. *used is how many bytes were consumed. */
 static int append_records(struct batch *b, const char *buf, size_t len, char sep, bool at_eof,
                           size_t *used, trp_err *err)
 {
-    size_t max = trp_log_max_entry(b->log), pos = 0;
+    size_t max = trp_log_max_entry(b->log), pos = 0, known = 0;
     for (;;) {
         const char *end = memchr(buf + pos, sep, len - pos);
         size_t rec = end ? (size_t)(end - buf) - pos : len - pos;
@@ -477,9 +481,17 @@ static int append_records(struct batch *b, const char *buf, size_t len, char sep
             return too_big(b, rec, err);
         if (!end)
             break;
+        if (known < RECORD_ENDS_MAX)
+            b->ends[known++] = (size_t)(end - buf);
         pos += rec + 1;
     }
     pos = 0;
+    for (size_t i = 0; i < known; i++) {
+        int rc = batch_add(b, buf + pos, b->ends[i] - pos, err);
+        if (rc != TRP_OK)
+            return rc;
+        pos = b->ends[i] + 1;
+    }
     for (;;) {
         const char *end = memchr(buf + pos, sep, len - pos);
         if (!end && !(at_eof && pos < len))
@@ -558,12 +570,19 @@ static int append_stream(struct batch *b, trp_err *err)
     if (cap < READ_BUF_MIN)
         cap = READ_BUF_MIN;
     char *buf = malloc(cap);
-    if (!buf)
+    b->ends = malloc(RECORD_ENDS_MAX * sizeof *b->ends);
+    if (!buf || !b->ends) {
+        free(buf);
+        free(b->ends);
+        b->ends = NULL;
         return trp_err_set(err, TRP_ENOMEM, "out of memory for a %zu-byte buffer", cap);
+    }
     struct syncer sy;
     int rc = syncer_start(&sy, err);
     if (rc != TRP_OK) {
         free(buf);
+        free(b->ends);
+        b->ends = NULL;
         return rc;
     }
     b->sy = &sy;
@@ -588,6 +607,8 @@ static int append_stream(struct batch *b, trp_err *err)
     syncer_stop(&sy);
     b->sy = NULL;
     free(buf);
+    free(b->ends);
+    b->ends = NULL;
     return rc;
 }
 
