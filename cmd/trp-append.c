@@ -357,10 +357,11 @@ static void print_durable(struct batch *b, size_t n)
     cli_out_flush(&b->out);
 }
 
-/* Make the batch durable in place, then (and only then) print its seqs. */
+/* Make the batch durable in place (nothing may be in flight), then (and
+ * only then) print its seqs. */
 static int batch_commit(struct batch *b, trp_err *err)
 {
-    assert(b->flying == 0 && !b->sy);
+    assert(b->flying == 0);
     if (b->count == 0)
         return TRP_OK;
     int rc = trp_log_sync(b->log, err);
@@ -556,7 +557,13 @@ static int stream_loop(struct batch *b, char *buf, size_t cap, char sep, trp_err
         if (b->flying && taken < STREAM_BATCH_MAX && !syncer_idle(b->sy) &&
             input_ready(STDIN_FILENO))
             continue;
-        if ((rc = batch_land(b, err)) != TRP_OK || (rc = batch_launch(b, err)) != TRP_OK)
+        /* Nothing in flight and nothing more to read: a trickle. Sync in
+         * place, which saves the hand-over to the helper and back. */
+        if (!b->flying && !input_ready(STDIN_FILENO))
+            rc = batch_commit(b, err);
+        else if ((rc = batch_land(b, err)) == TRP_OK)
+            rc = batch_launch(b, err);
+        if (rc != TRP_OK)
             return rc;
         taken = 0;
     }
