@@ -12,7 +12,8 @@
  * stream, batch N's fdatasync runs on a helper thread while batch N+1 is
  * read and encoded (the store's split sync: trp_log_write, then
  * trp_log_batch_fsync there, then trp_log_mark_durable here); N's seqs are
- * printed after the mark, and before any read that could block.
+ * printed after the mark, and before any read that could block. A trickle
+ * (nothing in flight, nothing more to read) still syncs in place.
  *
  * main() parses options and hands over to append_local(); a cluster mode
  * (-c CONFIG) can be added beside it as another function.
@@ -51,7 +52,7 @@ struct append_opts {
     uint64_t timeout_s; /* --timeout */
 };
 
-/* Smallest stdin buffer; a fast pipe's batch is at most this big. */
+/* Smallest stdin buffer: the most one read of a stream takes. */
 #define READ_BUF_MIN (4u << 20)
 /* A stream's batch stops growing at this much input while the previous
  * batch's fsync runs, to bound the wait for its seqs. */
