@@ -8,7 +8,12 @@
  * with one trp_log_sync (one fdatasync), and only then print the batch's
  * seqs. A fast pipe therefore gets big batches and a trickling one gets
  * every line acknowledged as soon as it arrives, because we sync whenever
- * the next read would block instead of waiting for a full buffer.
+ * the next read would block instead of waiting for a full buffer. From a
+ * stream, batch N's fdatasync runs on a helper thread while batch N+1 is
+ * read and encoded (the store's split sync: trp_log_write, then
+ * trp_log_batch_fsync there, then trp_log_mark_durable here); N's seqs are
+ * printed after the mark, and before any read that could block. A trickle
+ * (nothing in flight, nothing more to read) still syncs in place.
  *
  * main() parses options and hands over to append_local(); a cluster mode
  * (-c CONFIG) can be added beside it as another function.
@@ -17,10 +22,12 @@
 #include "cli_cluster.h"
 #include "trp.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +52,13 @@ struct append_opts {
     uint64_t timeout_s; /* --timeout */
 };
 
-/* Smallest stdin buffer; a fast pipe's batch is at most this big. */
+/* Smallest stdin buffer: the most one read of a stream takes. */
 #define READ_BUF_MIN (4u << 20)
+/* A stream's batch stops growing at this much input while the previous
+ * batch's fsync runs, to bound the wait for its seqs. */
+#define STREAM_BATCH_MAX (32u << 20)
+/* Record ends a stream remembers per read (more are searched for again). */
+#define RECORD_ENDS_MAX 65536u
 /* Largest --max-entry we accept: one entry must fit in memory twice over. */
 #define MAX_ENTRY_LIMIT (1ull << 30)
 
@@ -185,23 +197,125 @@ static int parse_args(int argc, char **argv, struct append_opts *o)
     return -1;
 }
 
-/* What is appended but not yet printed: the batch since the last sync. */
+/* The fsync helper thread of a stream: it runs trp_log_batch_fsync for one
+ * written batch at a time while the main thread reads and encodes the next.
+ * `lb` belongs to the helper from hand-over (busy) until `done`, and to the
+ * main thread otherwise; the mutex orders the two. */
+struct syncer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool busy; /* a batch was handed over and not yet taken back */
+    bool done; /* its fsync has returned (the outcome is in lb) */
+    bool quit;
+    trp_log_batch lb;
+};
+
+static void *syncer_main(void *arg)
+{
+    struct syncer *sy = arg;
+    pthread_mutex_lock(&sy->mu);
+    for (;;) {
+        while (!sy->quit && !(sy->busy && !sy->done))
+            pthread_cond_wait(&sy->cv, &sy->mu);
+        if (sy->quit)
+            break;
+        pthread_mutex_unlock(&sy->mu);
+        trp_err ignored = {0}; /* trp_log_mark_durable reports a failure */
+        (void)trp_log_batch_fsync(&sy->lb, &ignored);
+        pthread_mutex_lock(&sy->mu);
+        sy->done = true;
+        pthread_cond_broadcast(&sy->cv);
+    }
+    pthread_mutex_unlock(&sy->mu);
+    return NULL;
+}
+
+static int syncer_start(struct syncer *sy, trp_err *err)
+{
+    memset(sy, 0, sizeof *sy);
+    trp_log_batch_init(&sy->lb);
+    pthread_mutex_init(&sy->mu, NULL);
+    pthread_cond_init(&sy->cv, NULL);
+    int e = pthread_create(&sy->thread, NULL, syncer_main, sy);
+    if (e != 0) {
+        pthread_cond_destroy(&sy->cv);
+        pthread_mutex_destroy(&sy->mu);
+        trp_log_batch_clear(&sy->lb);
+        return trp_err_sys(err, TRP_ENOMEM, e, "fsync thread");
+    }
+    return TRP_OK;
+}
+
+/* Block until the handed-over batch's fsync has returned. */
+static void syncer_wait(struct syncer *sy)
+{
+    pthread_mutex_lock(&sy->mu);
+    while (sy->busy && !sy->done)
+        pthread_cond_wait(&sy->cv, &sy->mu);
+    sy->busy = false;
+    pthread_mutex_unlock(&sy->mu);
+}
+
+static bool syncer_idle(struct syncer *sy)
+{
+    pthread_mutex_lock(&sy->mu);
+    bool idle = !sy->busy || sy->done;
+    pthread_mutex_unlock(&sy->mu);
+    return idle;
+}
+
+static void syncer_hand_over(struct syncer *sy)
+{
+    pthread_mutex_lock(&sy->mu);
+    assert(!sy->busy);
+    sy->busy = true;
+    sy->done = false;
+    pthread_cond_broadcast(&sy->cv);
+    pthread_mutex_unlock(&sy->mu);
+}
+
+/* Wait out any fsync still running (its batch is then never printed), and
+ * end the thread. */
+static void syncer_stop(struct syncer *sy)
+{
+    syncer_wait(sy);
+    pthread_mutex_lock(&sy->mu);
+    sy->quit = true;
+    pthread_cond_broadcast(&sy->cv);
+    pthread_mutex_unlock(&sy->mu);
+    pthread_join(sy->thread, NULL);
+    pthread_cond_destroy(&sy->cv);
+    pthread_mutex_destroy(&sy->mu);
+    trp_log_batch_clear(&sy->lb);
+}
+
+/* What is appended but not yet printed. Arguments and --whole make one
+ * batch and trp_log_sync it. A stream keeps up to two: `flying` entries
+ * written and being fsynced by the helper (sy), then `count` entries
+ * appended after them, not yet written. Seqs are printed in that order,
+ * each batch only after trp_log_mark_durable. */
 struct batch {
     trp_log *log;
     const struct append_opts *opts;
     uint64_t term;
+    size_t flying;
     size_t count;
     size_t hash_cap;
-    uint8_t (*hashes)[TRP_HASH_LEN]; /* only for --json */
-    cli_seqtext next_seq;            /* seq of the first entry of the batch */
+    uint8_t (*hashes)[TRP_HASH_LEN]; /* only for --json: flying, then count */
+    cli_seqtext next_seq;            /* seq of the first entry not yet printed */
     cli_out out;
+    struct syncer *sy; /* a stream's fsync helper; NULL: sync in place */
+    bool store_failed; /* a store call failed: print nothing more */
+    size_t *ends;      /* a stream's record ends found by the size check */
 };
 
 static int batch_add(struct batch *b, const void *data, size_t len, trp_err *err)
 {
     uint8_t *hash_out = NULL;
+    size_t n = b->flying + b->count;
     if (b->opts->output == OUT_JSON) {
-        if (b->count == b->hash_cap) {
+        if (n == b->hash_cap) {
             size_t cap = b->hash_cap ? b->hash_cap * 2 : 4096;
             void *nh = realloc(b->hashes, cap * TRP_HASH_LEN);
             if (!nh)
@@ -209,24 +323,23 @@ static int batch_add(struct batch *b, const void *data, size_t len, trp_err *err
             b->hashes = nh;
             b->hash_cap = cap;
         }
-        hash_out = b->hashes[b->count];
+        hash_out = b->hashes[n];
     }
     int rc = trp_log_append(b->log, b->term, TRP_ENTRY_DATA, data, len, hash_out, err);
-    if (rc == TRP_OK)
-        b->count++;
-    return rc;
+    if (rc != TRP_OK) {
+        b->store_failed = true;
+        return rc;
+    }
+    b->count++;
+    return TRP_OK;
 }
 
-/* Make the batch durable, then (and only then) print its seqs. */
-static int batch_commit(struct batch *b, trp_err *err)
+/* Print the seqs (and hashes) of the first n unprinted entries, which the
+ * caller has just seen made durable. */
+static void print_durable(struct batch *b, size_t n)
 {
-    if (b->count == 0)
-        return TRP_OK;
-    int rc = trp_log_sync(b->log, err);
-    if (rc != TRP_OK)
-        return rc;
     char hex[TRP_HASH_HEX_LEN + 1];
-    for (size_t i = 0; i < b->count && b->opts->output != OUT_NONE; i++) {
+    for (size_t i = 0; i < n && b->opts->output != OUT_NONE; i++) {
         if (b->opts->output == OUT_SEQ) {
             cli_out_write(&b->out, cli_seqtext_str(&b->next_seq), cli_seqtext_len(&b->next_seq));
             cli_out_byte(&b->out, '\n');
@@ -240,9 +353,74 @@ static int batch_commit(struct batch *b, trp_err *err)
         }
         cli_seqtext_inc(&b->next_seq);
     }
-    b->count = 0;
+    if (b->opts->output == OUT_JSON && b->flying + b->count > n)
+        memmove(b->hashes, b->hashes + n, (b->flying + b->count - n) * TRP_HASH_LEN);
     cli_out_flush(&b->out);
+}
+
+/* Make the batch durable in place (nothing may be in flight), then (and
+ * only then) print its seqs. */
+static int batch_commit(struct batch *b, trp_err *err)
+{
+    assert(b->flying == 0);
+    if (b->count == 0)
+        return TRP_OK;
+    int rc = trp_log_sync(b->log, err);
+    if (rc != TRP_OK) {
+        b->store_failed = true;
+        return rc;
+    }
+    print_durable(b, b->count);
+    b->count = 0;
     return TRP_OK;
+}
+
+/* Stream: wait for the flying batch's fsync, record it as durable, and
+ * only then print its seqs. A failed fsync is fatal: nothing printed. */
+static int batch_land(struct batch *b, trp_err *err)
+{
+    if (b->flying == 0)
+        return TRP_OK;
+    syncer_wait(b->sy);
+    int rc = trp_log_mark_durable(b->log, &b->sy->lb, err);
+    if (rc != TRP_OK) {
+        b->store_failed = true;
+        return rc;
+    }
+    print_durable(b, b->flying);
+    b->flying = 0;
+    return TRP_OK;
+}
+
+/* Stream: write the appended entries as one batch and hand its fsync to
+ * the helper. The previous batch must have landed. */
+static int batch_launch(struct batch *b, trp_err *err)
+{
+    assert(b->flying == 0);
+    if (b->count == 0)
+        return TRP_OK;
+    int rc = trp_log_write(b->log, &b->sy->lb, err);
+    if (rc != TRP_OK) {
+        b->store_failed = true;
+        return rc;
+    }
+    b->flying = b->count;
+    b->count = 0;
+    if (b->sy->lb.empty) /* cannot happen after appends; nothing to wait for */
+        return batch_land(b, err);
+    syncer_hand_over(b->sy);
+    return TRP_OK;
+}
+
+/* Stream: land the flying batch, then launch and land what is appended. */
+static int batch_drain(struct batch *b, trp_err *err)
+{
+    int rc = batch_land(b, err);
+    if (rc == TRP_OK)
+        rc = batch_launch(b, err);
+    if (rc == TRP_OK)
+        rc = batch_land(b, err);
+    return rc;
 }
 
 static int too_big(const struct batch *b, size_t len, trp_err *err)
@@ -290,13 +468,14 @@ static ssize_t read_some(int fd, char *buf, size_t len, trp_err *err)
 }
 
 /* Append the complete records of buf[0..len) (each ends with sep; with
- * at_eof a final unterminated one counts too) as one batch, sizes checked
- * first so that an oversized entry appends nothing of the batch.
- * *used is how many bytes were consumed. */
+ * at_eof a final unterminated one counts too), sizes checked first so that
+ * an oversized entry appends nothing of this read. The check remembers
+ * where the first RECORD_ENDS_MAX records end, so that the append pass does
+ * not search for them again. *used is how many bytes were consumed. */
 static int append_records(struct batch *b, const char *buf, size_t len, char sep, bool at_eof,
                           size_t *used, trp_err *err)
 {
-    size_t max = trp_log_max_entry(b->log), pos = 0;
+    size_t max = trp_log_max_entry(b->log), pos = 0, known = 0;
     for (;;) {
         const char *end = memchr(buf + pos, sep, len - pos);
         size_t rec = end ? (size_t)(end - buf) - pos : len - pos;
@@ -304,9 +483,17 @@ static int append_records(struct batch *b, const char *buf, size_t len, char sep
             return too_big(b, rec, err);
         if (!end)
             break;
+        if (known < RECORD_ENDS_MAX)
+            b->ends[known++] = (size_t)(end - buf);
         pos += rec + 1;
     }
     pos = 0;
+    for (size_t i = 0; i < known; i++) {
+        int rc = batch_add(b, buf + pos, b->ends[i] - pos, err);
+        if (rc != TRP_OK)
+            return rc;
+        pos = b->ends[i] + 1;
+    }
     for (;;) {
         const char *end = memchr(buf + pos, sep, len - pos);
         if (!end && !(at_eof && pos < len))
@@ -320,7 +507,67 @@ static int append_records(struct batch *b, const char *buf, size_t len, char sep
             break;
     }
     *used = pos;
-    return batch_commit(b, err);
+    return TRP_OK;
+}
+
+/* Read into buf[*have..cap): block for the first bytes, then take only what
+ * is already there. Returns bytes read (0 at EOF) or -1 with err filled. */
+static ssize_t fill(char *buf, size_t cap, size_t *have, trp_err *err)
+{
+    ssize_t n = read_some(STDIN_FILENO, buf + *have, cap - *have, err), total = 0;
+    while (n > 0) {
+        *have += (size_t)n;
+        total += n;
+        if (*have == cap || !input_ready(STDIN_FILENO))
+            return total;
+        n = read_some(STDIN_FILENO, buf + *have, cap - *have, err);
+    }
+    return n < 0 ? -1 : total;
+}
+
+/* The stream loop. Batch N is fdatasync'd by the helper while batch N+1 is
+ * read and appended here; N+1 is written only once N has landed (one batch
+ * in flight, as the split-sync API requires). Before any read that could
+ * block, the flying batch lands first, so a line that arrives alone is
+ * acknowledged without waiting for more input. */
+static int stream_loop(struct batch *b, char *buf, size_t cap, char sep, trp_err *err)
+{
+    size_t have = 0, taken = 0; /* taken: input bytes appended since the last launch */
+    for (;;) {
+        assert(have < cap); /* a full buffer without a separator is too_big */
+        if (b->flying && !input_ready(STDIN_FILENO)) {
+            int rc = batch_land(b, err);
+            if (rc != TRP_OK)
+                return rc;
+        }
+        ssize_t n = fill(buf, cap, &have, err);
+        if (n < 0)
+            return err->code;
+        bool eof = n == 0;
+        size_t used = 0;
+        int rc = append_records(b, buf, have, sep, eof, &used, err);
+        if (rc != TRP_OK)
+            return rc;
+        memmove(buf, buf + used, have - used);
+        have -= used;
+        taken += used;
+        if (eof)
+            return TRP_OK;
+        /* While the fsync runs and more input waits, make the next batch
+         * bigger instead of waiting: the disk is the bottleneck. */
+        if (b->flying && taken < STREAM_BATCH_MAX && !syncer_idle(b->sy) &&
+            input_ready(STDIN_FILENO))
+            continue;
+        /* Nothing in flight and nothing more to read: a trickle. Sync in
+         * place, which saves the hand-over to the helper and back. */
+        if (!b->flying && !input_ready(STDIN_FILENO))
+            rc = batch_commit(b, err);
+        else if ((rc = batch_land(b, err)) == TRP_OK)
+            rc = batch_launch(b, err);
+        if (rc != TRP_OK)
+            return rc;
+        taken = 0;
+    }
 }
 
 static int append_stream(struct batch *b, trp_err *err)
@@ -331,33 +578,45 @@ static int append_stream(struct batch *b, trp_err *err)
     if (cap < READ_BUF_MIN)
         cap = READ_BUF_MIN;
     char *buf = malloc(cap);
-    if (!buf)
+    b->ends = malloc(RECORD_ENDS_MAX * sizeof *b->ends);
+    if (!buf || !b->ends) {
+        free(buf);
+        free(b->ends);
+        b->ends = NULL;
         return trp_err_set(err, TRP_ENOMEM, "out of memory for a %zu-byte buffer", cap);
+    }
+    struct syncer sy;
+    int rc = syncer_start(&sy, err);
+    if (rc != TRP_OK) {
+        free(buf);
+        free(b->ends);
+        b->ends = NULL;
+        return rc;
+    }
+    b->sy = &sy;
     /* A bigger pipe lets a fast producer run ahead while we fdatasync. */
     (void)fcntl(STDIN_FILENO, F_SETPIPE_SZ, 1 << 20);
-    size_t have = 0;
-    bool eof = false;
-    int rc = TRP_OK;
-    while (!eof && rc == TRP_OK) {
-        /* Block for the first bytes, then take only what is already there. */
-        ssize_t n = read_some(STDIN_FILENO, buf + have, cap - have, err);
-        while (n > 0) {
-            have += (size_t)n;
-            if (have == cap || !input_ready(STDIN_FILENO))
-                break;
-            n = read_some(STDIN_FILENO, buf + have, cap - have, err);
+    rc = stream_loop(b, buf, cap, sep, err);
+    if (!b->store_failed) {
+        /* EOF, or bad input (an oversized entry, a read error): what came
+         * before it is appended and made durable, as it would have been had
+         * it arrived a little earlier. Should that fail too, the store's
+         * error decides the exit status and the input's is still shown. */
+        trp_err drain_err = {0};
+        int drc = batch_drain(b, rc == TRP_OK ? err : &drain_err);
+        if (rc == TRP_OK) {
+            rc = drc;
+        } else if (drc != TRP_OK) {
+            cli_warn("%s", err->msg);
+            *err = drain_err;
+            rc = drc;
         }
-        if (n < 0) {
-            rc = err->code;
-            break;
-        }
-        eof = n == 0;
-        size_t used = 0;
-        rc = append_records(b, buf, have, sep, eof, &used, err);
-        memmove(buf, buf + used, have - used);
-        have -= used;
     }
+    syncer_stop(&sy);
+    b->sy = NULL;
     free(buf);
+    free(b->ends);
+    b->ends = NULL;
     return rc;
 }
 

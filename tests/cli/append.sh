@@ -90,6 +90,23 @@ printf 'short\n0123456789A\nshort2\n' > "$TMP/in"
 expect max-entry-over 65 "entry too large \(more than 10 bytes" trp-append -d "$D" --max-entry 10 < "$TMP/in"
 same max-entry-no-output "$(cat "$TMP/out")" ""
 same max-entry-nothing "$(count "$D")" "$((before + 1))"
+# From a pipe: lines acknowledged before an oversized one arrives stay
+# acknowledged and stored; the oversized one ends the stream with 65.
+mkfifo "$TMP/maxfifo"
+want=$(( $(trp-verify -q --json "$D" | jf last) + 1 ))
+trp-append -d "$D" --max-entry 10 < "$TMP/maxfifo" > "$TMP/maxout" 2> "$TMP/maxerr" &
+mpid=$!
+BG_PIDS="$BG_PIDS $mpid"
+exec 8> "$TMP/maxfifo"
+echo before-big >&8
+check max-entry-pipe-acked wait_for 10 grep -qx "$want" "$TMP/maxout"
+echo 0123456789AB >&8
+exec 8>&-
+wait "$mpid"
+same max-entry-pipe-status "$?" "65"
+same max-entry-pipe-out "$(cat "$TMP/maxout")" "$want"
+same max-entry-pipe-stored "$(trp-tail -d "$D" -n 1)" "before-big"
+before=$((before + 1))
 expect max-entry-args 65 "too large" trp-append -d "$D" --max-entry 1K a "$(head -c 1025 /dev/zero | tr '\0' x)"
 expect max-entry-suffix 0 "" trp-append -d "$D" --max-entry 1K "$(head -c 1024 /dev/zero | tr '\0' x)"
 head -c 1048577 /dev/zero > "$TMP/big"

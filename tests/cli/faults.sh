@@ -50,6 +50,12 @@ expect enospc-sync 74 "fdatasync: No space left on device" errinject ENOSPC fdat
 same enospc-sync-out "$(cat "$TMP/out")" ""
 expect eio-sync 74 "Input/output error" errinject EIO fdatasync,fsync trp-append -d "$D" eio
 same eio-sync-out "$(cat "$TMP/out")" ""
+# A stream with more input waiting has its fdatasync run on a helper
+# thread while the next batch is read (a file is always ready, so this one
+# does): its failure is just as fatal, and no seq of the batch is printed.
+genlines 20000 100 > "$TMP/lines"
+expect eio-sync-stream 74 "fdatasync: Input/output error" errinject EIO fdatasync,fsync trp-append -d "$D" < "$TMP/lines"
+same eio-sync-stream-out "$(cat "$TMP/out")" ""
 expect after-faults-reopen 0 "" trp-append -d "$D" -q after-faults
 intact after-injected-faults
 
