@@ -262,6 +262,18 @@ static bool read_log(const char *path, struct log *l)
     return ok;
 }
 
+static void log_free(struct log *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        mpz_clear(l->e[i].seq);
+        free(l->e[i].type);
+        free(l->e[i].hash);
+        free(l->e[i].payload);
+    }
+    free(l->e);
+    free(l->name);
+}
+
 static bool same_entry(const struct entry *a, const struct entry *b)
 {
     return mpz_cmp(a->seq, b->seq) == 0 && strcmp(a->hash, b->hash) == 0 && strcmp(a->payload, b->payload) == 0 &&
@@ -556,6 +568,7 @@ int main(int argc, char **argv)
             check_tail(&t);
             tails++;
             tail_entries += t.n;
+            log_free(&t);
         }
     globfree(&g);
     check_liveness(dir, bound_ms);
@@ -581,5 +594,14 @@ int main(int argc, char **argv)
         for (int r = 0; r < R_COUNT; r++)
             if (violations[r])
                 printf("rule %s broken %lu times\n", rule_names[r], violations[r]);
+    for (size_t k = 0; k < nlogs; k++)
+        log_free(&logs[k]);
+    free(logs);
+    for (size_t k = 0; k < nops; k++) {
+        mpz_clear(ops[k].seq);
+        free(ops[k].payload);
+    }
+    free(ops);
+    free(slots);
     return total ? 1 : 0;
 }

@@ -503,5 +503,17 @@ int main(int argc, char **argv)
         }
     }
     write_stats();
+    while (px.nheld > 0)
+        free(heap_pop().data);
+    for (size_t i = 0; i < px.n; i++)
+        if (px.fd[i] >= 0)
+            close(px.fd[i]);
+    free(px.fd);
+    free(px.count);
+    free(px.heap);
+    free(px.rules);
+    free(pfd);
+    free(buf);
+    trp_config_free(cfg);
     return 0;
 }
