@@ -37,9 +37,9 @@ say() { [ -n "${CHAOS_VERBOSE:-}" ] && echo "# $(date +%T.%N | cut -c1-12) $scen
 # Deterministic choices from SEED (an LCG in shell arithmetic).
 rng_state=1
 rng_seed() { rng_state=$(( ($1 * 2654435761 + 12345) % 2147483647 )); [ $rng_state -gt 0 ] || rng_state=7; }
-rand() { # rand N: 0..N-1
+rand() { # rand N: sets R to 0..N-1 (a variable, not output: $(rand) would run in a subshell and lose the state)
     rng_state=$(( (rng_state * 48271) % 2147483647 ))
-    echo $(( rng_state % $1 ))
+    R=$(( rng_state % $1 ))
 }
 
 # ---- the cluster ----
@@ -76,10 +76,19 @@ start_node() {
     echo $! > "$run/pid.$1"
     echo "$(now_us) start $1 pid $!" >> "$run/events"
 }
+running() { # a live process, not a zombie waiting to be reaped
+    [ -r "/proc/$1/stat" ] && ! grep -q '^[0-9]* (.*) Z' "/proc/$1/stat" 2>/dev/null
+}
 kill_node() { # kill_node K [SIGNAL]: default -9; waits for the process to go
     p=$(node_pid "$1"); [ -n "$p" ] || return 0
     kill -CONT "$p" 2>/dev/null
     kill "-${2:-9}" "$p" 2>/dev/null
+    i=0
+    while running "$p" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    if running "$p"; then # SIGTERM must stop a node cleanly: this is a finding
+        echo "node $1 did not exit within 10 s of SIG${2:-KILL}" >> "$run/anomalies"
+        kill -9 "$p" 2>/dev/null
+    fi
     wait "$p" 2>/dev/null
     rm -f "$run/pid.$1"
     event "kill $1 ${2:-9}"
@@ -123,9 +132,9 @@ wait_leader() { # wait_leader SECONDS
     return 1
 }
 # an id other than the leader, chosen from SEED
-follower() {
+follower() { # sets F
     l=$(leader)
-    while :; do k=$(( $(rand "$nodes") + 1 )); [ "$k" != "$l" ] && { echo "$k"; return; }; done
+    while :; do rand "$nodes"; F=$((R + 1)); [ "$F" != "$l" ] && return; done
 }
 
 # ---- clients and tailers ----
@@ -206,6 +215,7 @@ finish() {
     "$BIN/trp-verify" $dirs > "$run/verify.out" 2>&1 || { [ -n "$verdict" ] || verdict="trp-verify failed: $(tail -2 "$run/verify.out" | tr '\n' ' ')"; }
     heads=$(for k in $(seq 1 "$nodes"); do tail -1 "$run/final.$k.json" | field hash; done | sort -u | wc -l)
     [ "$heads" -eq 1 ] || { [ -n "$verdict" ] || verdict="the nodes' head hashes differ"; }
+    [ -s "$run/anomalies" ] && { [ -n "$verdict" ] || verdict=$(head -1 "$run/anomalies"); }
     "$T/chaoscheck" --bound-ms "$CHAOS_BOUND_MS" "$run" > "$run/check.out" 2>&1
     rc=$?
     [ $rc -eq 0 ] || { [ -n "$verdict" ] || verdict="chaoscheck: $(grep -m3 -E '^VIOLATION|chaoscheck' "$run/check.out" | tr '\n' ' ')"; }

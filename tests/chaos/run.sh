@@ -50,10 +50,10 @@ faults_leader_kill() {
 setup_minority_kill() { make_cluster 5 "$port"; }
 faults_minority_kill() {
     while more; do
-        a=$(( $(rand 5) + 1 )); b=$(( $(rand 5) + 1 ))
-        [ "$(rand 2)" = 0 ] && b=$a
+        rand 5; a=$((R + 1)); rand 5; b=$((R + 1))
+        rand 2; [ $R = 0 ] && b=$a
         say "kill -9 $a $b"; kill_node "$a"; [ "$b" != "$a" ] && kill_node "$b"
-        nap "$(( $(rand 3) + 1 ))"; restart_dead; event "heal minority restarted"; nap 1
+        rand 3; nap $((R + 1)); restart_dead; event "heal minority restarted"; nap 1
     done
 }
 
@@ -86,10 +86,10 @@ faults_flapping() {
     while more; do
         set -- "1 3 block" "3 1 block" # always non-transitive: 1 and 3 talk only through 2, 4, 5
         for a in 1 2 3 4 5; do for b in 1 2 3 4 5; do
-            [ $a != $b ] && [ "$(rand 100)" -lt 25 ] && set -- "$@" "$a $b block"
+            rand 100; [ $a != $b ] && [ $R -lt 25 ] && set -- "$@" "$a $b block"
         done; done
         rules "$@"
-        nap "0.$(( $(rand 4) + 2 ))"
+        rand 4; nap "0.$((R + 2))"
     done
     heal "network stable"
 }
@@ -139,7 +139,7 @@ setup_disk_full() {
 }
 faults_disk_full() {
     while more; do
-        f=$(follower)
+        follower; f=$F
         say "fill node $f's disk"; fill_disk "$f"
         nap 3; free_disk "$f"; restart_dead; event "heal disk $f freed"; nap 2
     done
@@ -151,7 +151,7 @@ acks_between() { # acks_between FROM_US TO_US: acknowledgements completed in the
 }
 faults_groups() {
     while more; do
-        a=$(( $(rand 3) + 1 )); b=$(( $(rand 3) + 4 ))
+        rand 3; a=$((R + 1)); rand 3; b=$((R + 4))
         say "kill -9 $a (cloudA) and $b (cloudB): commits continue"
         kill_node "$a"; kill_node "$b"; t1=$(now_us); nap 3; t2=$(now_us)
         n=$(acks_between $((t1 + 1500000)) "$t2")
