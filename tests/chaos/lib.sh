@@ -93,8 +93,21 @@ kill_node() { # kill_node K [SIGNAL]: default -9; waits for the process to go
     rm -f "$run/pid.$1"
     event "kill $1 ${2:-9}"
 }
-node_alive() { p=$(node_pid "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
-restart_dead() { for k in $(seq 1 "$nodes"); do node_alive "$k" || start_node "$k"; done; }
+node_alive() { p=$(node_pid "$1"); [ -n "$p" ] && running "$p"; }
+# reap_exited: a node process that ended without being killed by us exited
+# on its own: a non-zero status is logged, a crash (signal) is a finding
+reap_exited() {
+    for k in $(seq 1 "$nodes"); do
+        p=$(node_pid "$k"); [ -n "$p" ] || continue
+        running "$p" && continue
+        wait "$p"; rc=$?
+        rm -f "$run/pid.$k"
+        event "exit $k status $rc"
+        [ $rc -gt 128 ] && echo "node $k died by signal $((rc - 128)) (see $run/node.$k.log)" >> "$run/anomalies"
+    done
+    return 0
+}
+restart_dead() { reap_exited; for k in $(seq 1 "$nodes"); do node_alive "$k" || start_node "$k"; done; }
 pause_node() { kill -STOP "$(node_pid "$1")" 2>/dev/null; event "pause $1"; }
 resume_node() { kill -CONT "$(node_pid "$1")" 2>/dev/null; event "resume $1"; }
 
@@ -204,6 +217,7 @@ finish() {
         sleep 0.1
     done
     sleep 0.3
+    reap_exited
     stop_tailers
     for k in $(seq 1 "$nodes"); do
         timeout 20 "$BIN/trp-tail" -c "$ccfg" -i "$k" --from 0 -o json > "$run/final.$k.json" 2>> "$run/final.err" \
