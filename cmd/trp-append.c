@@ -14,6 +14,7 @@
  * (-c CONFIG) can be added beside it as another function.
  */
 #include "cli.h"
+#include "cli_cluster.h"
 #include "trp.h"
 
 #include <errno.h>
@@ -39,6 +40,9 @@ struct append_opts {
     uint64_t max_entry; /* 0: the library default */
     char **entries;     /* from the command line; NULL: read stdin */
     int entry_count;
+    const char *config; /* cluster mode: -c CONFIG or TRP_CONFIG */
+    uint64_t node;      /* -i ID: the node to send to first */
+    uint64_t timeout_s; /* --timeout */
 };
 
 /* Smallest stdin buffer; a fast pipe's batch is at most this big. */
@@ -50,11 +54,16 @@ static void usage(FILE *to)
 {
     fprintf(to,
             "Usage: %s -d DIR [OPTIONS] [ENTRY...]\n"
+            "       %s -c CONFIG [-i ID] [--timeout SECONDS] [OPTIONS] [ENTRY...]\n"
             "Append entries to the trp log in DIR (created when missing) and print\n"
             "each entry's seq once it is durable. Without ENTRY arguments, entries\n"
             "are read from stdin, one per line.\n"
             "\n"
             "  -d, --dir DIR          the log directory\n"
+            "  -c, --config CONFIG    append to a cluster (also $TRP_CONFIG); each seq is\n"
+            "                         printed once the entry is committed\n"
+            "  -i, --id ID            send to node ID first (default: any; follows the leader)\n"
+            "      --timeout SECONDS  give up (exit 75) when no leader answers (default 10)\n"
             "  -z, --null             stdin entries are separated by NUL, not newline\n"
             "      --whole            all of stdin is one entry\n"
             "      --start-seq N      seq of the first entry of a new log (default 0)\n"
@@ -67,17 +76,20 @@ static void usage(FILE *to)
             "\n"
             "Exit status: 0 appended, 1 --if-prev did not match, 64 usage, 65 entry\n"
             "too large or not a trp log, 66 missing, 74 I/O error or disk full,\n"
-            "75 another writer holds the log, 77 permission denied.\n",
-            cli_prog());
+            "75 another writer holds the log (or no leader answered), 77 permission denied.\n",
+            cli_prog(), cli_prog());
 }
 
-enum { OPT_WHOLE = 256, OPT_START_SEQ, OPT_IF_PREV, OPT_MAX_ENTRY, OPT_JSON, OPT_VERSION };
+enum { OPT_WHOLE = 256, OPT_START_SEQ, OPT_IF_PREV, OPT_MAX_ENTRY, OPT_JSON, OPT_VERSION, OPT_TIMEOUT };
 
 /* Parse argv into o. Returns -1 to go on, or an exit status. */
 static int parse_args(int argc, char **argv, struct append_opts *o)
 {
     static const struct option longopts[] = {
         {"dir", required_argument, NULL, 'd'},
+        {"config", required_argument, NULL, 'c'},
+        {"id", required_argument, NULL, 'i'},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"null", no_argument, NULL, 'z'},
         {"whole", no_argument, NULL, OPT_WHOLE},
         {"start-seq", required_argument, NULL, OPT_START_SEQ},
@@ -94,10 +106,26 @@ static int parse_args(int argc, char **argv, struct append_opts *o)
     mpz_t scratch;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":d:zqh", longopts, NULL)) != -1) {
+    o->config = getenv("TRP_CONFIG");
+    if (o->config && !o->config[0])
+        o->config = NULL;
+    bool explicit_config = false;
+    while ((c = getopt_long(argc, argv, ":d:c:i:zqh", longopts, NULL)) != -1) {
         switch (c) {
         case 'd':
             o->dir = optarg;
+            break;
+        case 'c':
+            o->config = optarg;
+            explicit_config = true;
+            break;
+        case 'i':
+            if (cli_parse_u64(optarg, "-i", 1, 9007199254740991ull, &o->node, &err))
+                return cli_usage_fail("%s", err.msg);
+            break;
+        case OPT_TIMEOUT:
+            if (cli_parse_u64(optarg, "--timeout", 1, 86400, &o->timeout_s, &err))
+                return cli_usage_fail("%s", err.msg);
             break;
         case 'z':
             o->input = IN_NUL;
@@ -140,8 +168,14 @@ static int parse_args(int argc, char **argv, struct append_opts *o)
             return cli_usage_fail("unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (!o->dir)
-        return cli_usage_fail("no log directory (-d DIR)");
+    if (o->dir && explicit_config)
+        return cli_usage_fail("-d DIR and -c CONFIG exclude each other");
+    if (o->dir)
+        o->config = NULL; /* -d wins over TRP_CONFIG */
+    if (!o->dir && !o->config)
+        return cli_usage_fail("no log directory (-d DIR) or cluster (-c CONFIG)");
+    if (o->config && (o->start_seq || o->max_entry))
+        return cli_usage_fail("--start-seq and --max-entry are set by the cluster's config");
     if (optind < argc) {
         if (o->input != IN_LINES)
             return cli_usage_fail("-z and --whole read stdin; they take no ENTRY arguments");
@@ -412,9 +446,34 @@ static int check_start_seq(trp_log *log, const char *start_seq, trp_err *err)
     return rc;
 }
 
+static int append_cluster(const struct append_opts *o)
+{
+    cli_append_cluster co = {.config = o->config,
+                             .node = o->node,
+                             .timeout_ms = (uint32_t)(o->timeout_s * 1000),
+                             .input = o->input == IN_NUL     ? CLI_IN_NUL
+                                      : o->input == IN_WHOLE ? CLI_IN_WHOLE
+                                                             : CLI_IN_LINES,
+                             .output = o->output == OUT_JSON   ? CLI_OUT_JSON
+                                       : o->output == OUT_NONE ? CLI_OUT_NONE
+                                                               : CLI_OUT_SEQ,
+                             .have_if_prev = o->have_if_prev,
+                             .entries = o->entries,
+                             .entry_count = o->entry_count};
+    memcpy(co.if_prev, o->if_prev, TRP_HASH_LEN);
+    return cli_append_cluster_run(&co);
+}
+
 static int append_local(const struct append_opts *o)
 {
     trp_err err = {0};
+    /* a node's replica changes only through Raft: appending here would fork it */
+    if (trp_dir_has_envelope(o->dir)) {
+        cli_warn("%s: this directory belongs to a trp-node cluster member; append through the "
+                 "cluster with -c CONFIG",
+                 o->dir);
+        return EX_USAGE;
+    }
     trp_log_options lo = {
         .create = true,
         .start_seq = o->start_seq,
@@ -472,5 +531,5 @@ int main(int argc, char **argv)
     int status = parse_args(argc, argv, &opts);
     if (status >= 0)
         return status;
-    return append_local(&opts);
+    return opts.config ? append_cluster(&opts) : append_local(&opts);
 }

@@ -2,8 +2,8 @@
  * trp-node: run one member of a trp cluster, or set a cluster up.
  *
  *   trp-node init --nodes N --dir DIR [--base-port P] [--groups G1,G2,...]
- *   trp-node -c CONFIG -i ID [-v]          (run mode: not yet implemented)
- *   trp-node status -c CONFIG [-i ID]      (not yet implemented)
+ *   trp-node -c CONFIG -i ID [-v|-q]       run one node (lib/server.c)
+ *   trp-node status -c CONFIG [-i ID]      each node's status JSON, one line each
  *
  * The one idea: this file only parses arguments and maps library statuses
  * to sysexits(3); everything else is libtrp (trp_cluster_init, ...). Each
@@ -24,8 +24,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: %s init --nodes N --dir DIR [--base-port P] [--groups G1,G2,...]\n"
             "                [--name NAME] [--max-datagram BYTES] [--force]\n"
-            "       %s -c CONFIG -i ID [-v]\n"
-            "       %s status -c CONFIG [-i ID]\n"
+            "       %s -c CONFIG -i ID [-v | -q]\n"
+            "       %s status -c CONFIG [-i ID] [--timeout SECONDS]\n"
             "       %s --help | --version\n",
             progname, progname, progname, progname);
 }
@@ -122,31 +122,114 @@ static int cmd_init(int argc, char **argv)
     return 0;
 }
 
-static int not_yet(const char *what)
+/* Parse a node id or exit 64 naming the option. */
+static uint64_t parse_id(const char *s)
 {
-    fprintf(stderr, "%s: %s: not yet implemented\n", progname, what);
-    return EX_SOFTWARE;
+    char *end;
+    if (!s[0] || s[0] < '0' || s[0] > '9') {
+        fprintf(stderr, "%s: -i: '%s' is not a node id\n", progname, s);
+        exit(EX_USAGE);
+    }
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || v == 0 || v > TRP_CONFIG_ID_MAX) {
+        fprintf(stderr, "%s: -i: '%s' is not a node id (1..2^53-1)\n", progname, s);
+        exit(EX_USAGE);
+    }
+    return (uint64_t)v;
 }
 
+/* Print one status line per node: the node's JSON, or an error object. */
 static int cmd_status(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return not_yet("status");
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"id", required_argument, NULL, 'i'},
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config = getenv("TRP_CONFIG");
+    uint64_t id = 0;
+    unsigned timeout_ms = 2000;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:i:t:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'i':
+            id = parse_id(optarg);
+            break;
+        case 't':
+            timeout_ms = parse_unsigned("--timeout", optarg, 1, 3600) * 1000;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EX_USAGE;
+        }
+    }
+    if (!config || optind < argc) {
+        fprintf(stderr, "%s: status: -c CONFIG is required (or TRP_CONFIG)\n", progname);
+        usage(stderr);
+        return EX_USAGE;
+    }
+    trp_err err;
+    trp_client *cl;
+    int rc = trp_client_open(&cl, config, id, timeout_ms, &err);
+    if (rc) {
+        fprintf(stderr, "%s: status: %s\n", progname, err.msg);
+        return trp_exit_code(rc);
+    }
+    const uint64_t *ids;
+    size_t n = trp_client_nodes(cl, &ids);
+    int status = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (id && ids[i] != id)
+            continue;
+        char *json = NULL;
+        rc = trp_client_status(cl, ids[i], &json, &err);
+        if (rc) {
+            printf("{\"id\":%llu,\"error\":\"no answer within %u ms\"}\n",
+                   (unsigned long long)ids[i], timeout_ms);
+            fprintf(stderr, "%s: status: node %llu: %s\n", progname, (unsigned long long)ids[i],
+                    err.msg);
+            status = trp_exit_code(rc);
+        } else {
+            printf("%s\n", json);
+            free(json);
+        }
+        fflush(stdout);
+    }
+    trp_client_close(cl);
+    return status;
 }
 
-/* `trp-node -c CONFIG -i ID [-v]`: argument checks are real, the node is not. */
+static int verbosity = TRP_SERVER_STATE;
+
+static void log_line(void *ctx, int level, const char *line)
+{
+    (void)ctx;
+    if (level <= verbosity)
+        fprintf(stderr, "%s: %s\n", progname, line);
+}
+
+/* `trp-node -c CONFIG -i ID [-v|-q]`: run one node until SIGTERM/SIGINT. */
 static int cmd_run(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'}, {"id", required_argument, NULL, 'i'},
-        {"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+        {"verbose", no_argument, NULL, 'v'},      {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
     };
     const char *config = getenv("TRP_CONFIG");
     const char *id = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "c:i:vhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:i:vqhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config = optarg;
@@ -155,6 +238,10 @@ static int cmd_run(int argc, char **argv)
             id = optarg;
             break;
         case 'v':
+            verbosity = TRP_SERVER_INFO;
+            break;
+        case 'q':
+            verbosity = TRP_SERVER_ERROR;
             break;
         case 'h':
             usage(stdout);
@@ -176,7 +263,23 @@ static int cmd_run(int argc, char **argv)
         usage(stderr);
         return EX_USAGE;
     }
-    return not_yet("run mode");
+    trp_server_options o = {.config_path = config, .id = parse_id(id), .log = log_line};
+    trp_err err = {0};
+    trp_server *s;
+    int rc = trp_server_open(&s, &o, &err);
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", progname, err.msg);
+        return trp_exit_code(rc);
+    }
+    rc = trp_server_run(s, &err);
+    trp_server_close(s);
+    if (rc) {
+        fprintf(stderr, "%s: node %s: %s\n", progname, id, err.msg);
+        return trp_exit_code(rc);
+    }
+    if (verbosity >= TRP_SERVER_INFO)
+        fprintf(stderr, "%s: node %s: stopped\n", progname, id);
+    return 0;
 }
 
 int main(int argc, char **argv)

@@ -13,6 +13,7 @@
  * (-c CONFIG) can be added beside it as another function.
  */
 #include "cli.h"
+#include "cli_cluster.h"
 #include "trp.h"
 
 #include <errno.h>
@@ -37,15 +38,25 @@ struct tail_opts {
     uint64_t count; /* --count: stop after this many */
     enum format format;
     char terminator; /* after each raw entry: '\n', or '\0' with -z */
+    const char *config; /* cluster mode: -c CONFIG or TRP_CONFIG */
+    uint64_t node;      /* -i ID: read from this node */
+    uint64_t timeout_s;
+    bool linearizable;
+    bool envelope; /* local mode on a node's directory: strip the client envelope */
 };
 
 static void usage(FILE *to)
 {
     fprintf(to,
             "Usage: %s -d DIR [OPTIONS]\n"
+            "       %s -c CONFIG [-i ID] [--linearizable] [--timeout SECONDS] [OPTIONS]\n"
             "Print the last committed entries of the trp log in DIR.\n"
             "\n"
             "  -d, --dir DIR          the log directory\n"
+            "  -c, --config CONFIG    read from a cluster (also $TRP_CONFIG)\n"
+            "  -i, --id ID            read from node ID (default: the first node)\n"
+            "      --linearizable     confirm the commit seq with the leader first\n"
+            "      --timeout SECONDS  give up (exit 75) when no node answers (default 10)\n"
             "  -n, --lines N          the last N entries (default 10)\n"
             "      --from SEQ         every entry from SEQ on, instead of -n\n"
             "  -f, --follow           keep printing entries as they are committed\n"
@@ -56,17 +67,22 @@ static void usage(FILE *to)
             "      --version          show the version\n"
             "\n"
             "Exit status: 0 done, 1 integrity violation while reading, 64 usage,\n"
-            "65 not a trp log or SEQ before the first entry, 66 missing, 74 I/O error.\n",
-            cli_prog());
+            "65 not a trp log or SEQ before the first entry, 66 missing, 74 I/O error,\n"
+            "75 no node answered.\n",
+            cli_prog(), cli_prog());
 }
 
-enum { OPT_FROM = 256, OPT_COUNT, OPT_VERSION };
+enum { OPT_FROM = 256, OPT_COUNT, OPT_VERSION, OPT_LINEARIZABLE, OPT_TIMEOUT };
 
 /* Parse argv into o. Returns -1 to go on, or an exit status. */
 static int parse_args(int argc, char **argv, struct tail_opts *o)
 {
     static const struct option longopts[] = {
         {"dir", required_argument, NULL, 'd'},
+        {"config", required_argument, NULL, 'c'},
+        {"id", required_argument, NULL, 'i'},
+        {"linearizable", no_argument, NULL, OPT_LINEARIZABLE},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"lines", required_argument, NULL, 'n'},
         {"from", required_argument, NULL, OPT_FROM},
         {"follow", no_argument, NULL, 'f'},
@@ -84,10 +100,29 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
     mpz_t scratch;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":d:n:fo:zh", longopts, NULL)) != -1) {
+    o->config = getenv("TRP_CONFIG");
+    if (o->config && !o->config[0])
+        o->config = NULL;
+    bool explicit_config = false;
+    while ((c = getopt_long(argc, argv, ":d:c:i:n:fo:zh", longopts, NULL)) != -1) {
         switch (c) {
         case 'd':
             o->dir = optarg;
+            break;
+        case 'c':
+            o->config = optarg;
+            explicit_config = true;
+            break;
+        case 'i':
+            if (cli_parse_u64(optarg, "-i", 1, 9007199254740991ull, &o->node, &err))
+                return cli_usage_fail("%s", err.msg);
+            break;
+        case OPT_LINEARIZABLE:
+            o->linearizable = true;
+            break;
+        case OPT_TIMEOUT:
+            if (cli_parse_u64(optarg, "--timeout", 1, 86400, &o->timeout_s, &err))
+                return cli_usage_fail("%s", err.msg);
             break;
         case 'n':
             if (cli_parse_u64(optarg, "-n", 0, UINT64_MAX, &o->lines, &err))
@@ -132,8 +167,14 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
             return cli_usage_fail("unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (!o->dir)
-        return cli_usage_fail("no log directory (-d DIR)");
+    if (o->dir && explicit_config)
+        return cli_usage_fail("-d DIR and -c CONFIG exclude each other");
+    if (o->dir)
+        o->config = NULL; /* -d wins over TRP_CONFIG */
+    if (!o->dir && !o->config)
+        return cli_usage_fail("no log directory (-d DIR) or cluster (-c CONFIG)");
+    if (o->linearizable && !o->config)
+        return cli_usage_fail("--linearizable needs a cluster (-c CONFIG)");
     if (optind < argc)
         return cli_usage_fail("unexpected argument '%s'", argv[optind]);
     return -1;
@@ -177,9 +218,13 @@ struct printer {
     bool done; /* nothing (more) to print: --from beyond the end, reader gone */
 };
 
-static void print_entry(struct printer *p, const trp_entry *e)
+static void print_entry(struct printer *p, trp_entry *e)
 {
+    if (p->opts->envelope)
+        cli_strip_envelope(e);
     if (p->opts->format == FMT_RAW) {
+        if (p->opts->envelope && e->type != TRP_ENTRY_DATA)
+            return; /* a Raft leader's no-op carries no user bytes */
         cli_out_write(&p->out, e->payload, e->len);
         cli_out_byte(&p->out, p->opts->terminator);
     } else {
@@ -328,8 +373,27 @@ static int tail_entries(trp_log *log, struct printer *p, const mpz_t start, trp_
     return rc;
 }
 
-static int tail_local(const struct tail_opts *o)
+static int tail_cluster(const struct tail_opts *o)
 {
+    cli_tail_cluster co = {.config = o->config,
+                           .node = o->node,
+                           .timeout_ms = (uint32_t)(o->timeout_s * 1000),
+                           .lines = o->lines,
+                           .from = o->from,
+                           .follow = o->follow,
+                           .linearizable = o->linearizable,
+                           .json = o->format == FMT_JSON,
+                           .have_count = o->have_count,
+                           .count = o->count,
+                           .terminator = o->terminator};
+    if (o->have_count && o->count == 0)
+        return 0;
+    return cli_tail_cluster_run(&co);
+}
+
+static int tail_local(struct tail_opts *o)
+{
+    o->envelope = trp_dir_has_envelope(o->dir);
     trp_err err = {0};
     trp_log_options lo = {.read_only = true};
     trp_log *log = NULL;
@@ -364,5 +428,5 @@ int main(int argc, char **argv)
         return status;
     /* A reader that goes away is a normal end: see EPIPE, exit 0 quietly. */
     signal(SIGPIPE, SIG_IGN);
-    return tail_local(&opts);
+    return opts.config ? tail_cluster(&opts) : tail_local(&opts);
 }

@@ -2027,3 +2027,131 @@ int trp_log_trim(trp_log *log, const mpz_t before, trp_err *err)
     mpz_set(log->first, log->segs[0].base);
     return TRP_OK;
 }
+
+/* ---- split sync: write on one thread, fdatasync on another ------------- */
+
+/* trp-node keeps fsync off its network thread: trp_log_write() marks the
+ * batch end and write()s the buffer (no sync), trp_log_batch_fsync() runs
+ * the fdatasync on any thread using duplicated descriptors (it touches
+ * nothing else of the handle), and trp_log_mark_durable() moves the durable
+ * state to what the batch covered. Appends may continue in between; only
+ * one batch may be in flight, and no trp_log_sync/truncate/trim meanwhile.
+ * A roll during the flight fdatasyncs the old segment itself, so the
+ * batch's newest segment is the only file the batch must sync. */
+
+void trp_log_batch_init(trp_log_batch *b)
+{
+    memset(b, 0, sizeof *b);
+    b->fd = b->dir_fd = -1;
+    mpz_init(b->next);
+}
+
+static void batch_close_fds(trp_log_batch *b)
+{
+    if (b->fd >= 0)
+        close(b->fd);
+    if (b->dir_fd >= 0)
+        close(b->dir_fd);
+    b->fd = b->dir_fd = -1;
+}
+
+void trp_log_batch_clear(trp_log_batch *b)
+{
+    batch_close_fds(b);
+    mpz_clear(b->next);
+}
+
+int trp_log_write(trp_log *log, trp_log_batch *b, trp_err *err)
+{
+    if (log->failed)
+        return dead(log, err);
+    if (log->read_only)
+        return trp_err_set(err, TRP_ESTATE, "%s: opened read-only", log->dir);
+    batch_close_fds(b);
+    b->empty = true;
+    b->failed = false;
+    b->sys_errno = 0;
+    mpz_set(b->next, log->next);
+    if (mpz_cmp(log->next, log->durable_next) == 0 && !log->buf_len)
+        return TRP_OK;
+    if (log->last_rec != SIZE_MAX)
+        rec_set_flags(log->buf + log->last_rec, REC_FLAG_COMMIT);
+    int rc = flush_buf(log, err);
+    if (rc)
+        return rc;
+    seg *s = &log->segs[log->nseg - 1];
+    assert(s->fd >= 0);
+    b->fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0);
+    if (b->fd < 0)
+        return trp_err_sys(err, TRP_EIO, errno, "%s/%s: dup", log->dir, s->name);
+    if (log->dir_dirty) {
+        b->dir_fd = fcntl(log->dirfd, F_DUPFD_CLOEXEC, 0);
+        if (b->dir_fd < 0) {
+            batch_close_fds(b);
+            return trp_err_sys(err, TRP_EIO, errno, "%s: dup", log->dir);
+        }
+        log->dir_dirty = false;
+    }
+    b->empty = false;
+    memcpy(b->head, log->head, TRP_HASH_LEN);
+    b->term = log->head_term;
+    b->nseg = log->nseg;
+    b->file_end = log->file_end;
+    b->count = s->count;
+    return TRP_OK;
+}
+
+int trp_log_batch_fsync(trp_log_batch *b, trp_err *err)
+{
+    if (b->empty)
+        return TRP_OK;
+    if (fdatasync(b->fd) < 0 || (b->dir_fd >= 0 && fsync(b->dir_fd) < 0)) {
+        b->failed = true;
+        b->sys_errno = errno;
+        return trp_err_sys(err, TRP_EIO, errno, "log segment: fdatasync");
+    }
+    return TRP_OK;
+}
+
+int trp_log_mark_durable(trp_log *log, trp_log_batch *b, trp_err *err)
+{
+    if (log->failed)
+        return dead(log, err);
+    if (b->empty)
+        return TRP_OK;
+    batch_close_fds(b);
+    if (b->failed) {
+        log->failed = true;
+        return trp_err_sys(err, TRP_EIO, b->sys_errno, "%s: fdatasync", log->dir);
+    }
+    assert(b->nseg >= 1 && b->nseg <= log->nseg);
+    size_t from = log->durable_nseg ? log->durable_nseg - 1 : 0;
+    for (size_t i = from; i + 1 < b->nseg; i++)
+        if (log->segs[i].fd >= 0) { /* synced by the roll away from it */
+            close(log->segs[i].fd);
+            log->segs[i].fd = -1;
+        }
+    /* index only what the batch made durable */
+    size_t real_nseg = log->nseg;
+    seg *s = &log->segs[b->nseg - 1];
+    uint64_t real_count = s->count;
+    if (b->nseg == real_nseg)
+        s->count = b->count;
+    log->nseg = b->nseg;
+    write_indexes(log);
+    log->nseg = real_nseg;
+    s->count = real_count;
+    evict_offsets(log, SIZE_MAX);
+    mpz_set(log->durable_next, b->next);
+    memcpy(log->durable_head, b->head, TRP_HASH_LEN);
+    log->durable_term = b->term;
+    log->durable_nseg = b->nseg;
+    log->durable_file_end = b->file_end;
+    log->durable_count = b->count;
+    b->empty = true;
+    if (!log->manual_commit) {
+        mpz_set(log->commit, log->durable_next);
+        return write_commit_file(log, false, err);
+    }
+    return TRP_OK;
+}

@@ -10,6 +10,8 @@
  *   trp_config.h cluster config (JSON), key file, `trp-node init`
  *   trp_wire.h   datagrams: AEAD, fragmentation, replay window, drop counters
  *   trp_udp.h    UDP sockets (batched) and the epoll event loop
+ *   trp_client.h the client protocol and the client library (cluster mode)
+ *   trp_server.h trp-node's daemon
  */
 #ifndef TRP_H
 #define TRP_H
@@ -21,5 +23,7 @@
 #include "trp_config.h"
 #include "trp_wire.h"
 #include "trp_udp.h"
+#include "trp_client.h"
+#include "trp_server.h"
 
 #endif

@@ -119,6 +119,32 @@ int trp_log_append(trp_log *log, uint64_t term, int type, const void *payload, s
  * it returns TRP_EIO and every later call fails; close and reopen. */
 int trp_log_sync(trp_log *log, trp_err *err);
 
+/* Split sync (trp-node: fsync off the network thread). trp_log_write marks
+ * the end of everything appended so far as a batch and write()s it without
+ * syncing; trp_log_batch_fsync (safe on another thread: it uses only the
+ * batch's duplicated descriptors) makes it durable; trp_log_mark_durable
+ * (back on the handle's thread) records that, so durable_next becomes
+ * batch->next. Appends may go on meanwhile; one batch in flight at a time,
+ * and no trp_log_sync, truncate or trim until it is marked. An fsync
+ * failure makes the handle unusable, as with trp_log_sync. */
+typedef struct trp_log_batch {
+    mpz_t next; /* durable_next once the batch is durable */
+    bool empty; /* nothing to sync: mark_durable is a no-op */
+    /* private */
+    int fd, dir_fd;
+    bool failed;
+    int sys_errno;
+    uint8_t head[TRP_HASH_LEN];
+    uint64_t term;
+    size_t nseg;
+    uint64_t file_end, count;
+} trp_log_batch;
+void trp_log_batch_init(trp_log_batch *b);
+void trp_log_batch_clear(trp_log_batch *b);
+int trp_log_write(trp_log *log, trp_log_batch *b, trp_err *err);
+int trp_log_batch_fsync(trp_log_batch *b, trp_err *err);
+int trp_log_mark_durable(trp_log *log, trp_log_batch *b, trp_err *err);
+
 /* Conditional append helper for `trp-append --if-prev`: TRP_ECONFLICT
  * (with the actual head hash in the message) unless head hash == expected. */
 int trp_log_check_head(const trp_log *log, const uint8_t expected[TRP_HASH_LEN], trp_err *err);

@@ -1,0 +1,724 @@
+/*
+ * client.c: the client library of trp's cluster mode (trp_client.h), used by
+ * trp-append, trp-tail and `trp-node status`.
+ *
+ * The one idea: every request can be sent again safely. An append keeps its
+ * (session, request number) across retries, so resending it to any node,
+ * after a timeout, a lost datagram or a leader change, stores it at most
+ * once; a read is a position and a credit, so asking again from the last
+ * seq received loses nothing. The library therefore needs no connection
+ * state: it resends what is unanswered, switches to the leader a node
+ * names, moves on to the next node when one is silent, and gives up with
+ * TRP_EUNAVAIL only when nothing has answered for the timeout.
+ */
+#include "trp_client.h"
+#include "trp_config.h"
+#include "trp_raft.h"
+#include "trp_udp.h"
+#include "trp_wire.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LANES 64
+#define RETRY_MS 250
+#define ROTATE_MS 600 /* no answer from the node this long: try the next */
+#define CLIENT_WIRE_EXTRA (2u << 20)
+#define READ_WINDOW 8192 /* entries granted to a read stream at once */
+#define READ_QUEUE_MAX 512
+#define READ_KEEPALIVE_MS 1000
+
+enum { P_UNSENT = 0, P_SENT = 1, P_DONE = 2 };
+
+struct pend {
+    uint8_t *data;
+    size_t len;
+    int lane;
+    uint64_t req;
+    bool has_if;
+    uint8_t if_head[TRP_HASH_LEN];
+    int state;
+    int status;
+    mpz_t seq;
+    uint8_t hash[TRP_HASH_LEN];
+    uint64_t sent_ms, first_ms;
+};
+
+struct lane {
+    uint64_t session;
+    uint64_t base, next; /* open request numbers: [base, next) */
+    bool done[TRP_CLIENT_SESSION_WINDOW];
+    size_t slot[TRP_CLIENT_SESSION_WINDOW]; /* ring position of req % window */
+};
+
+struct rmsg {
+    uint8_t *buf;
+    size_t len;
+};
+
+struct trp_client {
+    trp_config *cfg;
+    uint8_t key[TRP_KEY_LEN];
+    uint64_t self;
+    trp_wire *wire;
+    trp_udp *udp;
+    uint64_t *ids;
+    size_t n, target;
+    uint32_t timeout_ms;
+    size_t msg_max;
+    trp_cmsg cm;
+    trp_cbuf out;
+    uint64_t heard_ms; /* last answer from the target */
+    uint64_t now_ms;
+
+    /* appends: a ring of submitted entries, in order */
+    struct pend *q;
+    size_t q_head, q_len, q_cap, q_unsent; /* q_unsent: entries from the head never sent */
+    struct lane lanes[LANES];
+    size_t lane_rr;
+    uint64_t retry_check_ms;
+    bool cond_busy; /* a conditional append is in flight: nothing passes it */
+
+    /* a synchronous request (status, read index) */
+    int want_type;
+    uint64_t want_id, want_from;
+    uint8_t *got;
+    size_t got_len;
+
+    /* the read stream */
+    uint64_t stream;
+    bool r_started, r_tail, r_have_end;
+    uint64_t r_back;
+    mpz_t r_next, r_until, r_end, r_commit;
+    uint64_t r_asked_ms, r_heard_ms;
+    bool r_error;
+    int r_status;
+    char r_text[TRP_CLIENT_MSG_TEXT_MAX];
+    struct rmsg rq[READ_QUEUE_MAX];
+    size_t rq_head, rq_len;
+    trp_cmsg rcm;
+    uint8_t *rcm_buf; /* the message rcm was decoded from */
+    bool rcm_valid;
+    size_t ridx;
+};
+
+static uint64_t rand64(void)
+{
+    uint64_t v = trp_wire_new_client_id();
+    return v & ~TRP_WIRE_CLIENT_BIT ? v : 0x1234567;
+}
+
+int trp_client_open(trp_client **out, const char *config_path, uint64_t node, uint32_t timeout_ms,
+                    trp_err *err)
+{
+    *out = NULL;
+    trp_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return trp_err_set(err, TRP_ENOMEM, "out of memory");
+    trp_cmsg_init(&c->cm);
+    trp_cmsg_init(&c->rcm);
+    mpz_inits(c->r_next, c->r_until, c->r_end, c->r_commit, NULL);
+    c->timeout_ms = timeout_ms ? timeout_ms : TRP_CLIENT_TIMEOUT_MS_DEFAULT;
+    int rc = trp_config_load(&c->cfg, config_path, err);
+    if (!rc)
+        rc = trp_config_resolve(c->cfg, err);
+    if (!rc)
+        rc = trp_key_load(c->key, c->cfg->key_file, err);
+    if (!rc && node && trp_config_node_index(c->cfg, node) < 0)
+        rc = trp_err_set(err, TRP_ECONFIG, "%s: no node with id %llu", config_path,
+                         (unsigned long long)node);
+    if (!rc) {
+        c->self = trp_wire_new_client_id();
+        c->ids = calloc(c->cfg->nnodes, sizeof *c->ids);
+        if (!c->self || !c->ids)
+            rc = trp_err_set(err, TRP_ENOMEM, "out of memory or no randomness");
+    }
+    trp_wire_params p;
+    if (!rc)
+        rc = trp_wire_params_from_config(&p, c->cfg, c->key, c->self, CLIENT_WIRE_EXTRA, c->ids,
+                                         err);
+    if (!rc)
+        rc = trp_wire_new(&c->wire, &p, err);
+    if (!rc)
+        rc = trp_udp_open_client(&c->udp, c->cfg, err);
+    if (rc) {
+        trp_client_close(c);
+        return rc;
+    }
+    c->n = c->cfg->nnodes;
+    for (size_t i = 0; i < c->n; i++) {
+        c->ids[i] = c->cfg->nodes[i].id;
+        if (c->ids[i] == node)
+            c->target = i;
+    }
+    c->msg_max = c->cfg->max_datagram > 16000 ? 60000 : 16000;
+    for (size_t i = 0; i < LANES; i++) {
+        c->lanes[i].session = rand64();
+        c->lanes[i].base = c->lanes[i].next = 1;
+    }
+    *out = c;
+    return 0;
+}
+
+void trp_client_close(trp_client *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->q_len; i++) {
+        struct pend *p = &c->q[(c->q_head + i) % c->q_cap];
+        free(p->data);
+    }
+    for (size_t i = 0; i < c->q_cap; i++)
+        mpz_clear(c->q[i].seq);
+    free(c->q);
+    for (size_t i = 0; i < c->rq_len; i++)
+        free(c->rq[(c->rq_head + i) % READ_QUEUE_MAX].buf);
+    trp_udp_close(c->udp);
+    trp_wire_free(c->wire);
+    trp_config_free(c->cfg);
+    trp_cmsg_clear(&c->cm);
+    trp_cmsg_clear(&c->rcm);
+    free(c->rcm_buf);
+    trp_cbuf_free(&c->out);
+    free(c->got);
+    free(c->ids);
+    mpz_clears(c->r_next, c->r_until, c->r_end, c->r_commit, NULL);
+    free(c);
+}
+
+int trp_client_fd(const trp_client *c)
+{
+    return trp_udp_fd(c->udp);
+}
+uint32_t trp_client_max_entry(const trp_client *c)
+{
+    return c->cfg->max_entry;
+}
+size_t trp_client_nodes(const trp_client *c, const uint64_t **ids)
+{
+    *ids = c->ids;
+    return c->n;
+}
+
+static void send_to(trp_client *c, uint64_t node, const trp_cbuf *b)
+{
+    if (b->oom)
+        return;
+    trp_err err = {0};
+    trp_udp_send_message(c->udp, c->wire, node, b->p, b->len, &err);
+}
+
+static void set_target(trp_client *c, uint64_t node)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->ids[i] == node && c->target != i) {
+            c->target = i;
+            c->heard_ms = c->now_ms;
+        }
+}
+
+/* ---- receiving ------------------------------------------------------------- */
+
+static struct pend *pend_of(trp_client *c, uint64_t session, uint64_t req)
+{
+    for (size_t l = 0; l < LANES; l++) {
+        struct lane *ln = &c->lanes[l];
+        if (ln->session != session)
+            continue;
+        if (req < ln->base || req >= ln->next || ln->done[req % TRP_CLIENT_SESSION_WINDOW])
+            return NULL;
+        return &c->q[ln->slot[req % TRP_CLIENT_SESSION_WINDOW]];
+    }
+    return NULL;
+}
+
+static void on_append_resp(trp_client *c, const trp_cmsg *m)
+{
+    if (m->leader_hint)
+        set_target(c, m->leader_hint);
+    for (size_t i = 0; i < m->n_items; i++) {
+        const trp_cmsg_item *it = &m->items[i];
+        struct pend *p = pend_of(c, it->session, it->req);
+        if (!p || p->state == P_DONE)
+            continue;
+        if (it->status == TRP_EUNAVAIL) {
+            p->sent_ms = c->now_ms - RETRY_MS + (m->leader_hint ? 5 : RETRY_MS / 2);
+            continue; /* resent by the retry scan, at the leader if one was named */
+        }
+        p->state = P_DONE;
+        p->status = it->status;
+        mpz_set(p->seq, it->seq);
+        memcpy(p->hash, it->hash, TRP_HASH_LEN);
+        struct lane *ln = &c->lanes[p->lane];
+        ln->done[p->req % TRP_CLIENT_SESSION_WINDOW] = true;
+        while (ln->base < ln->next && ln->done[ln->base % TRP_CLIENT_SESSION_WINDOW]) {
+            ln->done[ln->base % TRP_CLIENT_SESSION_WINDOW] = false;
+            ln->base++;
+        }
+        if (p->has_if)
+            c->cond_busy = false;
+    }
+}
+
+static void keep_message(trp_client *c, uint8_t **buf, size_t *len, const uint8_t *msg, size_t n)
+{
+    free(*buf);
+    *buf = malloc(n ? n : 1);
+    if (*buf)
+        memcpy(*buf, msg, n);
+    *len = *buf ? n : 0;
+}
+
+static void on_message(void *ctx, const uint8_t *dgram, size_t len, const struct sockaddr *from,
+                       socklen_t fromlen)
+{
+    trp_client *c = ctx;
+    (void)from;
+    (void)fromlen;
+    uint64_t sender;
+    const uint8_t *msg;
+    size_t mlen;
+    if (trp_wire_open(c->wire, dgram, len, &sender, &msg, &mlen) != 1)
+        return;
+    if (trp_cmsg_decode(msg, mlen, &c->cm, NULL) != 0)
+        return;
+    if (sender == c->ids[c->target])
+        c->heard_ms = c->now_ms;
+    switch (c->cm.type) {
+    case TRP_CMSG_APPEND_RESP:
+        on_append_resp(c, &c->cm);
+        break;
+    case TRP_CMSG_ENTRIES:
+        if (c->cm.id != c->stream || !c->stream)
+            break;
+        c->r_heard_ms = c->now_ms;
+        if (c->rq_len < READ_QUEUE_MAX) {
+            struct rmsg *r = &c->rq[(c->rq_head + c->rq_len) % READ_QUEUE_MAX];
+            r->buf = NULL;
+            keep_message(c, &r->buf, &r->len, msg, mlen);
+            if (r->buf)
+                c->rq_len++;
+        }
+        break;
+    default:
+        if (c->cm.type == c->want_type && c->cm.id == c->want_id &&
+            (!c->want_from || sender == c->want_from)) {
+            keep_message(c, &c->got, &c->got_len, msg, mlen);
+            c->want_type = 0;
+        }
+        break;
+    }
+}
+
+/* Wait up to wait_ms for datagrams (and extra_fd, if >= 0) and take them.
+ * Returns 1 when extra_fd is ready or hung up, else 0. */
+static int wait_and_receive(trp_client *c, int wait_ms, int extra_fd, short extra_events)
+{
+    struct pollfd p[2] = {{.fd = trp_udp_fd(c->udp), .events = POLLIN},
+                          {.fd = extra_fd, .events = extra_events}};
+    int n = poll(p, extra_fd >= 0 ? 2 : 1, wait_ms);
+    c->now_ms = trp_loop_now_ms();
+    if (n <= 0)
+        return 0;
+    if (p[0].revents & POLLIN) {
+        unsigned count;
+        trp_err err = {0};
+        for (int i = 0; i < 64; i++) {
+            count = 0;
+            trp_udp_recv(c->udp, on_message, c, 256, &count, &err);
+            if (count < 256)
+                break;
+        }
+    }
+    return extra_fd >= 0 && p[1].revents != 0;
+}
+
+/* ---- appends ---------------------------------------------------------------- */
+
+bool trp_client_can_submit(const trp_client *c)
+{
+    if (c->cond_busy)
+        return false;
+    for (size_t i = 0; i < LANES; i++)
+        if (c->lanes[i].next - c->lanes[i].base < TRP_CLIENT_SESSION_WINDOW)
+            return true;
+    return false;
+}
+
+size_t trp_client_pending(const trp_client *c)
+{
+    return c->q_len;
+}
+
+int trp_client_submit(trp_client *c, const void *data, size_t len, const uint8_t *if_head,
+                      trp_err *err)
+{
+    if (len > c->cfg->max_entry)
+        return trp_err_set(err, TRP_ETOOBIG, "entry of %zu bytes is over the cluster's max_entry "
+                           "of %u bytes", len, c->cfg->max_entry);
+    if (!trp_client_can_submit(c))
+        return trp_err_set(err, TRP_ESTATE, "the append window is full");
+    size_t l = c->lane_rr;
+    while (c->lanes[l].next - c->lanes[l].base >= TRP_CLIENT_SESSION_WINDOW)
+        l = (l + 1) % LANES;
+    c->lane_rr = (l + 1) % LANES;
+    if (c->q_len == c->q_cap) {
+        size_t cap = c->q_cap ? c->q_cap * 2 : 256;
+        struct pend *nq = malloc(cap * sizeof *nq);
+        if (!nq)
+            return trp_err_set(err, TRP_ENOMEM, "out of memory");
+        for (size_t i = 0; i < c->q_len; i++)
+            nq[i] = c->q[(c->q_head + i) % c->q_cap];
+        for (size_t i = c->q_len; i < cap; i++)
+            mpz_init(nq[i].seq);
+        free(c->q);
+        c->q = nq;
+        c->q_cap = cap;
+        c->q_head = 0;
+        for (size_t i = 0; i < c->q_len; i++) { /* ring positions moved */
+            struct pend *p = &c->q[i];
+            c->lanes[p->lane].slot[p->req % TRP_CLIENT_SESSION_WINDOW] = i;
+        }
+    }
+    size_t pos = (c->q_head + c->q_len) % c->q_cap;
+    struct pend *p = &c->q[pos];
+    p->data = malloc(len ? len : 1);
+    if (!p->data)
+        return trp_err_set(err, TRP_ENOMEM, "out of memory");
+    if (len)
+        memcpy(p->data, data, len);
+    p->len = len;
+    p->lane = (int)l;
+    p->req = c->lanes[l].next++;
+    c->lanes[l].slot[p->req % TRP_CLIENT_SESSION_WINDOW] = pos;
+    c->lanes[l].done[p->req % TRP_CLIENT_SESSION_WINDOW] = false;
+    p->has_if = if_head != NULL;
+    if (if_head) {
+        memcpy(p->if_head, if_head, TRP_HASH_LEN);
+        c->cond_busy = true;
+    }
+    p->state = P_UNSENT;
+    p->sent_ms = p->first_ms = 0;
+    c->q_len++;
+    return 0;
+}
+
+/* Add entry p to the message being built for the target; send when full. */
+static void pack(trp_client *c, struct pend *p, size_t *count_at, uint32_t *count)
+{
+    trp_cbuf *b = &c->out;
+    if (*count && (p->has_if || b->len + p->len + 24 > c->msg_max)) {
+        trp_cbuf_put_u32(b, *count_at, *count);
+        send_to(c, c->ids[c->target], b);
+        *count = 0;
+    }
+    if (*count == 0) {
+        b->len = 0;
+        b->oom = false;
+        trp_cbuf_header(b, TRP_CMSG_APPEND, 0);
+        trp_cbuf_u8(b, p->has_if ? 1 : 0);
+        if (p->has_if)
+            trp_cbuf_bytes(b, p->if_head, TRP_HASH_LEN);
+        *count_at = b->len;
+        trp_cbuf_u32(b, 0);
+    }
+    trp_cbuf_u64(b, c->lanes[p->lane].session);
+    trp_cbuf_u64(b, p->req);
+    trp_cbuf_u32(b, (uint32_t)p->len);
+    trp_cbuf_bytes(b, p->data, p->len);
+    (*count)++;
+    if (!p->first_ms)
+        p->first_ms = c->now_ms;
+    p->sent_ms = c->now_ms;
+    p->state = P_SENT;
+    if (p->has_if) { /* alone in its message: the condition is item 0's */
+        trp_cbuf_put_u32(b, *count_at, *count);
+        send_to(c, c->ids[c->target], b);
+        *count = 0;
+    }
+}
+
+static void send_appends(trp_client *c)
+{
+    size_t count_at = 0;
+    uint32_t count = 0;
+    bool scan = c->now_ms >= c->retry_check_ms;
+    if (scan) {
+        c->retry_check_ms = c->now_ms + RETRY_MS / 4;
+        if (c->q_len && c->now_ms - c->heard_ms > ROTATE_MS) { /* silent node: next one */
+            bool any_sent = false;
+            for (size_t i = 0; i < c->q_len && !any_sent; i++)
+                any_sent = c->q[(c->q_head + i) % c->q_cap].state == P_SENT;
+            if (any_sent) {
+                c->target = (c->target + 1) % c->n;
+                c->heard_ms = c->now_ms;
+                for (size_t i = 0; i < c->q_len; i++) {
+                    struct pend *p = &c->q[(c->q_head + i) % c->q_cap];
+                    if (p->state == P_SENT)
+                        p->sent_ms = 0;
+                }
+            }
+        }
+    }
+    for (size_t i = 0; i < c->q_len; i++) {
+        struct pend *p = &c->q[(c->q_head + i) % c->q_cap];
+        if (p->state == P_UNSENT || (scan && p->state == P_SENT && c->now_ms - p->sent_ms >= RETRY_MS))
+            pack(c, p, &count_at, &count);
+        else if (!scan && i >= c->q_unsent)
+            continue;
+    }
+    c->q_unsent = c->q_len;
+    if (count) {
+        trp_cbuf_put_u32(&c->out, count_at, count);
+        send_to(c, c->ids[c->target], &c->out);
+    }
+    trp_err err = {0};
+    trp_udp_flush(c->udp, &err);
+}
+
+static void deliver(trp_client *c, trp_client_append_cb cb, void *arg)
+{
+    while (c->q_len && c->q[c->q_head].state == P_DONE) {
+        struct pend *p = &c->q[c->q_head];
+        cb(arg, p->status, p->seq, p->hash);
+        free(p->data);
+        p->data = NULL;
+        c->q_head = (c->q_head + 1) % c->q_cap;
+        c->q_len--;
+        if (c->q_unsent)
+            c->q_unsent--;
+    }
+}
+
+int trp_client_pump(trp_client *c, int wait_ms, int extra_fd, trp_client_append_cb cb, void *arg,
+                    trp_err *err)
+{
+    c->now_ms = trp_loop_now_ms();
+    if (!c->heard_ms)
+        c->heard_ms = c->now_ms;
+    send_appends(c);
+    if (c->q_len && (wait_ms < 0 || wait_ms > RETRY_MS / 4))
+        wait_ms = RETRY_MS / 4;
+    wait_and_receive(c, wait_ms, extra_fd, POLLIN);
+    deliver(c, cb, arg);
+    send_appends(c);
+    if (c->q_len) {
+        struct pend *p = &c->q[c->q_head];
+        if (p->first_ms && c->now_ms - p->first_ms > c->timeout_ms)
+            return trp_err_set(err, TRP_EUNAVAIL,
+                               "no leader answered within %u ms (is the cluster running? "
+                               "trp-node status -c CONFIG)", c->timeout_ms);
+    }
+    return 0;
+}
+
+/* ---- synchronous requests ------------------------------------------------------- */
+
+/* Send b to node (0: the target, following leader hints) until a reply of
+ * type `type` with id arrives or the timeout passes. */
+static int request(trp_client *c, uint64_t node, int type, uint64_t id, const trp_cbuf *b,
+                   trp_err *err)
+{
+    c->now_ms = trp_loop_now_ms();
+    uint64_t start = c->now_ms, sent = 0;
+    c->want_type = type;
+    c->want_id = id;
+    c->want_from = node;
+    free(c->got);
+    c->got = NULL;
+    while (c->want_type) {
+        if (c->now_ms - start > c->timeout_ms) {
+            c->want_type = 0;
+            return trp_err_set(err, TRP_EUNAVAIL, "node %llu did not answer within %u ms",
+                               (unsigned long long)(node ? node : c->ids[c->target]),
+                               c->timeout_ms);
+        }
+        if (!sent || c->now_ms - sent >= RETRY_MS) {
+            if (!node && sent && c->now_ms - c->heard_ms > ROTATE_MS) {
+                c->target = (c->target + 1) % c->n;
+                c->heard_ms = c->now_ms;
+            }
+            send_to(c, node ? node : c->ids[c->target], b);
+            trp_udp_flush(c->udp, err);
+            sent = c->now_ms;
+        }
+        wait_and_receive(c, RETRY_MS / 5, -1, 0);
+    }
+    return trp_cmsg_decode(c->got, c->got_len, &c->cm, err);
+}
+
+int trp_client_status(trp_client *c, uint64_t node, char **json, trp_err *err)
+{
+    uint64_t id = rand64();
+    trp_cbuf b = {0};
+    trp_cbuf_header(&b, TRP_CMSG_STATUS, id);
+    int rc = request(c, node, TRP_CMSG_STATUS_RESP, id, &b, err);
+    trp_cbuf_free(&b);
+    if (rc)
+        return rc;
+    *json = strndup(c->cm.text, c->cm.text_len);
+    return *json ? 0 : trp_err_set(err, TRP_ENOMEM, "out of memory");
+}
+
+int trp_client_read_index(trp_client *c, mpz_t commit_next, trp_err *err)
+{
+    uint64_t start = trp_loop_now_ms();
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        uint64_t id = rand64();
+        trp_cbuf b = {0};
+        trp_cbuf_header(&b, TRP_CMSG_READINDEX, id);
+        int rc = request(c, 0, TRP_CMSG_READINDEX_RESP, id, &b, err);
+        trp_cbuf_free(&b);
+        if (rc)
+            return rc;
+        if (c->cm.status == TRP_OK) {
+            mpz_set(commit_next, c->cm.seq);
+            return 0;
+        }
+        if (c->cm.leader_hint)
+            set_target(c, c->cm.leader_hint);
+        if (trp_loop_now_ms() - start > c->timeout_ms)
+            break;
+        wait_and_receive(c, RETRY_MS / 2, -1, 0);
+    }
+    return trp_err_set(err, TRP_EUNAVAIL, "no leader confirmed a read within %u ms",
+                       c->timeout_ms);
+}
+
+/* ---- reading ---------------------------------------------------------------------- */
+
+int trp_client_read_start(trp_client *c, const mpz_t from, uint64_t back, trp_err *err)
+{
+    (void)err;
+    c->stream = rand64();
+    c->r_started = false;
+    c->r_have_end = false;
+    c->r_tail = from == NULL;
+    c->r_back = back;
+    mpz_set_ui(c->r_next, 0);
+    if (from)
+        mpz_set(c->r_next, from);
+    c->r_asked_ms = 0;
+    c->r_heard_ms = trp_loop_now_ms();
+    return 0;
+}
+
+static void read_ask(trp_client *c, bool restart)
+{
+    trp_cbuf b = {0};
+    mpz_add_ui(c->r_until, c->r_next, READ_WINDOW);
+    int flags = restart || !c->r_started ? TRP_CREAD_RESTART : 0;
+    if (!c->r_started && c->r_tail)
+        flags |= TRP_CREAD_TAIL;
+    trp_cbuf_header(&b, TRP_CMSG_READ, c->stream);
+    trp_cbuf_u8(&b, (uint8_t)flags);
+    trp_cbuf_seq(&b, c->r_next);
+    trp_cbuf_u64(&b, c->r_back);
+    trp_cbuf_seq(&b, c->r_until);
+    send_to(c, c->ids[c->target], &b);
+    trp_err err = {0};
+    trp_udp_flush(c->udp, &err);
+    trp_cbuf_free(&b);
+    c->r_asked_ms = c->now_ms;
+}
+
+/* Make the next useful queued ENTRIES message current (rcm, ridx).
+ * 1: one is current; -status: an error reply; 0: none queued. */
+static int read_take(trp_client *c, trp_err *err)
+{
+    while (c->rq_len) {
+        struct rmsg r = c->rq[c->rq_head];
+        c->rq_head = (c->rq_head + 1) % READ_QUEUE_MAX;
+        c->rq_len--;
+        free(c->rcm_buf);
+        c->rcm_buf = r.buf; /* rcm points into it */
+        c->rcm_valid = false;
+        if (trp_cmsg_decode(r.buf, r.len, &c->rcm, NULL) != 0)
+            continue;
+        if (c->rcm.status) {
+            int st = c->rcm.status;
+            trp_err_set(err, st, "node %llu: %.*s", (unsigned long long)c->ids[c->target],
+                        (int)c->rcm.text_len, c->rcm.text);
+            return -st;
+        }
+        if (!c->r_started) { /* the first answer fixes where we start */
+            c->r_started = true;
+            if (c->r_tail)
+                mpz_set(c->r_next, c->rcm.first);
+        }
+        if (mpz_cmp(c->rcm.seq, c->r_commit) > 0)
+            mpz_set(c->r_commit, c->rcm.seq);
+        if (!c->r_have_end) {
+            c->r_have_end = true;
+            mpz_set(c->r_end, c->rcm.seq);
+        }
+        /* where does r_next fall in this message? */
+        mpz_t off;
+        mpz_init(off);
+        mpz_sub(off, c->r_next, c->rcm.first);
+        bool inside = mpz_sgn(off) >= 0 && mpz_cmp_ui(off, c->rcm.n_entries) < 0;
+        bool gap = mpz_sgn(off) < 0 && c->rcm.n_entries; /* starts past what we want: a loss */
+        c->ridx = inside ? (size_t)mpz_get_ui(off) : 0;
+        mpz_clear(off);
+        if (inside) {
+            c->rcm_valid = true;
+            return 1;
+        }
+        if (gap)
+            read_ask(c, true);
+    }
+    return 0;
+}
+
+int trp_client_read_next(trp_client *c, bool follow, int watch_fd, const mpz_t until_commit,
+                         trp_cmsg_entry *e, mpz_t seq, trp_err *err)
+{
+    for (;;) {
+        c->now_ms = trp_loop_now_ms();
+        if (c->rcm_valid && c->ridx < c->rcm.n_entries) {
+            *e = c->rcm.entries[c->ridx++];
+            mpz_set(seq, c->r_next);
+            mpz_add_ui(c->r_next, c->r_next, 1);
+            if (c->ridx == c->rcm.n_entries)
+                c->rcm_valid = false; /* freed at the next take */
+            return 1;
+        }
+        int t = read_take(c, err);
+        if (t < 0)
+            return t;
+        if (t > 0)
+            continue;
+        if (c->r_have_end && !follow) {
+            if (until_commit && mpz_cmp(c->r_end, until_commit) < 0 &&
+                mpz_cmp(c->r_commit, until_commit) >= 0)
+                mpz_set(c->r_end, until_commit);
+            if (mpz_cmp(c->r_next, c->r_end) >= 0 &&
+                (!until_commit || mpz_cmp(c->r_next, until_commit) >= 0))
+                return 0;
+        }
+        /* ask for more: first time, credit running low, stalled, or keepalive */
+        mpz_t half;
+        mpz_init(half);
+        mpz_add_ui(half, c->r_next, READ_WINDOW / 2);
+        bool low = c->r_started && mpz_cmp(half, c->r_until) > 0;
+        mpz_clear(half);
+        bool stalled = c->now_ms - c->r_asked_ms >= (c->r_started ? READ_KEEPALIVE_MS : RETRY_MS);
+        bool behind = c->r_started && mpz_cmp(c->r_next, c->r_commit) < 0 &&
+                      c->now_ms - c->r_heard_ms >= RETRY_MS;
+        if (!c->r_asked_ms || low || stalled || behind)
+            read_ask(c, behind || !c->r_started);
+        if (c->now_ms - c->r_heard_ms > c->timeout_ms) {
+            if (c->n > 1 && !follow)
+                return -trp_err_set(err, TRP_EUNAVAIL, "node %llu did not answer within %u ms",
+                                    (unsigned long long)c->ids[c->target], c->timeout_ms);
+            if (!follow)
+                return -trp_err_set(err, TRP_EUNAVAIL, "no answer within %u ms", c->timeout_ms);
+            c->r_heard_ms = c->now_ms; /* following: keep asking, the node may come back */
+        }
+        if (wait_and_receive(c, RETRY_MS, watch_fd, 0))
+            return 0; /* the reader of our output went away */
+    }
+}

@@ -1,0 +1,227 @@
+/*
+ * server_disk.c: trp-node's storage: the core's storage adapter over the
+ * log store, and the disk thread that runs the fsyncs.
+ *
+ * The one idea: the loop thread does every write() (trp_log_append buffers,
+ * trp_log_write writes a batch); the disk thread only waits in fdatasync on
+ * duplicated descriptors, and in the term/vote file's fsync, then wakes the
+ * loop through its eventfd. One log batch and one term/vote write are in
+ * flight at most; what is appended meanwhile becomes the next batch (group
+ * commit). A truncation (rare: a follower's conflicting tail) first waits
+ * for the batch in flight, then runs synchronously.
+ */
+#include "server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the storage adapter (trp_raft_storage) ------------------------------- */
+
+static void st_bounds(void *u, mpz_t first, mpz_t next)
+{
+    trp_server *s = u;
+    trp_log_first(s->log, first);
+    trp_log_next(s->log, next);
+}
+
+static void st_anchor(void *u, uint8_t out[TRP_RAFT_HASH_LEN])
+{
+    trp_server *s = u;
+    if (trp_log_empty(s->log)) {
+        memcpy(out, trp_log_head_hash(s->log), TRP_RAFT_HASH_LEN);
+        return;
+    }
+    mpz_t first;
+    mpz_init(first);
+    trp_log_first(s->log, first);
+    if (trp_log_read(s->log, first, &s->e, NULL) == 0)
+        memcpy(out, s->e.prev, TRP_RAFT_HASH_LEN);
+    else
+        memset(out, 0, TRP_RAFT_HASH_LEN);
+    mpz_clear(first);
+}
+
+static int st_read(void *u, const mpz_t seq, trp_raft_entry *e, trp_err *err)
+{
+    trp_server *s = u;
+    int rc = trp_log_read(s->log, seq, &s->e, err);
+    if (rc)
+        return rc;
+    e->term = s->e.term;
+    e->type = s->e.type;
+    memcpy(e->hash, s->e.hash, TRP_RAFT_HASH_LEN);
+    e->payload = s->e.payload;
+    e->len = s->e.len;
+    return 0;
+}
+
+static int st_append(void *u, const mpz_t seq, const trp_raft_entry *e, trp_err *err)
+{
+    trp_server *s = u;
+    (void)seq; /* the store appends at its next; the core keeps them equal */
+    uint8_t h[TRP_HASH_LEN];
+    int rc = trp_log_append(s->log, e->term, e->type, e->payload, e->len, h, err);
+    if (rc)
+        return rc;
+    if (memcmp(h, e->hash, TRP_HASH_LEN) != 0)
+        return trp_err_set(err, TRP_ECORRUPT,
+                           "%s: the store's chain hash differs from the core's",
+                           trp_log_dir(s->log));
+    s->sync_wanted = true;
+    return 0;
+}
+
+/* Wait for the batch in flight and mark it durable (loop thread). */
+static int disk_drain(trp_server *s, trp_err *err)
+{
+    if (!s->batch_inflight)
+        return 0;
+    pthread_mutex_lock(&s->d.mu);
+    while (!s->d.batch_done)
+        pthread_cond_wait(&s->d.done_cv, &s->d.mu);
+    s->d.batch_done = false;
+    pthread_mutex_unlock(&s->d.mu);
+    s->batch_inflight = false;
+    return trp_log_mark_durable(s->log, &s->d.batch, err);
+}
+
+static int st_truncate(void *u, const mpz_t from, trp_err *err)
+{
+    trp_server *s = u;
+    int rc = disk_drain(s, err);
+    if (!rc)
+        rc = trp_log_truncate(s->log, from, err);
+    if (!rc) {
+        /* everything left is durable now (truncate syncs first) */
+        trp_log_durable_next(s->log, s->persisted_next);
+        s->persisted_pending = true;
+    }
+    return rc;
+}
+
+void server_storage(trp_server *s, trp_raft_storage *st)
+{
+    *st = (trp_raft_storage){s, st_bounds, st_anchor, st_read, st_append, st_truncate};
+}
+
+/* ---- the disk thread -------------------------------------------------------- */
+
+static void *disk_main(void *arg)
+{
+    trp_server *s = arg;
+    struct disk *d = &s->d;
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        while (!d->stop && !d->meta_req && !d->batch_req)
+            pthread_cond_wait(&d->cv, &d->mu);
+        if (d->stop)
+            break;
+        if (d->meta_req) {
+            trp_meta m = d->meta;
+            d->meta_req = false;
+            pthread_mutex_unlock(&d->mu);
+            trp_err e = {0};
+            int rc = trp_log_meta_set(s->log, &m, &e);
+            pthread_mutex_lock(&d->mu);
+            d->meta_rc = rc;
+            d->meta_err = e;
+            d->meta_done = true;
+        } else {
+            d->batch_req = false;
+            pthread_mutex_unlock(&d->mu);
+            trp_err e = {0};
+            int rc = trp_log_batch_fsync(&d->batch, &e); /* touches only the batch */
+            pthread_mutex_lock(&d->mu);
+            d->batch_rc = rc;
+            d->batch_done = true;
+        }
+        pthread_cond_broadcast(&d->done_cv);
+        trp_loop_wake(s->loop);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+int server_disk_open(trp_server *s, trp_err *err)
+{
+    pthread_mutex_init(&s->d.mu, NULL);
+    pthread_cond_init(&s->d.cv, NULL);
+    pthread_cond_init(&s->d.done_cv, NULL);
+    trp_log_batch_init(&s->d.batch);
+    if (pthread_create(&s->d.thread, NULL, disk_main, s) != 0)
+        return trp_err_set(err, TRP_EIO, "cannot start the disk thread");
+    s->d.started = true;
+    return 0;
+}
+
+void server_disk_close(trp_server *s)
+{
+    if (s->d.started) {
+        pthread_mutex_lock(&s->d.mu);
+        s->d.stop = true;
+        pthread_cond_broadcast(&s->d.cv);
+        pthread_mutex_unlock(&s->d.mu);
+        pthread_join(s->d.thread, NULL);
+        s->d.started = false;
+        trp_log_batch_clear(&s->d.batch);
+        pthread_mutex_destroy(&s->d.mu);
+        pthread_cond_destroy(&s->d.cv);
+        pthread_cond_destroy(&s->d.done_cv);
+    }
+}
+
+void server_disk_post_meta(trp_server *s, uint64_t term, uint64_t vote)
+{
+    pthread_mutex_lock(&s->d.mu);
+    s->d.meta = (trp_meta){.term = term, .vote = vote};
+    s->d.meta_req = true;
+    pthread_cond_signal(&s->d.cv);
+    pthread_mutex_unlock(&s->d.mu);
+}
+
+/* Write what was appended as a batch and hand its fsync to the thread. */
+void server_disk_kick(trp_server *s)
+{
+    if (s->batch_inflight || !s->sync_wanted || s->failed)
+        return;
+    s->sync_wanted = false;
+    trp_err err = {0};
+    int rc = trp_log_write(s->log, &s->d.batch, &err);
+    if (rc) {
+        server_fail(s, &err);
+        return;
+    }
+    if (s->d.batch.empty) {
+        mpz_set(s->persisted_next, s->d.batch.next);
+        s->persisted_pending = true;
+        return;
+    }
+    s->batch_inflight = true;
+    pthread_mutex_lock(&s->d.mu);
+    s->d.batch_req = true;
+    pthread_cond_signal(&s->d.cv);
+    pthread_mutex_unlock(&s->d.mu);
+}
+
+void server_disk_collect(trp_server *s, bool *meta_done, int *meta_rc, trp_err *meta_err)
+{
+    bool batch_done;
+    pthread_mutex_lock(&s->d.mu);
+    *meta_done = s->d.meta_done;
+    *meta_rc = s->d.meta_rc;
+    *meta_err = s->d.meta_err;
+    s->d.meta_done = false;
+    batch_done = s->d.batch_done;
+    s->d.batch_done = false;
+    pthread_mutex_unlock(&s->d.mu);
+    if (batch_done && s->batch_inflight) {
+        s->batch_inflight = false;
+        trp_err err = {0};
+        if (trp_log_mark_durable(s->log, &s->d.batch, &err)) {
+            server_fail(s, &err);
+            return;
+        }
+        mpz_set(s->persisted_next, s->d.batch.next);
+        s->persisted_pending = true;
+    }
+}
