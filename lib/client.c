@@ -285,7 +285,7 @@ static void on_message(void *ctx, const uint8_t *dgram, size_t len, const struct
         return;
     if (trp_cmsg_decode(msg, mlen, &c->cm, NULL) != 0)
         return;
-    if (sender == c->ids[c->target])
+    if (sender == c->ids[c->target] && !(c->cm.type == TRP_CMSG_APPEND_RESP && !c->cm.leader_hint))
         c->heard_ms = c->now_ms;
     switch (c->cm.type) {
     case TRP_CMSG_APPEND_RESP:
