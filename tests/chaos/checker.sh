@@ -99,6 +99,11 @@ base "$d"; echo "7000 heal" >> "$d/events"
 expect check_no_commit_after_heal live "$d"
 base "$d"
 expect check_recovery_over_bound live "$d" --bound-ms 0
+# avail: faults go on but a quorum can talk; the same bound applies
+base "$d"; echo "3700 avail leader isolated" >> "$d/events"
+"$T/chaoscheck" --bound-ms 3 "$d" > "$tmp/out" 2>&1 && pass check_avail_within_bound \
+    || fail check_avail_within_bound "$(tr '\n' '|' < "$tmp/out")"
+expect check_avail_over_bound live "$d" --bound-ms 2
 
 base "$d"; echo "1 x 1 1 ok 0" > "$d/hist.3"
 "$T/chaoscheck" "$d" > "$tmp/out" 2>&1; rc=$?

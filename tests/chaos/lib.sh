@@ -27,8 +27,8 @@
 #   verify.out check.out   trp-verify and chaoscheck outputs
 
 : "${BIN:=build/bin}" "${T:=build/t}"
-CHAOS_BOUND_MS=${CHAOS_BOUND_MS:-10000}
-[ -n "${TRP_ASAN:-}" ] && CHAOS_BOUND_MS=${CHAOS_BOUND_MS_ASAN:-20000}
+CHAOS_BOUND_MS=${CHAOS_BOUND_MS:-5000}
+[ -n "${TRP_ASAN:-}" ] && CHAOS_BOUND_MS=${CHAOS_BOUND_MS_ASAN:-10000}
 
 now_us() { echo $(($(date +%s%N) / 1000)); }
 event() { echo "$(now_us) $*" >> "$run/events"; }
@@ -83,9 +83,13 @@ kill_node() { # kill_node K [SIGNAL]: default -9; waits for the process to go
     p=$(node_pid "$1"); [ -n "$p" ] || return 0
     kill -CONT "$p" 2>/dev/null
     kill "-${2:-9}" "$p" 2>/dev/null
-    i=0
-    while running "$p" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-    if running "$p"; then # SIGTERM must stop a node cleanly: this is a finding
+    n=0
+    while running "$p"; do
+        n=$((n + 1))
+        [ $n -gt 100 ] && break
+        sleep 0.1
+    done
+    if [ $n -gt 100 ]; then # SIGTERM must stop a node cleanly: this is a finding
         echo "node $1 did not exit within 10 s of SIG${2:-KILL}" >> "$run/anomalies"
         kill -9 "$p" 2>/dev/null
     fi
@@ -137,10 +141,10 @@ leader() {
     return 1
 }
 wait_leader() { # wait_leader SECONDS
-    i=0
-    while [ $i -lt $(($1 * 10)) ]; do
+    w=0
+    while [ $w -lt $(($1 * 10)) ]; do
         l=$(leader) && { echo "$l"; return 0; }
-        sleep 0.1; i=$((i + 1))
+        sleep 0.1; w=$((w + 1))
     done
     return 1
 }
@@ -171,7 +175,7 @@ start_tailers() {
                 r=$((r + 1))
                 sleep 0.3
             done
-        ) &
+        ) 2>/dev/null &
         tail_loops="$tail_loops $!"
     done
 }
@@ -204,16 +208,16 @@ finish() {
     [ -n "$barrier_seq" ] || verdict="no commit after the final heal (barrier append failed: $(tail -1 "$run/barrier.err"))"
     event "barrier $barrier_seq"
     # convergence: every node has committed the barrier
-    i=0
+    n=0
     while [ -z "$verdict" ]; do
         behind=""
         for k in $(seq 1 "$nodes"); do
-            cs=$(status "$k" | field commit_seq)
-            case "$cs" in ''|null) behind="$behind $k" ;; *) [ "$cs" -ge "$barrier_seq" ] 2>/dev/null || behind="$behind $k" ;; esac
+            cs=$(status "$k" | field commit) # the next seq to commit
+            case "$cs" in ''|null) behind="$behind $k" ;; *) [ "$cs" -gt "$barrier_seq" ] 2>/dev/null || behind="$behind $k" ;; esac
         done
         [ -z "$behind" ] && break
-        i=$((i + 1))
-        [ $i -ge 300 ] && verdict="nodes$behind did not commit the barrier seq $barrier_seq within 30 s" && break
+        n=$((n + 1))
+        [ $n -ge 300 ] && verdict="nodes$behind did not commit the barrier seq $barrier_seq within 30 s" && break
         sleep 0.1
     done
     sleep 0.3
@@ -233,8 +237,8 @@ finish() {
     "$T/chaoscheck" --bound-ms "$CHAOS_BOUND_MS" "$run" > "$run/check.out" 2>&1
     rc=$?
     [ $rc -eq 0 ] || { [ -n "$verdict" ] || verdict="chaoscheck: $(grep -m3 -E '^VIOLATION|chaoscheck' "$run/check.out" | tr '\n' ' ')"; }
-    elections=$(cat "$run"/node.*.log 2>/dev/null | grep -Ei 'became leader|role leader|-> leader|leader elected|is leader' \
-        | grep -Eo 'term[ =:]*[0-9]+' | sort -u | wc -l)
+    elections=$(cat "$run"/node.*.log 2>/dev/null | grep -E ': leader in term [0-9]+' \
+        | grep -Eo 'term [0-9]+' | sort -u | wc -l)
     g() { awk -v k="$1" '$1 == k { print $2 }' "$run/check.out"; }
     printf '%s: attempted %s acknowledged %s unknown %s lost %s duplicated %s elections %s longest_unavailability_ms %s slowest_recovery_ms %s\n' \
         "$scenario" "$(g attempted)" "$(g acknowledged)" "$(g unknown)" "$(g lost)" "$(g duplicated)" "$elections" \

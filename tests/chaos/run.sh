@@ -26,6 +26,11 @@ if [ -n "${TRP_ASAN:-}" ]; then DURATION=${DURATION:-4}; RATE=${CHAOS_RATE:-15};
 SEED=${SEED:-1}
 CLIENTS=${CHAOS_CLIENTS:-3}
 SETTLE=3 # seconds of load after the final heal
+# Liveness bound (chaoscheck --bound-ms): after a heal, or while a quorum can
+# still talk, an append must be acknowledged within this many ms. The leader
+# isolation and pause windows are longer than the bound so that a cluster
+# that only recovers when the fault ends is caught.
+window=$(( CHAOS_BOUND_MS / 1000 + 1 ))
 
 if "$BIN/trp-node" -c /nonexistent/cluster.json -i 1 2>&1 | grep -q 'not yet implemented'; then
     echo "# chaos: trp-node has no run mode yet; scenarios not run"
@@ -42,8 +47,8 @@ setup_leader_kill() { make_cluster 3 "$port"; }
 faults_leader_kill() {
     while more; do
         l=$(wait_leader 5) || continue
-        say "kill -9 leader $l"; kill_node "$l"
-        nap 1.5; start_node "$l"; event "heal leader $l restarted"; nap 1.5
+        say "kill -9 leader $l"; kill_node "$l"; event "avail leader $l killed, two of three up"
+        nap 2; start_node "$l"; event "heal leader $l restarted"; nap 1.5
     done
 }
 
@@ -52,7 +57,7 @@ faults_minority_kill() {
     while more; do
         rand 5; a=$((R + 1)); rand 5; b=$((R + 1))
         rand 2; [ $R = 0 ] && b=$a
-        say "kill -9 $a $b"; kill_node "$a"; [ "$b" != "$a" ] && kill_node "$b"
+        say "kill -9 $a $b"; kill_node "$a"; [ "$b" != "$a" ] && kill_node "$b"; event "avail $a $b killed"
         rand 3; nap $((R + 1)); restart_dead; event "heal minority restarted"; nap 1
     done
 }
@@ -61,8 +66,8 @@ setup_leader_isolate() { make_cluster 5 "$port"; }
 faults_leader_isolate() {
     while more; do
         l=$(wait_leader 5) || continue
-        say "isolate leader $l"; rules "$l * block" "* $l block"
-        nap 3; heal "leader $l reconnected"; nap 2
+        say "isolate leader $l"; rules "$l * block" "* $l block"; event "avail leader $l isolated"
+        nap "$window"; heal "leader $l reconnected"; nap 2
     done
 }
 
@@ -74,9 +79,12 @@ partition() { # partition "A..." "B...": block every link between the sides, bot
     rules "$@"
 }
 faults_partition_swap() {
+    # the leader always goes to the minority side, with one random other node
     while more; do
-        say "majority 1 2 3 | minority 4 5"; partition "1 2 3" "4 5"; event "heal majority 1 2 3"; nap 3
-        say "majority 3 4 5 | minority 1 2"; partition "1 2" "3 4 5"; event "heal majority 3 4 5"; nap 3
+        l=$(wait_leader 5) || l=1
+        rand 4; o=$(( (l + R) % 5 + 1 ))
+        min="$l $o"; maj=""; for k in 1 2 3 4 5; do case " $min " in *" $k "*) ;; *) maj="$maj $k" ;; esac; done
+        say "majority$maj | minority $min"; partition "$min" "$maj"; event "avail majority$maj"; nap 3
     done
     heal "partition over"
 }
@@ -96,7 +104,7 @@ faults_flapping() {
 
 setup_lossy() { make_cluster 3 "$port" "" 1400; }
 faults_lossy() {
-    rules "* * drop=0.2 dup=0.1 delay=1 jitter=20"
+    rules "* * drop=0.2 dup=0.1 delay=1 jitter=20"; event "avail lossy network"
     while more; do nap 1; done
     heal "loss over"
 }
@@ -105,8 +113,8 @@ setup_leader_pause() { make_cluster 3 "$port"; }
 faults_leader_pause() {
     while more; do
         l=$(wait_leader 5) || continue
-        say "SIGSTOP leader $l"; pause_node "$l"
-        nap 2; resume_node "$l"; event "heal leader $l resumed"; nap 2
+        say "SIGSTOP leader $l"; pause_node "$l"; event "avail leader $l paused"
+        nap "$window"; resume_node "$l"; event "heal leader $l resumed"; nap 2
     done
 }
 
@@ -140,7 +148,7 @@ setup_disk_full() {
 faults_disk_full() {
     while more; do
         follower; f=$F
-        say "fill node $f's disk"; fill_disk "$f"
+        say "fill node $f's disk"; fill_disk "$f"; event "avail disk $f full, two of three have space"
         nap 3; free_disk "$f"; restart_dead; event "heal disk $f freed"; nap 2
     done
 }
@@ -153,7 +161,8 @@ faults_groups() {
     while more; do
         rand 3; a=$((R + 1)); rand 3; b=$((R + 4))
         say "kill -9 $a (cloudA) and $b (cloudB): commits continue"
-        kill_node "$a"; kill_node "$b"; t1=$(now_us); nap 3; t2=$(now_us)
+        kill_node "$a"; kill_node "$b"; event "avail $a and $b down, a majority of each group up"
+        t1=$(now_us); nap 3; t2=$(now_us)
         n=$(acks_between $((t1 + 1500000)) "$t2")
         [ "$n" -gt 0 ] || group_verdict="no commit while only $a and $b were down"
         restart_dead; event "heal $a $b restarted"; nap 2
@@ -168,13 +177,13 @@ faults_groups() {
 
 # ---- the driver ----
 fail_count=0
-i=0
+index=0
 for scenario in $SCENARIO; do
-    i=$((i + 1))
+    index=$((index + 1))
     fn=$(echo "$scenario" | tr - _)
     case " $ALL " in *" $scenario "*) ;; *) echo "FAIL chaos_$fn: no scenario '$scenario' (have: $ALL)"; fail_count=$((fail_count + 1)); continue ;; esac
-    seed=$((SEED + i - 1)); rng_seed "$seed"
-    port=$((7700 + 20 * i))
+    seed=$((SEED + index - 1)); rng_seed "$seed"
+    port=$((7700 + 20 * index))
     run=$(mktemp -d "${TMPDIR:-/tmp}/trp-chaos-$scenario-XXXXXX")
     client_pids=""; tail_loops=""; proxy_pid=""; nodes=0; group_verdict=""
     trap 'cleanup_run; exit 130' INT TERM

@@ -11,8 +11,10 @@
  *                 client died: SEQ is -) or refused (definitely not applied)
  *   final.ID.json every node's final log, JSON Lines (trp-tail -o json)
  *   tail.*.json   what each tailer printed while the test ran
- *   events        harness events, "TIME_US KIND [text]"; KIND heal starts a
- *                 liveness clock (a commit must follow within --bound-ms)
+ *   events        harness events, "TIME_US KIND [text]"; KIND heal (all
+ *                 faults gone) or avail (faults go on, but a quorum can
+ *                 talk) starts a liveness clock: an append must be
+ *                 acknowledged within --bound-ms
  *
  * Rules (each violation is printed as one "VIOLATION rule: detail" line):
  *   agree     every node's final log is the same entries (seq, hash, payload)
@@ -25,7 +27,8 @@
  *   order     if A was acknowledged before B was invoked, seq(A) < seq(B)
  *   tail      each tailer saw a contiguous run of the final log, in order,
  *             with the same seqs, hashes and payloads
- *   live      after each heal an append is acknowledged within the bound
+ *   live      after each heal or avail event an append is acknowledged
+ *             within the bound
  * Then the figures: attempted, acknowledged, unknown, refused, lost,
  * duplicated, longest unavailability, slowest recovery after a heal.
  * Exit 0 if no rule was broken, 1 if one was, 2 on unreadable input.
@@ -472,7 +475,8 @@ static void check_liveness(const char *dir, long long bound_ms)
         char line[1024], kind[64];
         long long t;
         while (fgets(line, sizeof line, f)) {
-            if (sscanf(line, "%lld %63s", &t, kind) != 2 || strcmp(kind, "heal") != 0)
+            line[strcspn(line, "\n")] = 0;
+            if (sscanf(line, "%lld %63s", &t, kind) != 2 || (strcmp(kind, "heal") != 0 && strcmp(kind, "avail") != 0))
                 continue;
             heals++;
             size_t lo = 0, hi = n; /* first acknowledgement after t */
@@ -484,15 +488,15 @@ static void check_liveness(const char *dir, long long bound_ms)
                     hi = mid;
             }
             if (lo == n) {
-                violation(R_LIVE, "no append was acknowledged after the heal at %lld us (%s)", t, line);
+                violation(R_LIVE, "no append was acknowledged after the %s at %lld us", kind, t);
                 continue;
             }
             long long rec = done[lo]->complete_us - t;
             if (rec > slowest_recovery_us)
                 slowest_recovery_us = rec;
             if (rec > bound_ms * 1000)
-                violation(R_LIVE, "first acknowledgement %lld ms after the heal at %lld us, bound %lld ms",
-                          rec / 1000, t, bound_ms);
+                violation(R_LIVE, "first acknowledgement %lld ms after the %s at %lld us, bound %lld ms: %s",
+                          rec / 1000, kind, t, bound_ms, strchr(line, ' ') ? strchr(line, ' ') + 1 : line);
         }
         fclose(f);
     }
