@@ -251,6 +251,10 @@ cleanup_run() {
     for k in $(seq 1 "${nodes:-0}"); do p=$(node_pid "$k"); [ -n "$p" ] && { kill -CONT "$p"; kill -9 "$p"; wait "$p"; } 2>/dev/null; done
     [ -n "${proxy_pid:-}" ] && { kill "$proxy_pid"; wait "$proxy_pid"; } 2>/dev/null
     proxy_pid=""
-    [ -f "$run/mounts" ] && while read -r m; do umount "$m" 2>/dev/null; done < "$run/mounts"
+    # tmpfs data directories: keep their contents (for a failed run) on disk
+    [ -f "$run/mounts" ] && while read -r m; do
+        cp -a "$m" "$m.kept" 2>/dev/null && umount "$m" 2>/dev/null && cp -a "$m.kept/." "$m/" && rm -rf "$m.kept"
+    done < "$run/mounts"
+    rm -f "$run/mounts"
     wait 2>/dev/null
 }
