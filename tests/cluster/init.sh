@@ -77,11 +77,11 @@ check init_bad_leaves_nothing "wrote files after refusing" test ! -e "$tmp/x/clu
 grep -q '"max_datagram":[[:space:]]*1400' "$tmp/s/cluster.json" && grep -q '"cluster":[[:space:]]*"solo"' "$tmp/s/cluster.json" \
     && pass init_max_datagram_and_name || fail init_max_datagram_and_name "$(cat "$tmp/s/cluster.json")"
 
-# 6. the run mode and status are not there yet: exit 70, not a crash
-"$node" -c "$tmp/c/cluster.json" -i 1 > "$tmp/out" 2>&1
+# 6. run mode argument checks: a node id not in the config is refused (78)
+"$node" -c "$tmp/c/cluster.json" -i 9 > "$tmp/out" 2>&1
 rc=$?
-[ $rc -eq 70 ] && grep -q 'not yet implemented' "$tmp/out" && pass node_run_not_yet_70 \
-    || fail node_run_not_yet_70 "exit $rc"
+[ $rc -eq 78 ] && grep -q 'no node with id 9' "$tmp/out" && pass node_run_unknown_id_78 \
+    || fail node_run_unknown_id_78 "exit $rc: $(cat "$tmp/out")"
 "$node" --version | grep -q '^trp-node [0-9]' && pass node_version || fail node_version "no version"
 "$node" --help | grep -q 'init --nodes N --dir DIR' && pass node_help || fail node_help "no usage"
 "$node" bogus > /dev/null 2>&1
