@@ -158,7 +158,7 @@ follower() { # sets F
 start_clients() { # start_clients COUNT RATE: until finish stops them
     client_pids=""
     for c in $(seq 1 "$1"); do
-        "$T/chaosclient" -n "$c" -o "$run/hist.$c" -t 100000 -r "$2" -w 16 -u "${CHAOS_UNKNOWN_MS:-8000}" -s "$seed" \
+        "$T/chaosclient" -n "$c" -o "$run/hist.$c" -t 100000 -r "$2" -w "${CHAOS_WINDOW:-16}" -u "${CHAOS_UNKNOWN_MS:-8000}" -s "$seed" \
             -- "$BIN/trp-append" -c "$ccfg" --timeout "${CHAOS_APPEND_TIMEOUT:-5}" 2>> "$run/client.$c.err" &
         client_pids="$client_pids $!"
     done

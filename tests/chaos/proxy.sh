@@ -87,7 +87,8 @@ out=$(through 1 2 20)
     && pass proxy_bad_rules_keep_old || fail proxy_bad_rules_keep_old "$out / $(cat "$tmp/proxy.err")"
 
 kill -USR1 "$proxy_pid"; sleep 0.2
-awk '$1 == 1 && $2 == 2 { r = $3; b = $6 } END { exit !(r >= 720 && b >= 220) }' "$tmp/stats" \
+awk '$1 == 1 && $2 == 2 { r = $3; b = $6 } $1 == 3 && $2 == 1 { f = $4 }
+     END { exit !(r >= 720 && b >= 220 && f == 300) }' "$tmp/stats" \
     && pass proxy_stats || fail proxy_stats "$(cat "$tmp/stats")"
 kill "$proxy_pid"; wait "$proxy_pid"; rc=$?; proxy_pid=
 [ $rc -eq 0 ] && pass proxy_sigterm_clean_exit || fail proxy_sigterm_clean_exit "exit $rc"

@@ -8,6 +8,8 @@
 #      SEED      fault-schedule seed (default 1); scenario i uses SEED + i
 #      CHAOS_KEEP=1 keeps every run directory, not only failed ones
 #      CHAOS_VERBOSE=1 narrates the faults on stderr
+#      CHAOS_CLIENTS (3), CHAOS_RATE (40/s each; 15 under ASan), CHAOS_WINDOW
+#      (16 appends in flight per client), CHAOS_BOUND_MS (5000; 10000 ASan)
 # Prints per scenario "PASS chaos_NAME" or "FAIL chaos_NAME: why (kept in
 # DIR)", preceded by a "# NAME: attempted ... acknowledged ... unknown ...
 # lost ... duplicated ... elections ... longest_unavailability_ms ..." line.

@@ -67,6 +67,7 @@ struct counters {
 struct held {
     uint64_t due_ns, order; /* order breaks ties: equal due times keep arrival order */
     int to;                 /* index of the receiving node */
+    struct counters *link;  /* the link's counters: forwarded when sent */
     size_t len;
     uint8_t *data;
 };
@@ -326,7 +327,8 @@ static void schedule(int to, const uint8_t *d, size_t len, const struct rule *r,
     }
     memcpy(copy, d, len);
     px.bytes_held += len;
-    heap_push((struct held){.due_ns = now + delay_ns, .order = px.order++, .to = to, .len = len, .data = copy});
+    heap_push((struct held){
+        .due_ns = now + delay_ns, .order = px.order++, .to = to, .link = c, .len = len, .data = copy});
 }
 
 static uint64_t be64(const uint8_t *p)
@@ -370,7 +372,8 @@ static void release_due(uint64_t now)
 {
     while (px.nheld > 0 && px.heap[0].due_ns <= now) {
         struct held h = heap_pop();
-        (void)forward(h.to, h.data, h.len);
+        if (forward(h.to, h.data, h.len))
+            h.link->forwarded++;
         px.bytes_held -= h.len;
         free(h.data);
     }
