@@ -12,7 +12,7 @@ trap cleanup EXIT INT TERM
 pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1: $2"; }
 
-p=${CHAOS_PROXY_TEST_PORT:-7610}
+p=${CHAOS_PROXY_TEST_PORT:-$((30000 + ($$ % 130) * 20))} # from the PID: concurrent suites rarely collide
 (umask 077; printf '%064d\n' 0 > "$tmp/cluster.key")
 cat > "$tmp/cluster.json" <<JSON
 { "cluster": "proxytest", "nodes": [

@@ -26,6 +26,9 @@ SCENARIO=${SCENARIO:-$ALL}
 [ "$SCENARIO" = all ] && SCENARIO=$ALL
 if [ -n "${TRP_ASAN:-}" ]; then DURATION=${DURATION:-4}; RATE=${CHAOS_RATE:-15}; else DURATION=${DURATION:-6}; RATE=${CHAOS_RATE:-40}; fi
 SEED=${SEED:-1}
+# Ports: scenario i uses CHAOS_PORT + 20 i .. + 19 (proxy, then nodes at +10).
+# Picked from the PID so that two suites running at once rarely collide.
+CHAOS_PORT=${CHAOS_PORT:-$((10000 + ($$ % 100) * 200))}
 CLIENTS=${CHAOS_CLIENTS:-3}
 SETTLE=3 # seconds of load after the final heal
 # Liveness bound (chaoscheck --bound-ms): after a heal, or while a quorum can
@@ -185,7 +188,7 @@ for scenario in $SCENARIO; do
     fn=$(echo "$scenario" | tr - _)
     case " $ALL " in *" $scenario "*) ;; *) echo "FAIL chaos_$fn: no scenario '$scenario' (have: $ALL)"; fail_count=$((fail_count + 1)); continue ;; esac
     seed=$((SEED + index - 1)); rng_seed "$seed"
-    port=$((7700 + 20 * index))
+    port=$((CHAOS_PORT + 20 * index))
     run=$(mktemp -d "${TMPDIR:-/tmp}/trp-chaos-$scenario-XXXXXX")
     client_pids=""; tail_loops=""; proxy_pid=""; nodes=0; group_verdict=""
     trap 'cleanup_run; exit 130' INT TERM
