@@ -107,7 +107,7 @@ faults_flapping() {
     heal "network stable"
 }
 
-setup_lossy() { make_cluster 3 "$port" "" 1400; }
+setup_lossy() { make_cluster 3 "$port" "" "${CHAOS_LOSSY_DATAGRAM:-1400}"; }
 faults_lossy() {
     rules "* * drop=0.2 dup=0.1 delay=1 jitter=20"; event "avail lossy network"
     while more; do nap 1; done
