@@ -58,7 +58,7 @@ static void on_result(void *arg, int status, const mpz_t seq, const uint8_t hash
     if (status != TRP_OK) {
         a->failed_status = status;
         snprintf(a->failed_msg, sizeof a->failed_msg, "%s",
-                 status == TRP_ETOOBIG ? "entry too large for the cluster (max_entry)"
+                 status == TRP_ETOOBIG  ? "entry too large for the cluster (max_entry)"
                  : status == TRP_EINVAL ? "the cluster refused the request (stale request number)"
                                         : trp_status_name(status));
         return;
@@ -149,7 +149,6 @@ static int append_stream(struct cappend *a, trp_err *err)
     size_t have = 0, pos = 0;
     bool eof = false;
     int rc = 0;
-    int fl = fcntl(STDIN_FILENO, F_GETFL);
     (void)fcntl(STDIN_FILENO, F_SETPIPE_SZ, 1 << 20);
     while (!rc && !a->failed_status && !a->conflict) {
         /* submit every complete record the window takes */
@@ -193,7 +192,6 @@ static int append_stream(struct cappend *a, trp_err *err)
         else if (n > 0)
             have += (size_t)n;
     }
-    (void)fl;
     free(buf);
     if (!rc)
         rc = drain(a, err);

@@ -23,9 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LANES 64
-#define RETRY_MS 250
-#define ROTATE_MS 600 /* no answer from the node this long: try the next */
+#define LANES 48 /* sessions: each holds TRP_CLIENT_SESSION_WINDOW open requests */
+#define RETRY_MS 100
+#define ROTATE_MS 300 /* no answer from the node this long: try the next */
 #define CLIENT_WIRE_EXTRA (2u << 20)
 #define READ_WINDOW 8192 /* entries granted to a read stream at once */
 #define READ_QUEUE_MAX 512
@@ -45,6 +45,8 @@ struct pend {
     mpz_t seq;
     uint8_t hash[TRP_HASH_LEN];
     uint64_t sent_ms, first_ms;
+    uint64_t resend_at; /* P_UNSENT after a refusal: not before this */
+    unsigned tries;
 };
 
 struct lane {
@@ -73,12 +75,12 @@ struct trp_client {
     trp_cbuf out;
     uint64_t heard_ms; /* last answer from the target */
     uint64_t now_ms;
+    uint64_t srtt_ms; /* smoothed time from send to answer (first tries only) */
 
     /* appends: a ring of submitted entries, in order */
     struct pend *q;
-    size_t q_head, q_len, q_cap, q_unsent; /* q_unsent: entries from the head never sent */
+    size_t q_head, q_len, q_cap;
     struct lane lanes[LANES];
-    size_t lane_rr;
     uint64_t retry_check_ms;
     bool cond_busy; /* a conditional append is in flight: nothing passes it */
 
@@ -244,9 +246,14 @@ static void on_append_resp(trp_client *c, const trp_cmsg *m)
         struct pend *p = pend_of(c, it->session, it->req);
         if (!p || p->state == P_DONE)
             continue;
-        if (it->status == TRP_EUNAVAIL) {
-            p->sent_ms = c->now_ms - RETRY_MS + (m->leader_hint ? 5 : RETRY_MS / 2);
-            continue; /* resent by the retry scan, at the leader if one was named */
+        if (it->status == TRP_EUNAVAIL) { /* resent soon, at the leader if one was named */
+            p->state = P_UNSENT;
+            p->resend_at = c->now_ms + (m->leader_hint ? 0 : RETRY_MS / 2);
+            continue;
+        }
+        if (p->tries == 1) {
+            uint64_t sample = c->now_ms - p->sent_ms;
+            c->srtt_ms = c->srtt_ms ? (7 * c->srtt_ms + sample) / 8 : sample + 1;
         }
         p->state = P_DONE;
         p->status = it->status;
@@ -357,14 +364,17 @@ int trp_client_submit(trp_client *c, const void *data, size_t len, const uint8_t
                       trp_err *err)
 {
     if (len > c->cfg->max_entry)
-        return trp_err_set(err, TRP_ETOOBIG, "entry of %zu bytes is over the cluster's max_entry "
-                           "of %u bytes", len, c->cfg->max_entry);
+        return trp_err_set(err, TRP_ETOOBIG,
+                           "entry of %zu bytes is over the cluster's max_entry "
+                           "of %u bytes",
+                           len, c->cfg->max_entry);
     if (!trp_client_can_submit(c))
         return trp_err_set(err, TRP_ESTATE, "the append window is full");
-    size_t l = c->lane_rr;
+    /* lowest lane with room: a client with few appends in flight uses one
+     * session, which keeps the leader's session table small */
+    size_t l = 0;
     while (c->lanes[l].next - c->lanes[l].base >= TRP_CLIENT_SESSION_WINDOW)
-        l = (l + 1) % LANES;
-    c->lane_rr = (l + 1) % LANES;
+        l++;
     if (c->q_len == c->q_cap) {
         size_t cap = c->q_cap ? c->q_cap * 2 : 256;
         struct pend *nq = malloc(cap * sizeof *nq);
@@ -401,7 +411,8 @@ int trp_client_submit(trp_client *c, const void *data, size_t len, const uint8_t
         c->cond_busy = true;
     }
     p->state = P_UNSENT;
-    p->sent_ms = p->first_ms = 0;
+    p->sent_ms = p->first_ms = p->resend_at = 0;
+    p->tries = 0;
     c->q_len++;
     return 0;
 }
@@ -434,11 +445,27 @@ static void pack(trp_client *c, struct pend *p, size_t *count_at, uint32_t *coun
         p->first_ms = c->now_ms;
     p->sent_ms = c->now_ms;
     p->state = P_SENT;
+    p->tries++;
     if (p->has_if) { /* alone in its message: the condition is item 0's */
         trp_cbuf_put_u32(b, *count_at, *count);
         send_to(c, c->ids[c->target], b);
         *count = 0;
     }
+}
+
+/* How long an unanswered append waits before it is sent again: doubling
+ * with each try, and never less than a few round trips as measured, so a
+ * loaded cluster is not buried under copies of what it is working on. */
+static uint64_t retry_after(const trp_client *c, const struct pend *p)
+{
+    unsigned shift = p->tries > 1 ? p->tries - 1 : 0;
+    uint64_t t = (uint64_t)RETRY_MS << (shift > 5 ? 5 : shift);
+    return t > 4 * c->srtt_ms ? t : 4 * c->srtt_ms;
+}
+
+static uint64_t rotate_after(const trp_client *c)
+{
+    return ROTATE_MS > 4 * c->srtt_ms ? ROTATE_MS : 4 * c->srtt_ms;
 }
 
 static void send_appends(trp_client *c)
@@ -448,7 +475,7 @@ static void send_appends(trp_client *c)
     bool scan = c->now_ms >= c->retry_check_ms;
     if (scan) {
         c->retry_check_ms = c->now_ms + RETRY_MS / 4;
-        if (c->q_len && c->now_ms - c->heard_ms > ROTATE_MS) { /* silent node: next one */
+        if (c->q_len && c->now_ms - c->heard_ms > rotate_after(c)) { /* silent node: next one */
             bool any_sent = false;
             for (size_t i = 0; i < c->q_len && !any_sent; i++)
                 any_sent = c->q[(c->q_head + i) % c->q_cap].state == P_SENT;
@@ -457,20 +484,20 @@ static void send_appends(trp_client *c)
                 c->heard_ms = c->now_ms;
                 for (size_t i = 0; i < c->q_len; i++) {
                     struct pend *p = &c->q[(c->q_head + i) % c->q_cap];
-                    if (p->state == P_SENT)
-                        p->sent_ms = 0;
+                    if (p->state == P_SENT) {
+                        p->state = P_UNSENT;
+                        p->resend_at = 0;
+                    }
                 }
             }
         }
     }
     for (size_t i = 0; i < c->q_len; i++) {
         struct pend *p = &c->q[(c->q_head + i) % c->q_cap];
-        if (p->state == P_UNSENT || (scan && p->state == P_SENT && c->now_ms - p->sent_ms >= RETRY_MS))
+        if ((p->state == P_UNSENT && c->now_ms >= p->resend_at) ||
+            (scan && p->state == P_SENT && c->now_ms - p->sent_ms >= retry_after(c, p)))
             pack(c, p, &count_at, &count);
-        else if (!scan && i >= c->q_unsent)
-            continue;
     }
-    c->q_unsent = c->q_len;
     if (count) {
         trp_cbuf_put_u32(&c->out, count_at, count);
         send_to(c, c->ids[c->target], &c->out);
@@ -488,8 +515,6 @@ static void deliver(trp_client *c, trp_client_append_cb cb, void *arg)
         p->data = NULL;
         c->q_head = (c->q_head + 1) % c->q_cap;
         c->q_len--;
-        if (c->q_unsent)
-            c->q_unsent--;
     }
 }
 
@@ -510,7 +535,8 @@ int trp_client_pump(trp_client *c, int wait_ms, int extra_fd, trp_client_append_
         if (p->first_ms && c->now_ms - p->first_ms > c->timeout_ms)
             return trp_err_set(err, TRP_EUNAVAIL,
                                "no leader answered within %u ms (is the cluster running? "
-                               "trp-node status -c CONFIG)", c->timeout_ms);
+                               "trp-node status -c CONFIG)",
+                               c->timeout_ms);
     }
     return 0;
 }
@@ -584,8 +610,7 @@ int trp_client_read_index(trp_client *c, mpz_t commit_next, trp_err *err)
             break;
         wait_and_receive(c, RETRY_MS / 2, -1, 0);
     }
-    return trp_err_set(err, TRP_EUNAVAIL, "no leader confirmed a read within %u ms",
-                       c->timeout_ms);
+    return trp_err_set(err, TRP_EUNAVAIL, "no leader confirmed a read within %u ms", c->timeout_ms);
 }
 
 /* ---- reading ---------------------------------------------------------------------- */

@@ -285,6 +285,8 @@ int trp_cmsg_decode(const uint8_t *buf, size_t len, trp_cmsg *m, trp_err *err)
     switch (m->type) {
     case TRP_CMSG_APPEND:
         m->flags = (int)get_be(&c, 1);
+        if (m->flags & ~1)
+            return trp_err_set(err, TRP_EFORMAT, "client message: unknown APPEND flags");
         m->has_if_head = m->flags & 1;
         if (m->has_if_head)
             get_hash(&c, m->if_head);
@@ -296,6 +298,8 @@ int trp_cmsg_decode(const uint8_t *buf, size_t len, trp_cmsg *m, trp_err *err)
         break;
     case TRP_CMSG_READ:
         m->flags = (int)get_be(&c, 1);
+        if (m->flags & ~(TRP_CREAD_TAIL | TRP_CREAD_RESTART))
+            return trp_err_set(err, TRP_EFORMAT, "client message: unknown READ flags");
         get_seq(&c, m->seq);
         m->back = get_be(&c, 8);
         get_seq(&c, m->first);
@@ -339,4 +343,75 @@ int trp_cmsg_decode(const uint8_t *buf, size_t len, trp_cmsg *m, trp_err *err)
         if (m->items[i].status > TRP_ERANGE)
             return trp_err_set(err, TRP_EFORMAT, "client message: unknown status");
     return TRP_OK;
+}
+
+int trp_cmsg_encode(const trp_cmsg *m, trp_cbuf *b)
+{
+    trp_cbuf_header(b, m->type, m->id);
+    switch (m->type) {
+    case TRP_CMSG_APPEND:
+        trp_cbuf_u8(b, (uint8_t)(m->has_if_head ? 1 : 0));
+        if (m->has_if_head)
+            trp_cbuf_bytes(b, m->if_head, TRP_HASH_LEN);
+        trp_cbuf_u32(b, (uint32_t)m->n_items);
+        for (size_t i = 0; i < m->n_items; i++) {
+            trp_cbuf_u64(b, m->items[i].session);
+            trp_cbuf_u64(b, m->items[i].req);
+            trp_cbuf_u32(b, (uint32_t)m->items[i].len);
+            trp_cbuf_bytes(b, m->items[i].data, m->items[i].len);
+        }
+        break;
+    case TRP_CMSG_APPEND_RESP:
+        trp_cbuf_u64(b, m->leader_hint);
+        trp_cbuf_u32(b, (uint32_t)m->n_items);
+        for (size_t i = 0; i < m->n_items; i++) {
+            trp_cbuf_u64(b, m->items[i].session);
+            trp_cbuf_u64(b, m->items[i].req);
+            trp_cbuf_u8(b, (uint8_t)m->items[i].status);
+            trp_cbuf_seq(b, m->items[i].seq);
+            trp_cbuf_bytes(b, m->items[i].hash, TRP_HASH_LEN);
+        }
+        break;
+    case TRP_CMSG_READ:
+        trp_cbuf_u8(b, (uint8_t)m->flags);
+        trp_cbuf_seq(b, m->seq);
+        trp_cbuf_u64(b, m->back);
+        trp_cbuf_seq(b, m->first);
+        break;
+    case TRP_CMSG_ENTRIES:
+        trp_cbuf_u8(b, (uint8_t)m->status);
+        trp_cbuf_seq(b, m->seq);
+        trp_cbuf_seq(b, m->first);
+        if (m->status) {
+            trp_cbuf_u8(b, (uint8_t)(m->text_len >> 8));
+            trp_cbuf_u8(b, (uint8_t)m->text_len);
+            trp_cbuf_bytes(b, m->text, m->text_len);
+            break;
+        }
+        trp_cbuf_u32(b, (uint32_t)m->n_entries);
+        for (size_t i = 0; i < m->n_entries; i++) {
+            const trp_cmsg_entry *e = &m->entries[i];
+            trp_cbuf_u64(b, e->term);
+            trp_cbuf_u8(b, (uint8_t)e->type);
+            trp_cbuf_u64(b, e->session);
+            trp_cbuf_u64(b, e->req);
+            trp_cbuf_bytes(b, e->prev, TRP_HASH_LEN);
+            trp_cbuf_bytes(b, e->hash, TRP_HASH_LEN);
+            trp_cbuf_u32(b, (uint32_t)e->len);
+            trp_cbuf_bytes(b, e->data, e->len);
+        }
+        break;
+    case TRP_CMSG_STATUS_RESP:
+        trp_cbuf_u32(b, (uint32_t)m->text_len);
+        trp_cbuf_bytes(b, m->text, m->text_len);
+        break;
+    case TRP_CMSG_READINDEX_RESP:
+        trp_cbuf_u8(b, (uint8_t)m->status);
+        trp_cbuf_u64(b, m->leader_hint);
+        trp_cbuf_seq(b, m->seq);
+        break;
+    default:
+        break;
+    }
+    return b->oom ? TRP_ENOMEM : TRP_OK;
 }

@@ -39,7 +39,7 @@ struct raft_peer {
 /* One client's recent requests: the RAFT_SESSION_REQS highest request
  * numbers stored in the log, with their seqs, so a client with several
  * requests in flight still gets exactly-once retries. */
-#define RAFT_SESSION_REQS 16
+#define RAFT_SESSION_REQS 64
 struct raft_session {
     uint64_t client;
     size_t n;
@@ -100,7 +100,7 @@ struct trp_raft {
 
     /* clients */
     struct raft_session *sessions;
-    size_t n_sessions;
+    size_t n_sessions, cap_sessions;
     struct raft_waiter *waiters;
     size_t n_waiters;
 

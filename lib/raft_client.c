@@ -11,8 +11,8 @@
  * TRP_RAFT_SESSION_WINDOW_BYTES of payload). A retried request
  * that is already in the leader's log is not appended again; it is answered
  * with its original seq once that seq commits. Bounds: session_max clients
- * (the one with the oldest entry is forgotten first), the 16 highest
- * request numbers per client (a retry below all 16 is refused with
+ * (the one with the oldest entry is forgotten first), the 64 highest
+ * request numbers per client (a retry below all 64 is refused with
  * TRP_EINVAL rather than risk a second copy), and a retry is
  * recognised only while its original is within the last session_window
  * entries; max_pending requests wait at once.
@@ -98,10 +98,15 @@ static bool session_too_old(const struct raft_session *s, uint64_t req)
 
 static struct raft_session *session_new(trp_raft *r, uint64_t client)
 {
-    if (!r->sessions) {
-        r->sessions = calloc(r->cfg.session_max, sizeof *r->sessions);
-        if (!r->sessions)
+    if (r->n_sessions == r->cap_sessions && r->cap_sessions < r->cfg.session_max) {
+        size_t cap = r->cap_sessions ? r->cap_sessions * 2 : 8;
+        if (cap > r->cfg.session_max)
+            cap = r->cfg.session_max;
+        struct raft_session *p = realloc(r->sessions, cap * sizeof *p);
+        if (!p)
             abort();
+        r->sessions = p;
+        r->cap_sessions = cap;
     }
     if (r->n_sessions == r->cfg.session_max) {
         size_t oldest = 0; /* bounded: forget the client whose newest entry is oldest */
@@ -168,7 +173,7 @@ int client_sessions_rebuild(trp_raft *r)
         uint64_t client, req;
         if (e.type == TRP_RAFT_ENTRY_DATA &&
             !trp_raft_envelope_get(e.payload, e.len, &client, &req, NULL, NULL) && client &&
-            !session_find(r, client) && r->n_sessions < r->cfg.session_max)
+            (session_find(r, client) || r->n_sessions < r->cfg.session_max))
             client_session_note(r, seq, e.payload, e.len, e.type);
         bytes += e.len;
         if (bytes >= TRP_RAFT_SESSION_WINDOW_BYTES)

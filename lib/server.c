@@ -138,7 +138,6 @@ void server_pump(trp_server *s)
         } else {
             finish_ready(s, &rd);
         }
-        server_disk_kick(s);
     }
     trp_err err = {0};
     if (trp_raft_failed(s->raft, &err))
@@ -146,7 +145,9 @@ void server_pump(trp_server *s)
     if (commit_moved)
         server_client_commit(s);
     state_lines(s);
+    /* messages first: followers start their fsync while we write ours */
     trp_udp_flush(s->udp, &err);
+    server_disk_kick(s);
 }
 
 /* ---- loop callbacks --------------------------------------------------------- */
@@ -281,11 +282,12 @@ static int open_raft(trp_server *s, trp_err *err)
     if (!s->rnodes)
         return trp_err_set(err, TRP_ENOMEM, "out of memory");
     for (size_t i = 0; i < cfg->nnodes; i++)
-        s->rnodes[i] = (trp_raft_node){cfg->nodes[i].id, cfg->nodes[i].group,
-                                       cfg->nodes[i].priority};
+        s->rnodes[i] =
+            (trp_raft_node){cfg->nodes[i].id, cfg->nodes[i].group, cfg->nodes[i].priority};
     uint32_t msg_bytes = cfg->max_datagram * 4;
-    msg_bytes = msg_bytes < (16u << 10) ? (16u << 10) : msg_bytes > (256u << 10) ? (256u << 10)
-                                                                                 : msg_bytes;
+    msg_bytes = msg_bytes < (16u << 10)    ? (16u << 10)
+                : msg_bytes > (256u << 10) ? (256u << 10)
+                                           : msg_bytes;
     trp_raft_config rc = {.self = s->self,
                           .nodes = s->rnodes,
                           .n_nodes = cfg->nnodes,
@@ -295,6 +297,8 @@ static int open_raft(trp_server *s, trp_err *err)
                           .election_timeout_max_ms = cfg->election_timeout_max_ms,
                           .heartbeat_ms = cfg->heartbeat_ms,
                           .max_msg_bytes = msg_bytes,
+                          .max_inflight_msgs =
+                              4, /* fewer, bigger appends: proposals batch while these fly */
                           .max_entry = cfg->max_entry + TRP_RAFT_ENVELOPE_LEN};
     trp_raft_config_defaults(&rc);
     int st = trp_raft_config_check(&rc, err);
@@ -322,8 +326,8 @@ static int open_net(trp_server *s, trp_err *err)
     if (!s->ids)
         return trp_err_set(err, TRP_ENOMEM, "out of memory");
     trp_wire_params p;
-    int rc = trp_wire_params_from_config(&p, s->cfg, s->key, s->self, SERVER_WIRE_EXTRA, s->ids,
-                                         err);
+    int rc =
+        trp_wire_params_from_config(&p, s->cfg, s->key, s->self, SERVER_WIRE_EXTRA, s->ids, err);
     if (rc)
         return rc;
     p.clients_max = SERVER_CLIENTS_MAX;
@@ -357,7 +361,7 @@ int trp_server_open(trp_server **out, const trp_server_options *o, trp_err *err)
     s->self = o->id;
     s->last_role = -1;
     trp_entry_init(&s->e);
-    mpz_inits(s->persisted_next, s->commit, NULL);
+    mpz_inits(s->persisted_next, s->commit, s->cache_base, NULL);
     trp_cmsg_init(&s->cm);
     s->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ o->id * 0x2545f4914f6cdd1dull;
     int rc = trp_config_load(&s->cfg, o->config_path, err);
@@ -441,7 +445,8 @@ void trp_server_close(trp_server *s)
     trp_config_free(s->cfg);
     trp_cmsg_clear(&s->cm);
     trp_cbuf_free(&s->out);
-    mpz_clears(s->persisted_next, s->commit, NULL);
+    server_cache_free(s);
+    mpz_clears(s->persisted_next, s->commit, s->cache_base, NULL);
     free(s->ids);
     free(s->rnodes);
     free(s);

@@ -39,6 +39,18 @@ struct stream {
     bool used;
 };
 
+/* A recently appended entry, kept so that replication and replies do not
+ * read it back from the store (a read re-checks and re-hashes it). */
+struct cached {
+    uint64_t term;
+    int type;
+    uint8_t hash[TRP_HASH_LEN];
+    uint8_t *payload;
+    size_t len;
+};
+#define SERVER_CACHE_ENTRIES 65536
+#define SERVER_CACHE_BYTES (64u << 20)
+
 /* The disk thread's mailbox, under mu. */
 struct disk {
     pthread_t thread;
@@ -75,6 +87,10 @@ struct trp_server {
 
     /* storage adapter */
     trp_entry e;
+    struct cached *cache; /* ring of the newest entries (see server_disk.c) */
+    size_t cache_head, cache_count;
+    uint64_t cache_bytes;
+    mpz_t cache_base;       /* seq of the oldest cached entry */
     bool persisted_pending; /* report persisted_next to the core */
     mpz_t persisted_next;
 
@@ -102,7 +118,8 @@ struct trp_server {
 };
 
 /* server.c */
-void server_log(trp_server *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void server_log(trp_server *s, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void server_fail(trp_server *s, const trp_err *err);
 void server_pump(trp_server *s);
 void server_send_client(trp_server *s, uint64_t client, const void *msg, size_t len);
@@ -111,6 +128,7 @@ void server_send_client(trp_server *s, uint64_t client, const void *msg, size_t 
 int server_disk_open(trp_server *s, trp_err *err);
 void server_disk_close(trp_server *s);
 void server_storage(trp_server *s, trp_raft_storage *st);
+void server_cache_free(trp_server *s);
 void server_disk_post_meta(trp_server *s, uint64_t term, uint64_t vote);
 void server_disk_kick(trp_server *s);
 /* On the loop's wake: take finished disk work. Sets *meta_done. */

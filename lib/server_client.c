@@ -67,8 +67,8 @@ void server_send_client(trp_server *s, uint64_t client, const void *msg, size_t 
     if (!p)
         return;
     trp_err err = {0};
-    trp_udp_send_message_to(s->udp, s->wire, client, (const struct sockaddr *)&p->addr, p->len,
-                            msg, len, &err);
+    trp_udp_send_message_to(s->udp, s->wire, client, (const struct sockaddr *)&p->addr, p->len, msg,
+                            len, &err);
 }
 
 static size_t smap_slot(const trp_server *s, uint64_t key)
@@ -353,6 +353,34 @@ static struct stream *stream_get(trp_server *s, uint64_t client, uint64_t id, bo
     return free_slot;
 }
 
+#define TAIL_SCAN_MAX 65536 /* entries looked at to skip no-ops in a tail */
+
+/* Where `trp-tail -n back` starts: back data entries before the commit
+ * (a leader's no-ops, which raw output does not show, are not counted;
+ * for a large back only the arithmetic is done). */
+static void tail_start(trp_server *s, mpz_t start, const mpz_t first, uint64_t back)
+{
+    mpz_set(start, s->commit);
+    if (back > TAIL_SCAN_MAX) {
+        if (mpz_cmp_ui(start, back) >= 0)
+            mpz_sub_ui(start, start, back);
+        else
+            mpz_set_ui(start, 0);
+    } else {
+        trp_entry e;
+        trp_entry_init(&e);
+        for (uint64_t scanned = 0; back && mpz_cmp(start, first) > 0 && scanned < TAIL_SCAN_MAX;
+             scanned++) {
+            mpz_sub_ui(start, start, 1);
+            if (trp_log_read(s->log, start, &e, NULL) != 0 || e.type == TRP_ENTRY_DATA)
+                back--;
+        }
+        trp_entry_clear(&e);
+    }
+    if (mpz_cmp(start, first) < 0)
+        mpz_set(start, first);
+}
+
 static void on_read(trp_server *s, uint64_t client, const trp_cmsg *m)
 {
     bool created;
@@ -365,13 +393,7 @@ static void on_read(trp_server *s, uint64_t client, const trp_cmsg *m)
     trp_log_first(s->log, first);
     if (created || (m->flags & TRP_CREAD_RESTART)) {
         if (m->flags & TRP_CREAD_TAIL) {
-            mpz_set(st->next, s->commit);
-            if (mpz_cmp_ui(st->next, m->back) >= 0)
-                mpz_sub_ui(st->next, st->next, m->back);
-            else
-                mpz_set_ui(st->next, 0);
-            if (mpz_cmp(st->next, first) < 0)
-                mpz_set(st->next, first);
+            tail_start(s, st->next, first, m->back);
         } else if (mpz_cmp(m->seq, first) < 0) {
             char a[200], f[200], text[512];
             snprintf(text, sizeof text, "--from %s is before the first stored entry, seq %s",

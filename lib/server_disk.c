@@ -9,6 +9,10 @@
  * flight at most; what is appended meanwhile becomes the next batch (group
  * commit). A truncation (rare: a follower's conflicting tail) first waits
  * for the batch in flight, then runs synchronously.
+ *
+ * The newest entries (up to SERVER_CACHE_ENTRIES / _BYTES) are also kept in
+ * memory: a leader reads each new entry back once per follower and once to
+ * answer its client, and the store's read re-checks and re-hashes it.
  */
 #include "server.h"
 
@@ -41,9 +45,107 @@ static void st_anchor(void *u, uint8_t out[TRP_RAFT_HASH_LEN])
     mpz_clear(first);
 }
 
+/* ---- the cache of the newest entries --------------------------------------------- */
+
+static struct cached *cache_at(trp_server *s, size_t i)
+{
+    return &s->cache[(s->cache_head + i) % SERVER_CACHE_ENTRIES];
+}
+
+static void cache_drop_oldest(trp_server *s)
+{
+    struct cached *c = cache_at(s, 0);
+    s->cache_bytes -= c->len;
+    free(c->payload);
+    c->payload = NULL;
+    s->cache_head = (s->cache_head + 1) % SERVER_CACHE_ENTRIES;
+    s->cache_count--;
+    mpz_add_ui(s->cache_base, s->cache_base, 1);
+}
+
+/* Keep entry seq (just appended at the log's end) in the cache. */
+static void cache_put(trp_server *s, const mpz_t seq, const trp_raft_entry *e)
+{
+    if (!s->cache) {
+        s->cache = calloc(SERVER_CACHE_ENTRIES, sizeof *s->cache);
+        if (!s->cache)
+            return;
+    }
+    mpz_t end;
+    mpz_init(end);
+    mpz_add_ui(end, s->cache_base, s->cache_count);
+    if (mpz_cmp(end, seq) != 0) { /* not contiguous (first use, or after a gap): restart */
+        while (s->cache_count)
+            cache_drop_oldest(s);
+        mpz_set(s->cache_base, seq);
+    }
+    mpz_clear(end);
+    while (s->cache_count &&
+           (s->cache_count == SERVER_CACHE_ENTRIES || s->cache_bytes + e->len > SERVER_CACHE_BYTES))
+        cache_drop_oldest(s);
+    uint8_t *copy = malloc(e->len ? e->len : 1);
+    if (!copy)
+        return;
+    if (e->len)
+        memcpy(copy, e->payload, e->len);
+    struct cached *c = cache_at(s, s->cache_count);
+    *c = (struct cached){e->term, e->type, {0}, copy, e->len};
+    memcpy(c->hash, e->hash, TRP_HASH_LEN);
+    s->cache_count++;
+    s->cache_bytes += e->len;
+}
+
+/* Forget cached entries >= from (a truncation). */
+static void cache_cut(trp_server *s, const mpz_t from)
+{
+    mpz_t end;
+    mpz_init(end);
+    for (;;) {
+        mpz_add_ui(end, s->cache_base, s->cache_count);
+        if (!s->cache_count || mpz_cmp(end, from) <= 0)
+            break;
+        struct cached *c = cache_at(s, s->cache_count - 1);
+        s->cache_bytes -= c->len;
+        free(c->payload);
+        c->payload = NULL;
+        s->cache_count--;
+    }
+    mpz_clear(end);
+}
+
+void server_cache_free(trp_server *s)
+{
+    while (s->cache_count)
+        cache_drop_oldest(s);
+    free(s->cache);
+    s->cache = NULL;
+}
+
+static bool cache_get(trp_server *s, const mpz_t seq, trp_raft_entry *e)
+{
+    if (!s->cache_count || mpz_cmp(seq, s->cache_base) < 0)
+        return false;
+    mpz_t off;
+    mpz_init(off);
+    mpz_sub(off, seq, s->cache_base);
+    bool hit = mpz_cmp_ui(off, s->cache_count) < 0;
+    if (hit) {
+        const struct cached *c = cache_at(s, (size_t)mpz_get_ui(off));
+        e->term = c->term;
+        e->type = c->type;
+        memcpy(e->hash, c->hash, TRP_RAFT_HASH_LEN);
+        e->payload = c->payload;
+        e->len = c->len;
+    }
+    mpz_clear(off);
+    return hit;
+}
+
 static int st_read(void *u, const mpz_t seq, trp_raft_entry *e, trp_err *err)
 {
     trp_server *s = u;
+    if (cache_get(s, seq, e))
+        return 0;
     int rc = trp_log_read(s->log, seq, &s->e, err);
     if (rc)
         return rc;
@@ -58,15 +160,15 @@ static int st_read(void *u, const mpz_t seq, trp_raft_entry *e, trp_err *err)
 static int st_append(void *u, const mpz_t seq, const trp_raft_entry *e, trp_err *err)
 {
     trp_server *s = u;
-    (void)seq; /* the store appends at its next; the core keeps them equal */
+    /* the store appends at its next; the core keeps them equal */
     uint8_t h[TRP_HASH_LEN];
     int rc = trp_log_append(s->log, e->term, e->type, e->payload, e->len, h, err);
     if (rc)
         return rc;
     if (memcmp(h, e->hash, TRP_HASH_LEN) != 0)
-        return trp_err_set(err, TRP_ECORRUPT,
-                           "%s: the store's chain hash differs from the core's",
+        return trp_err_set(err, TRP_ECORRUPT, "%s: the store's chain hash differs from the core's",
                            trp_log_dir(s->log));
+    cache_put(s, seq, e);
     s->sync_wanted = true;
     return 0;
 }
@@ -89,6 +191,7 @@ static int st_truncate(void *u, const mpz_t from, trp_err *err)
 {
     trp_server *s = u;
     int rc = disk_drain(s, err);
+    cache_cut(s, from);
     if (!rc)
         rc = trp_log_truncate(s->log, from, err);
     if (!rc) {

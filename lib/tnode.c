@@ -11,6 +11,7 @@
  * appends again) is queued and handled by the same loop, so the core never
  * sees re-entrant calls.
  */
+#include "trp_log.h"
 #include "trp_node.h"
 
 #include <stdlib.h>
@@ -271,7 +272,7 @@ int trp_node_new(trp_node **out, uint64_t id, const uint64_t *ids, size_t n, trp
     node->opts.priorities = NULL;
     node->opts.groups = NULL;
     if (!node->opts.hash_entry)
-        node->opts.hash_entry = trp_raft_hash_interim;
+        node->opts.hash_entry = trp_entry_hash;
     node->rng = node->opts.seed ? node->opts.seed : id * 0x2545f4914f6cdd1dull + 1;
     do
         node->client = node_rand(node);

@@ -35,7 +35,8 @@ extern "C" {
 #endif
 
 #define TRP_CLIENT_VERSION 1
-#define TRP_CLIENT_SESSION_WINDOW 16 /* open request numbers per session */
+#define TRP_CLIENT_SESSION_WINDOW 64 /* open request numbers per session (the core remembers 64)   \
+                                      */
 #define TRP_CLIENT_MAX_ITEMS 65536   /* entries per message */
 #define TRP_CLIENT_MSG_TEXT_MAX 1024
 
@@ -104,6 +105,8 @@ void trp_cmsg_reset(trp_cmsg *m); /* empty the lists, keep the memory */
 int trp_cmsg_decode(const uint8_t *buf, size_t len, trp_cmsg *m, trp_err *err);
 
 /* A growable output buffer for encoding. */
+struct trp_cbuf;
+
 typedef struct trp_cbuf {
     uint8_t *p;
     size_t len, cap;
@@ -117,6 +120,8 @@ void trp_cbuf_bytes(trp_cbuf *b, const void *p, size_t n);
 void trp_cbuf_seq(trp_cbuf *b, const mpz_t seq);
 void trp_cbuf_header(trp_cbuf *b, int type, uint64_t id);
 void trp_cbuf_put_u32(trp_cbuf *b, size_t at, uint32_t v); /* patch a count */
+/* Append the encoding of m to b (what trp_cmsg_decode reads back). */
+int trp_cmsg_encode(const trp_cmsg *m, trp_cbuf *b);
 
 /* ---- the client library --------------------------------------------------- */
 

@@ -52,7 +52,7 @@ typedef struct trp_node_options {
     const uint32_t *priorities;   /* per id (parallel to ids), or NULL */
     const char *const *groups;    /* per id group name (parallel to ids), or NULL */
     uint64_t seed;                /* randomness; 0 = derived from the id */
-    /* chain hash; NULL = the interim one (TODO(merge): trp_entry_hash) */
+    /* chain hash; NULL = trp_entry_hash (the log store's chain) */
     void (*hash_entry)(uint8_t out[TRP_RAFT_HASH_LEN], const mpz_t seq, uint64_t term, int type,
                        const uint8_t prev[TRP_RAFT_HASH_LEN], const void *payload, size_t len);
 } trp_node_options;

@@ -116,9 +116,8 @@ typedef struct trp_raft_env {
                        const uint8_t prev[TRP_RAFT_HASH_LEN], const void *payload, size_t len);
 } trp_raft_env;
 
-/* INTERIM chain hash (SHA-256, lib/raft_hash.c) used by tnode and the
- * simulator until the log store's trp_entry_hash is merged.
- * TODO(merge): replace its uses by trp_entry_hash and remove it. */
+/* The chain hash under its pre-merge name: now exactly trp_entry_hash from
+ * trp_log.h (lib/raft_hash.c), kept for the tests and the simulator. */
 void trp_raft_hash_interim(uint8_t out[TRP_RAFT_HASH_LEN], const mpz_t seq, uint64_t term, int type,
                            const uint8_t prev[TRP_RAFT_HASH_LEN], const void *payload, size_t len);
 

@@ -110,3 +110,4 @@ if command -v unshare >/dev/null 2>&1 && unshare -m true 2>/dev/null; then
     ' sh "$W/tmpfs" $n100
 fi
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+sh tests/bench/cluster.sh

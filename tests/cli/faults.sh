@@ -43,6 +43,9 @@ expect erofs-reader-ok 0 "" errinject EROFS open-write,mkdir trp-tail -d "$D" -n
 expect erofs-verify-ok 0 "" errinject EROFS open-write,mkdir trp-verify -q "$D"
 expect enospc-write 74 "No space left on device" errinject ENOSPC write,pwrite,fallocate trp-append -d "$D" full
 same enospc-write-out "$(cat "$TMP/out")" ""
+seq 1 1000 > "$TMP/thousand"
+expect enospc-segment-write 74 "\.seg: write: No space left on device" errinject ENOSPC bigwrite trp-append -d "$D" < "$TMP/thousand"
+same enospc-segment-write-out "$(cat "$TMP/out")" ""
 expect enospc-sync 74 "fdatasync: No space left on device" errinject ENOSPC fdatasync,fsync trp-append -d "$D" full
 same enospc-sync-out "$(cat "$TMP/out")" ""
 expect eio-sync 74 "Input/output error" errinject EIO fdatasync,fsync trp-append -d "$D" eio

@@ -18,7 +18,8 @@ cleanup() {
     rm -rf "$TMP"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP
+trap 'exit 141' PIPE # a dead peer on a fifo must not skip the cleanup
 
 pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1: $2"; }

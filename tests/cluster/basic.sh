@@ -21,13 +21,16 @@ s2=$(echo a2 | "$BIN/trp-append" -c "$C" -i 2)
 s3=$(printf 'a3' | "$BIN/trp-append" -c "$C" -i 3 --whole)
 [ "$s1 $s2 $s3" = "0 1 2" ] && pass append_each_node_seqs || fail append_each_node_seqs "got '$s1 $s2 $s3'"
 
-# a piped stream: 2000 lines, seqs 3..2002 in order
+# a piped stream: 2000 lines, increasing seqs after the first three (not
+# fixed numbers from here on: a leader change may add a no-op entry)
 seq 1 2000 | "$BIN/trp-append" -c "$C" -i 2 > "$tmp/seqs"
 rc=$?
-[ $rc -eq 0 ] && [ "$(head -1 "$tmp/seqs")" = 3 ] && [ "$(tail -1 "$tmp/seqs")" = 2002 ] &&
+[ $rc -eq 0 ] && [ "$(head -1 "$tmp/seqs")" -ge 3 ] &&
     [ "$(sort -n "$tmp/seqs" | uniq | wc -l)" = 2000 ] && [ "$(sort -n "$tmp/seqs" | tr '\n' ' ')" = "$(tr '\n' ' ' < "$tmp/seqs")" ] \
     && pass append_stream_in_order || fail append_stream_in_order "exit $rc, $(wc -l < "$tmp/seqs") seqs"
-echo '{"json":true}' | "$BIN/trp-append" -c "$C" --json | grep -q '^{"seq":"2003","hash":"[0-9a-f]\{64\}"}$' \
+js=$(echo '{"json":true}' | "$BIN/trp-append" -c "$C" --json)
+jseq=$(echo "$js" | json_field seq)
+echo "$js" | grep -q '^{"seq":"[0-9]*","hash":"[0-9a-f]\{64\}"}$' \
     && pass append_json_output || fail append_json_output "no JSON seq/hash"
 
 # tail from every node: the same 2004 entries
@@ -41,8 +44,8 @@ n1=$(wc -l < "$tmp/tail1")
     || fail tail_shows_user_bytes "$(head -3 "$tmp/tail1")"
 [ "$("$BIN/trp-tail" -c "$C" -n 2 | tr '\n' ' ')" = '2000 {"json":true} ' ] && pass tail_last_n \
     || fail tail_last_n "$("$BIN/trp-tail" -c "$C" -n 2)"
-"$BIN/trp-tail" -c "$C" --from 2003 -o json | grep -q '"seq":"2003".*"data":{"json":true}' \
-    && pass tail_json || fail tail_json "$("$BIN/trp-tail" -c "$C" --from 2003 -o json)"
+"$BIN/trp-tail" -c "$C" --from "$jseq" --count 1 -o json | grep -q "\"seq\":\"$jseq\".*\"data\":{\"json\":true}" \
+    && pass tail_json || fail tail_json "$("$BIN/trp-tail" -c "$C" --from "$jseq" --count 1 -o json)"
 "$BIN/trp-tail" -c "$C" --from 0 --count 1 > /dev/null 2>&1 && pass tail_count || fail tail_count "exit $?"
 
 # follow: a new commit shows up in a running trp-tail -f
@@ -57,8 +60,9 @@ kill $fpid 2>/dev/null; wait $fpid 2>/dev/null
 
 # status: commit, head and the leader's view of each peer
 "$BIN/trp-tail" -c "$C" --linearizable -n 0 > /dev/null
+leader=$(wait_leader) # it may have changed on a busy machine
 st=$(status_of "$leader")
-[ "$(echo "$st" | json_field commit)" = 2005 ] && echo "$st" | grep -q '"peers":\[{"id":1,"match":"' \
+[ -n "$(echo "$st" | json_field commit)" ] && [ "$(echo "$st" | json_field commit)" = "$(echo "$st" | json_field next)" ] && echo "$st" | grep -q '"peers":\[{"id":1,"match":"' \
     && pass status_leader_commit_and_match || fail status_leader_commit_and_match "$st"
 "$BIN/trp-node" status -c "$C" > "$tmp/status" 2>&1
 [ "$(grep -c '"role":"leader"' "$tmp/status")" = 1 ] && [ "$(grep -c '"role":"follower"' "$tmp/status")" = 2 ] \
@@ -77,10 +81,20 @@ rc=$?
 [ "$("$BIN/trp-tail" -d "$tmp/c/2" --from 0 --count 3 | tr '\n' ' ')" = "a1 a2 a3 " ] \
     && pass tail_d_live_node_dir || fail tail_d_live_node_dir "$("$BIN/trp-tail" -d "$tmp/c/2" --from 0 --count 3)"
 
+# trp-verify reads live replicas (while appends go on) without complaint
+seq 1 3000 | "$BIN/trp-append" -c "$C" -q &
+apid=$!
+"$BIN/trp-verify" "$tmp/c/1" "$tmp/c/2" "$tmp/c/3" > "$tmp/out" 2>&1
+rc=$?
+wait $apid
+[ $rc -eq 0 ] && pass verify_live_replicas || fail verify_live_replicas "exit $rc: $(cat "$tmp/out")"
+
 # --if-prev: the right head appends, a wrong one is refused with exit 1
-head=$("$BIN/trp-tail" -c "$C" --linearizable -n 1 -o json | json_field hash)
+hj=$("$BIN/trp-tail" -c "$C" --linearizable -n 1 -o json)
+head=$(echo "$hj" | json_field hash)
+hseq=$(echo "$hj" | json_field seq)
 s=$("$BIN/trp-append" -c "$C" --if-prev "$head" cond-ok 2>&1)
-[ "$s" = 2005 ] && pass if_prev_match_appends || fail if_prev_match_appends "got '$s'"
+[ "$s" = $((hseq + 1)) ] && pass if_prev_match_appends || fail if_prev_match_appends "got '$s'"
 "$BIN/trp-append" -c "$C" --if-prev "$head" cond-bad > "$tmp/out" 2>&1
 rc=$?
 [ $rc -eq 1 ] && grep -q 'not as expected' "$tmp/out" && pass if_prev_mismatch_exit_1 \
@@ -103,11 +117,11 @@ rc=$?
 for i in 1 2 3; do start_node $i; done
 wait_leader > /dev/null || fail restart_leader "no leader after restart"
 s=$("$BIN/trp-append" -c "$C" after-restart)
-[ "$s" = 2006 ] && pass restart_next_seq || fail restart_next_seq "got '$s'"
+[ "$s" -gt $((hseq + 1)) ] && pass restart_next_seq || fail restart_next_seq "got '$s'"
 for i in 1 2 3; do
     "$BIN/trp-tail" -c "$C" -i $i --linearizable --from 0 > "$tmp/tail$i"
 done
-[ "$(wc -l < "$tmp/tail1")" = 2007 ] && cmp -s "$tmp/tail1" "$tmp/tail2" && cmp -s "$tmp/tail1" "$tmp/tail3" \
+[ "$(wc -l < "$tmp/tail1")" = 5007 ] && cmp -s "$tmp/tail1" "$tmp/tail2" && cmp -s "$tmp/tail1" "$tmp/tail3" \
     && pass restart_nothing_lost || fail restart_nothing_lost "$(wc -l "$tmp"/tail?)"
 "$BIN/trp-verify" "$tmp/c/1" "$tmp/c/2" "$tmp/c/3" > "$tmp/out" 2>&1
 rc=$?

@@ -70,7 +70,7 @@ wait_leader() {
     return 1
 }
 
-# json_field FIELD: the first "FIELD":value in stdin's JSON (strings unquoted)
+# json_field FIELD: the top-level FIELD of stdin's first JSON line (strings unquoted)
 json_field() {
-    sed -n "s/.*\"$1\":\"\{0,1\}\([^\",}]*\)\"\{0,1\}.*/\1/p" | head -1
+    head -1 | "$T/jf" "$1"
 }

@@ -6,7 +6,9 @@
  * Usage: errinject ERRNO SYSCALL[,SYSCALL...] COMMAND [ARG...]
  *   ERRNO    ENOSPC, EROFS, EACCES or EIO
  *   SYSCALL  fdatasync, fsync, write (only fds >= 3, so stdout and stderr
- *            still work), pwrite, open-write (open/openat asking for write
+ *            still work), pwrite, bigwrite (write/pwrite of 64 bytes or more
+ *            to fds >= 3: entry data, but not a small pid or marker
+ *            file), open-write (open/openat asking for write
  *            access or O_CREAT), mkdir, fallocate, ftruncate, rename
  *
  * The one idea: a seccomp filter returning SECCOMP_RET_ERRNO is inherited
@@ -34,7 +36,7 @@
 #error "errinject: unsupported architecture"
 #endif
 
-enum cond { ALWAYS, FD_GE3, OPEN_WRITE };
+enum cond { ALWAYS, FD_GE3, OPEN_WRITE, BIG_WRITE };
 struct rule {
     const char *name;
     long nr;
@@ -46,6 +48,7 @@ static const struct rule rules[] = {
     {"fdatasync", __NR_fdatasync, ALWAYS, 0},   {"fsync", __NR_fsync, ALWAYS, 0},
     {"write", __NR_write, FD_GE3, 0},           {"write", __NR_writev, FD_GE3, 0},
     {"pwrite", __NR_pwrite64, FD_GE3, 0},       {"pwrite", __NR_pwritev, FD_GE3, 0},
+    {"bigwrite", __NR_write, BIG_WRITE, 0},     {"bigwrite", __NR_pwrite64, BIG_WRITE, 0},
 #ifdef __NR_open
     {"open-write", __NR_open, OPEN_WRITE, 1},
 #endif
@@ -105,7 +108,18 @@ int main(int argc, char **argv)
         f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                                               offsetof(struct seccomp_data, nr));
         unsigned arg_off = (unsigned)offsetof(struct seccomp_data, args[rules[i].arg]);
-        if (rules[i].cond == ALWAYS) {
+        if (rules[i].cond == BIG_WRITE) {
+            /* fd >= 3 and count (argument 2) >= 64: data, not a pid file */
+            f[n++] =
+                (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (__u32)rules[i].nr, 0, 6);
+            f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, arg_off);
+            f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 3, 0, 3);
+            f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                                  offsetof(struct seccomp_data, args[2]));
+            f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 64, 0, 1);
+            f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, deny);
+            f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+        } else if (rules[i].cond == ALWAYS) {
             f[n++] =
                 (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (__u32)rules[i].nr, 0, 1);
             f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, deny);

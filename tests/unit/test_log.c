@@ -540,6 +540,15 @@ static int full_disk_child(const char *d)
         return 11;
     if (lt_next_u64(log) != 10)
         return 12;
+    /* a batch big enough to be written out while it is appended (the
+     * buffer is flushed every MiB): the failure comes from an append */
+    rc = 0;
+    for (int i = 0; i < 8000 && rc == 0; i++)
+        rc = trp_log_append(log, 1, TRP_ENTRY_DATA, big, sizeof big, NULL, &e);
+    if (rc == 0)
+        return 16;
+    if (lt_next_u64(log) != 10 || trp_log_sync(log, &e) != TRP_OK || lt_next_u64(log) != 10)
+        return 17;
     setrlimit(RLIMIT_FSIZE, &rl);
     if (lt_batch(log, 10, 15)) /* the handle still works */
         return 13;
@@ -697,6 +706,44 @@ static void fsync_failure_is_fatal(void)
 #endif
 }
 
+static void entries_bigger_than_a_segment(void)
+{
+    const char *d = lt_dir("bigentries");
+    trp_err e;
+    trp_log_options o = {.create = true, .segment_bytes = 4096};
+    trp_log *log;
+    REQUIRE(trp_log_open(&log, d, &o, &e) == TRP_OK);
+    static uint8_t big[TRP_MAX_ENTRY_DEFAULT];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 31 + 7);
+    size_t lens[] = {TRP_MAX_ENTRY_DEFAULT, 0, 5000, 1, TRP_MAX_ENTRY_DEFAULT - 3};
+    for (int i = 0; i < 5; i++)
+        REQUIRE(trp_log_append(log, 1, TRP_ENTRY_DATA, big, lens[i], NULL, &e) == TRP_OK);
+    REQUIRE(trp_log_sync(log, &e) == TRP_OK);
+    CHECK(trp_log_append(log, 1, TRP_ENTRY_DATA, big, TRP_MAX_ENTRY_DEFAULT + 1, NULL, &e) ==
+          TRP_ETOOBIG);
+    trp_log_close(log);
+    CHECK(count_files(d, ".seg") >= 4); /* one record a segment, mostly */
+    log = lt_reader(d, &e);
+    REQUIRE(log);
+    trp_entry en;
+    trp_entry_init(&en);
+    mpz_t s;
+    mpz_init(s);
+    for (int i = 0; i < 5; i++) {
+        mpz_set_ui(s, (unsigned long)i);
+        CHECKF(trp_log_read(log, s, &en, &e) == TRP_OK && en.len == lens[i] &&
+                   (lens[i] == 0 || memcmp(en.payload, big, lens[i]) == 0),
+               "seq %d: %s", i, e.msg);
+    }
+    mpz_clear(s);
+    trp_entry_clear(&en);
+    trp_log_close(log);
+    bool ok;
+    verify_ok(d, &ok);
+    CHECK(ok);
+}
+
 int main(void)
 {
     RUN(append_read_iterate_across_segments);
@@ -715,6 +762,7 @@ int main(void)
     RUN(iterating_without_hashes);
     RUN(a_reader_follows_rolls_and_removals);
     RUN(fsync_failure_is_fatal);
+    RUN(entries_bigger_than_a_segment);
     lt_cleanup();
     return check_done();
 }

@@ -728,19 +728,19 @@ static void test_exactly_once_and_restart(void)
     CHECK(o.n_rep == 1 && o.rep[0].status == TRP_ETOOBIG && s->node[0].n == 1);
     outbox_clear(&o);
     /* many requests in flight from one client: each retry still exactly once */
-    for (uint64_t q = 2; q <= 20; q++)
+    for (uint64_t q = 2; q <= 70; q++)
         trp_raft_propose(s->node[0].r, 77, q, "m", 1, NULL);
     drain(s, 0, &o);
     outbox_clear(&o);
     trp_raft_propose(s->node[0].r, 77, 12, "m", 1, NULL);
     drain(s, 0, &o);
     CHECK(o.n_rep == 1 && o.rep[0].status == TRP_OK);
-    CHECK(s->node[0].n == 20);
+    CHECK(s->node[0].n == 70);
     outbox_clear(&o);
-    /* below the 16 remembered requests: refused rather than stored twice */
+    /* below the 64 remembered requests: refused rather than stored twice */
     trp_raft_propose(s->node[0].r, 77, 2, "m", 1, NULL);
     drain(s, 0, &o);
-    CHECK(o.n_rep == 1 && o.rep[0].status == TRP_EINVAL && s->node[0].n == 20);
+    CHECK(o.n_rep == 1 && o.rep[0].status == TRP_EINVAL && s->node[0].n == 70);
     outbox_clear(&o);
     free_cluster(s);
 }

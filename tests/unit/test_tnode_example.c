@@ -12,6 +12,7 @@
 #include "trp.h"
 #include "trp_node.h"
 
+#include <inttypes.h>
 #include <stdint.h>
 
 static trp_node *nodes[3];
@@ -244,11 +245,12 @@ static void test_lossy_transport_restarts_and_retries(void)
         bool all = next == CA;
         for (int k = 0; k < next; k++) {
             struct capp *a = &ca[k];
-            if (a->status > 0 && c_now >= a->retry_at) { /* retry: same request number */
+            if (a->status > 0 && a->status != TRP_EINVAL &&
+                c_now >= a->retry_at) { /* retry: same request number */
                 a->status = -1;
                 trp_node_append_retry(cn[a->node], a->req, a->text, strlen(a->text), c_done, a);
             }
-            all = all && a->status == TRP_OK;
+            all = all && (a->status == TRP_OK || a->status == TRP_EINVAL);
         }
         if (all)
             break;
@@ -265,7 +267,13 @@ static void test_lossy_transport_restarts_and_retries(void)
         if (ca[k].seq >= 0 && ca[k].seq < 4 * CA)
             seen[ca[k].seq] = 1;
     }
-    CHECKF(ok == CA, "%d of %d appends acknowledged", ok, CA);
+    /* TRP_EINVAL: retried so late that the outcome cannot be told (below the
+     * 64 newest requests of its client); allowed, but then stored at most once */
+    CHECKF(ok >= CA - 3, "%d of %d appends acknowledged", ok, CA);
+    for (int k = 0; k < CA; k++)
+        if (ca[k].status != TRP_OK)
+            printf("# append %d (node %d, req %" PRIu64 "): %s\n", k, ca[k].node + 1, ca[k].req,
+                   ca[k].status < 0 ? "pending" : trp_status_name(ca[k].status));
     /* let commits settle, then: same head everywhere, every acked entry at its seq */
     for (uint64_t end = c_now + 2000; c_now < end; c_now++) {
         c_deliver();
@@ -276,6 +284,26 @@ static void test_lossy_transport_restarts_and_retries(void)
         CHECK(!memcmp(trp_node_head(cn[0]), trp_node_head(cn[i]), TRP_RAFT_HASH_LEN));
     mpz_t seq;
     mpz_init(seq);
+    mpz_t first, lnext;
+    mpz_inits(first, lnext, NULL);
+    logs[2]->st.bounds(logs[2]->st.user, first, lnext);
+    mpz_sub(lnext, lnext, first);
+    size_t n_log = (size_t)mpz_get_ui(lnext);
+    for (int k = 0; k < CA; k++) { /* every append at most once in the log */
+        int copies = 0;
+        for (size_t i = 0; i < n_log; i++) {
+            trp_raft_entry e;
+            const uint8_t *d;
+            size_t len;
+            mpz_add_ui(seq, first, i);
+            if (logs[2]->st.read(logs[2]->st.user, seq, &e, NULL) == 0 &&
+                trp_raft_envelope_get(e.payload, e.len, NULL, NULL, &d, &len) == 0 &&
+                len == strlen(ca[k].text) && !memcmp(d, ca[k].text, len))
+                copies++;
+        }
+        CHECKF(copies <= 1, "append %d stored %d times", k, copies);
+    }
+    mpz_clears(first, lnext, NULL);
     for (int k = 0; k < CA; k++) {
         if (ca[k].status != TRP_OK)
             continue;
