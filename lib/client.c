@@ -477,14 +477,14 @@ static void send_appends(trp_client *c)
         c->retry_check_ms = c->now_ms + RETRY_MS / 4;
         if (c->q_len && c->now_ms - c->heard_ms > rotate_after(c)) { /* silent node: next one */
             bool any_sent = false;
-            for (size_t i = 0; i < c->q_len && !any_sent; i++)
-                any_sent = c->q[(c->q_head + i) % c->q_cap].state == P_SENT;
+            for (size_t i = 0; i < c->q_len && !any_sent; i++) /* sent, or refused: EUNAVAIL */
+                any_sent = c->q[(c->q_head + i) % c->q_cap].state != P_DONE && c->q[(c->q_head + i) % c->q_cap].tries;
             if (any_sent) {
                 c->target = (c->target + 1) % c->n;
                 c->heard_ms = c->now_ms;
                 for (size_t i = 0; i < c->q_len; i++) {
                     struct pend *p = &c->q[(c->q_head + i) % c->q_cap];
-                    if (p->state == P_SENT) {
+                    if (p->state != P_DONE) {
                         p->state = P_UNSENT;
                         p->resend_at = 0;
                     }
