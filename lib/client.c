@@ -484,9 +484,10 @@ static void send_appends(trp_client *c)
                 c->heard_ms = c->now_ms;
                 for (size_t i = 0; i < c->q_len; i++) {
                     struct pend *p = &c->q[(c->q_head + i) % c->q_cap];
-                    if (p->state == P_SENT) {
+                    if (p->state == P_SENT) { /* a fresh start at the next node */
                         p->state = P_UNSENT;
                         p->resend_at = 0;
+                        p->tries = 0;
                     }
                 }
             }
