@@ -154,3 +154,11 @@ fuzz:
 	  grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' $(FUZZ_B)/$$f.log; \
 	  echo "PASS $$f"; \
 	done
+
+# Jepsen-style fault scenarios against real trp-node clusters on 127.0.0.1
+# (tests/chaos/run.sh; needs root for the disk-full tmpfs):
+# `make chaos [SCENARIO=name|"a b"] [DURATION=seconds of faults each] [SEED=n]`.
+# `make test` runs every scenario briefly through tests/run.sh.
+chaos: all $(TOOLS)
+	BIN=$(B)/bin T=$(B)/t SCENARIO="$(SCENARIO)" DURATION=$(or $(DURATION),60) SEED=$(or $(SEED),1) \
+	  sh tests/chaos/run.sh

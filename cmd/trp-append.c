@@ -92,7 +92,15 @@ static void usage(FILE *to)
             cli_prog(), cli_prog());
 }
 
-enum { OPT_WHOLE = 256, OPT_START_SEQ, OPT_IF_PREV, OPT_MAX_ENTRY, OPT_JSON, OPT_VERSION, OPT_TIMEOUT };
+enum {
+    OPT_WHOLE = 256,
+    OPT_START_SEQ,
+    OPT_IF_PREV,
+    OPT_MAX_ENTRY,
+    OPT_JSON,
+    OPT_VERSION,
+    OPT_TIMEOUT
+};
 
 /* Parse argv into o. Returns -1 to go on, or an exit status. */
 static int parse_args(int argc, char **argv, struct append_opts *o)

@@ -37,7 +37,7 @@ struct tail_opts {
     bool have_count;
     uint64_t count; /* --count: stop after this many */
     enum format format;
-    char terminator; /* after each raw entry: '\n', or '\0' with -z */
+    char terminator;    /* after each raw entry: '\n', or '\0' with -z */
     const char *config; /* cluster mode: -c CONFIG or TRP_CONFIG */
     uint64_t node;      /* -i ID: read from this node */
     uint64_t timeout_s;

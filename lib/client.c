@@ -292,7 +292,7 @@ static void on_message(void *ctx, const uint8_t *dgram, size_t len, const struct
         return;
     if (trp_cmsg_decode(msg, mlen, &c->cm, NULL) != 0)
         return;
-    if (sender == c->ids[c->target])
+    if (sender == c->ids[c->target] && !(c->cm.type == TRP_CMSG_APPEND_RESP && !c->cm.leader_hint))
         c->heard_ms = c->now_ms;
     switch (c->cm.type) {
     case TRP_CMSG_APPEND_RESP:
@@ -458,7 +458,9 @@ static void pack(trp_client *c, struct pend *p, size_t *count_at, uint32_t *coun
  * loaded cluster is not buried under copies of what it is working on. */
 static uint64_t retry_after(const trp_client *c, const struct pend *p)
 {
-    unsigned shift = p->tries > 1 ? p->tries - 1 : 0;
+    /* the first tries stay at RETRY_MS: a leader change is over within a
+     * few election timeouts, and a retry then should not wait long */
+    unsigned shift = p->tries > 3 ? p->tries - 3 : 0;
     uint64_t t = (uint64_t)RETRY_MS << (shift > 5 ? 5 : shift);
     return t > 4 * c->srtt_ms ? t : 4 * c->srtt_ms;
 }
@@ -477,16 +479,17 @@ static void send_appends(trp_client *c)
         c->retry_check_ms = c->now_ms + RETRY_MS / 4;
         if (c->q_len && c->now_ms - c->heard_ms > rotate_after(c)) { /* silent node: next one */
             bool any_sent = false;
-            for (size_t i = 0; i < c->q_len && !any_sent; i++)
-                any_sent = c->q[(c->q_head + i) % c->q_cap].state == P_SENT;
+            for (size_t i = 0; i < c->q_len && !any_sent; i++) /* sent, or refused: EUNAVAIL */
+                any_sent = c->q[(c->q_head + i) % c->q_cap].state != P_DONE && c->q[(c->q_head + i) % c->q_cap].tries;
             if (any_sent) {
                 c->target = (c->target + 1) % c->n;
                 c->heard_ms = c->now_ms;
                 for (size_t i = 0; i < c->q_len; i++) {
                     struct pend *p = &c->q[(c->q_head + i) % c->q_cap];
-                    if (p->state == P_SENT) {
+                    if (p->state != P_DONE) { /* a fresh start at the next node (refused ones too) */
                         p->state = P_UNSENT;
                         p->resend_at = 0;
+                        p->tries = 0;
                     }
                 }
             }

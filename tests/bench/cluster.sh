@@ -38,6 +38,11 @@ fs=$(bench_limits fsync "$W/f" 100 2)
 rtt=$(cluster_load - udprtt 5000 | field p50_us)
 fs_us=$(awk -v r="$fs" 'BEGIN { printf "%.0f", 1e6 / r }')
 row "limit: write+fdatasync, 100 B" "$fs_us us" "($fs /s, one process)" ""
+# three nodes share this disk: what each gets when all three sync at once
+for i in 1 2 3; do bench_limits fsync "$W/f$i" 100 2 > "$W/fs$i" & done
+wait
+fs3=$(cat "$W/fs1" "$W/fs2" "$W/fs3" | awk '{ s += $1 } END { printf "%.0f", s / 3 }')
+row "limit: write+fdatasync, 3 at once" "$(awk -v r="$fs3" 'BEGIN { printf "%.0f", 1e6 / r }') us" "($fs3 /s each)" ""
 row "limit: UDP round trip, loopback" "$rtt us" "(p50)" ""
 row "limit: fdatasync + 2 round trips" "$((fs_us + 2 * rtt)) us" "$(awk -v u=$((fs_us + 2 * rtt)) 'BEGIN { printf "= %.0f appends/s sequential", 1e6 / u }')" ""
 echo
