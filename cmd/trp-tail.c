@@ -180,6 +180,35 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
     return -1;
 }
 
+/* Raw output of a node's directory hides the leaders' no-ops, so "the last
+ * N" must mean the last N data entries: move start back by one for every
+ * no-op in [start, commit), as long as there are entries before it. No-ops
+ * are one per leader change, so this reads a handful of entries. */
+static int skip_back_over_noops(trp_log *log, const mpz_t first, const mpz_t commit, mpz_t start,
+                                trp_err *err)
+{
+    trp_entry e;
+    trp_entry_init(&e);
+    mpz_t scanned_from;
+    mpz_init_set(scanned_from, commit);
+    int rc = TRP_OK;
+    uint64_t missing = 0;
+    /* Scan [start, scanned_from) backwards; each no-op asks for one more. */
+    while (rc == TRP_OK && mpz_cmp(start, scanned_from) < 0) {
+        mpz_sub_ui(scanned_from, scanned_from, 1);
+        rc = trp_log_read(log, scanned_from, &e, err);
+        if (rc == TRP_OK && e.type != TRP_ENTRY_DATA)
+            missing++;
+        if (mpz_cmp(start, scanned_from) == 0 && missing > 0 && mpz_cmp(start, first) > 0) {
+            mpz_sub_ui(start, start, 1);
+            missing--;
+        }
+    }
+    mpz_clear(scanned_from);
+    trp_entry_clear(&e);
+    return rc;
+}
+
 /* The seq to start at: --from SEQ, or the last N committed entries. */
 static int start_seq(trp_log *log, const struct tail_opts *o, mpz_t start, trp_err *err)
 {
@@ -205,6 +234,8 @@ static int start_seq(trp_log *log, const struct tail_opts *o, mpz_t start, trp_e
             mpz_set_ui(start, 0);
         if (mpz_cmp(start, first) < 0)
             mpz_set(start, first);
+        if (o->envelope && o->format == FMT_RAW)
+            rc = skip_back_over_noops(log, first, commit, start, err);
     }
     mpz_clears(first, commit, NULL);
     return rc;
