@@ -25,7 +25,7 @@
 
 #define LANES 48 /* sessions: each holds TRP_CLIENT_SESSION_WINDOW open requests */
 #define RETRY_MS 100
-#define ROTATE_MS 300 /* no answer from the node this long: try the next */
+#define ROTATE_MS 150 /* no answer from the node this long: try the next */
 #define CLIENT_WIRE_EXTRA (2u << 20)
 #define READ_WINDOW 8192 /* entries granted to a read stream at once */
 #define READ_QUEUE_MAX 512
@@ -74,6 +74,7 @@ struct trp_client {
     trp_cmsg cm;
     trp_cbuf out;
     uint64_t heard_ms; /* last answer from the target */
+    bool leaderless;   /* the target is silent or knows no leader: ask every node */
     uint64_t now_ms;
     uint64_t srtt_ms; /* smoothed time from send to answer (first tries only) */
 
@@ -239,16 +240,20 @@ static struct pend *pend_of(trp_client *c, uint64_t session, uint64_t req)
 
 static void on_append_resp(trp_client *c, const trp_cmsg *m)
 {
-    if (m->leader_hint)
+    if (m->leader_hint) {
         set_target(c, m->leader_hint);
+        c->leaderless = false;
+    }
     for (size_t i = 0; i < m->n_items; i++) {
         const trp_cmsg_item *it = &m->items[i];
         struct pend *p = pend_of(c, it->session, it->req);
         if (!p || p->state == P_DONE)
             continue;
         if (it->status == TRP_EUNAVAIL) { /* resent soon, at the leader if one was named */
+            if (!m->leader_hint)
+                c->leaderless = true;
             p->state = P_UNSENT;
-            p->resend_at = c->now_ms + (m->leader_hint ? 0 : RETRY_MS / 2);
+            p->resend_at = c->now_ms + (m->leader_hint ? 0 : RETRY_MS / 4);
             continue;
         }
         if (p->tries == 1) {
@@ -470,6 +475,31 @@ static uint64_t rotate_after(const trp_client *c)
     return ROTATE_MS > 4 * c->srtt_ms ? ROTATE_MS : 4 * c->srtt_ms;
 }
 
+/* While no leader is known (the target fell silent, or answers that it
+ * knows none), the oldest unanswered append also goes to every other node:
+ * whichever first knows the new leader forwards it there and its answer
+ * names the leader, so the client finds it as soon as one is elected
+ * instead of trying the nodes one by one (a dead one costs rotate_after).
+ * The copies are the same (session, request): stored at most once. */
+static void ask_everyone(trp_client *c, const struct pend *p)
+{
+    trp_cbuf *b = &c->out;
+    b->len = 0;
+    b->oom = false;
+    trp_cbuf_header(b, TRP_CMSG_APPEND, 0);
+    trp_cbuf_u8(b, p->has_if ? 1 : 0);
+    if (p->has_if)
+        trp_cbuf_bytes(b, p->if_head, TRP_HASH_LEN);
+    trp_cbuf_u32(b, 1);
+    trp_cbuf_u64(b, c->lanes[p->lane].session);
+    trp_cbuf_u64(b, p->req);
+    trp_cbuf_u32(b, (uint32_t)p->len);
+    trp_cbuf_bytes(b, p->data, p->len);
+    for (size_t i = 0; i < c->n; i++)
+        if (i != c->target)
+            send_to(c, c->ids[i], b);
+}
+
 static void send_appends(trp_client *c)
 {
     size_t count_at = 0;
@@ -482,6 +512,7 @@ static void send_appends(trp_client *c)
             for (size_t i = 0; i < c->q_len && !any_sent; i++) /* sent, or refused: EUNAVAIL */
                 any_sent = c->q[(c->q_head + i) % c->q_cap].state != P_DONE && c->q[(c->q_head + i) % c->q_cap].tries;
             if (any_sent) {
+                c->leaderless = true;
                 c->target = (c->target + 1) % c->n;
                 c->heard_ms = c->now_ms;
                 for (size_t i = 0; i < c->q_len; i++) {
@@ -495,16 +526,22 @@ static void send_appends(trp_client *c)
             }
         }
     }
+    struct pend *head = NULL;
     for (size_t i = 0; i < c->q_len; i++) {
         struct pend *p = &c->q[(c->q_head + i) % c->q_cap];
         if ((p->state == P_UNSENT && c->now_ms >= p->resend_at) ||
-            (scan && p->state == P_SENT && c->now_ms - p->sent_ms >= retry_after(c, p)))
+            (scan && p->state == P_SENT && c->now_ms - p->sent_ms >= retry_after(c, p))) {
+            if (!head && p->state != P_DONE)
+                head = p;
             pack(c, p, &count_at, &count);
+        }
     }
     if (count) {
         trp_cbuf_put_u32(&c->out, count_at, count);
         send_to(c, c->ids[c->target], &c->out);
     }
+    if (head && c->leaderless)
+        ask_everyone(c, head);
     trp_err err = {0};
     trp_udp_flush(c->udp, &err);
 }

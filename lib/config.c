@@ -410,8 +410,8 @@ static int parse_timeouts(trp_config *cfg, const cJSON *root, trp_err *err)
                        TRP_HEARTBEAT_MS_DEFAULT, &hb, err)) ||
         (rc = get_uint(t, "election_timeout_ms", "timeouts", 2, TRP_TIMEOUT_MS_MAX,
                        TRP_ELECTION_TIMEOUT_MS_DEFAULT, &el, err)) ||
-        (rc = get_uint(t, "election_timeout_max_ms", "timeouts", 2, TRP_TIMEOUT_MS_MAX, 2 * el,
-                       &elmax, err)))
+        (rc = get_uint(t, "election_timeout_max_ms", "timeouts", 2, TRP_TIMEOUT_MS_MAX,
+                       el + el / 2, &elmax, err)))
         return rc;
     /* Several heartbeats must fit in one election timeout, or a single lost
      * datagram starts an election. */
@@ -929,7 +929,8 @@ static cJSON *init_json(const trp_init_options *o, unsigned base_port, unsigned 
               cJSON_AddNumberToObject(t, "heartbeat_ms", TRP_HEARTBEAT_MS_DEFAULT) &&
               cJSON_AddNumberToObject(t, "election_timeout_ms", TRP_ELECTION_TIMEOUT_MS_DEFAULT) &&
               cJSON_AddNumberToObject(t, "election_timeout_max_ms",
-                                      2 * TRP_ELECTION_TIMEOUT_MS_DEFAULT) &&
+                                      TRP_ELECTION_TIMEOUT_MS_DEFAULT +
+                                          TRP_ELECTION_TIMEOUT_MS_DEFAULT / 2) &&
               (nodes = cJSON_AddArrayToObject(root, "nodes"));
     /* Groups in blocks: the first (nodes % groups) groups get one extra, so
      * "--nodes 6 --groups a,b" puts 1-3 in a and 4-6 in b. */

@@ -10,6 +10,8 @@
  */
 #include "hash.h"
 
+#include <pthread.h>
+
 #include <assert.h>
 #include <string.h>
 
@@ -568,6 +570,45 @@ int seq_field_add(uint8_t field[SEQ_BYTES_MAX], const uint8_t base[SEQ_BYTES_MAX
     return carry || off ? -1 : 0;
 }
 
+/* A per-thread cache of the started SHA-256 context: the Raft core hashes
+ * every entry it creates or receives through trp_entry_hash, and setting up
+ * an OpenSSL 3 digest (fetch, two contexts, provider init) costs more than
+ * hashing a 100-byte entry. It is freed when its thread exits. */
+static pthread_once_t hasher_once = PTHREAD_ONCE_INIT;
+static pthread_key_t hasher_key;
+static bool hasher_key_ok;
+
+static void hasher_destroy(void *p)
+{
+    hasher_free(p);
+    free(p);
+}
+
+static void hasher_key_make(void)
+{
+    hasher_key_ok = pthread_key_create(&hasher_key, hasher_destroy) == 0;
+}
+
+static hasher *thread_hasher(void)
+{
+    pthread_once(&hasher_once, hasher_key_make);
+    if (!hasher_key_ok)
+        return NULL;
+    hasher *h = pthread_getspecific(hasher_key);
+    if (h)
+        return h;
+    h = calloc(1, sizeof *h);
+    if (!h || hasher_init(h, NULL) != TRP_OK) { /* init frees what it made */
+        free(h);
+        return NULL;
+    }
+    if (pthread_setspecific(hasher_key, h) != 0) {
+        hasher_destroy(h);
+        return NULL;
+    }
+    return h;
+}
+
 void trp_entry_hash(uint8_t out[TRP_HASH_LEN], const mpz_t seq, uint64_t term, int type,
                     const uint8_t prev[TRP_HASH_LEN], const void *payload, size_t len)
 {
@@ -577,6 +618,11 @@ void trp_entry_hash(uint8_t out[TRP_HASH_LEN], const mpz_t seq, uint64_t term, i
     (void)rc;
     size_t n;
     const uint8_t *m = seq_field_min(field, &n);
+    hasher *cached = thread_hasher();
+    if (cached) {
+        hasher_entry(cached, out, m, n, term, type, prev, payload, len);
+        return;
+    }
     hasher h;
     if (hasher_init(&h, NULL) != TRP_OK) {
         memset(out, 0, TRP_HASH_LEN);

@@ -88,6 +88,8 @@ struct trp_raft {
     /* time */
     uint64_t now_ms;
     uint64_t election_due_ms; /* follower/candidate: start an election */
+    uint64_t yield_term;      /* we pre-voted for a node that outranks us, for this term, */
+    uint64_t yield_until_ms;  /* ... this recently: let it run instead of us */
     uint64_t leader_heard_ms; /* last contact from a live leader (vote withholding) */
     bool leader_heard;
     uint64_t heartbeat_due_ms;

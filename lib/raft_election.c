@@ -16,6 +16,16 @@
  * up-to-date as the candidate's. Priority never overrides the log check
  * (§5.4.1): a high-priority node with a stale log votes normally, and no
  * node ever grants a vote to a candidate whose log is behind its own.
+ *
+ * Two followers whose timers fire within a round trip of each other would
+ * both win their pre-votes and split the real vote, costing a whole
+ * election timeout. So a pre-candidate that has just granted a pre-vote
+ * for the same term to a node that outranks it (higher priority, then
+ * lower id) stands down instead of running: exactly one of the two goes
+ * on. Conversely a node asked for a pre-vote by a node whose log is
+ * behind its own refuses and starts its own pre-vote at once: the asker
+ * cannot win, and the leader is gone for both. Neither rule grants or
+ * refuses a vote; they only move a candidacy earlier or later.
  */
 #include "raft.h"
 
@@ -93,13 +103,25 @@ void election_start(trp_raft *r, bool pre_vote)
     election_tally(r);
 }
 
+/* a outranks b when it is the better one to lead: priority, then id. */
+static bool outranks(uint32_t a_priority, uint64_t a_id, uint32_t b_priority, uint64_t b_id)
+{
+    return a_priority != b_priority ? a_priority > b_priority : a_id < b_id;
+}
+
 /* Count votes; a quorum of pre-votes starts the real election, a quorum of
  * votes (our own only once durable) makes us leader. */
 void election_tally(trp_raft *r)
 {
     if (r->role == TRP_RAFT_PRECANDIDATE) {
-        if (quorum_granted(r))
-            election_start(r, false);
+        if (!quorum_granted(r))
+            return;
+        if (r->yield_term == r->term + 1 && r->now_ms < r->yield_until_ms) {
+            r->role = TRP_RAFT_FOLLOWER; /* the node we pre-voted for runs */
+            raft_reset_election_timer(r);
+            return;
+        }
+        election_start(r, false);
         return;
     }
     if (r->role != TRP_RAFT_CANDIDATE)
@@ -139,6 +161,15 @@ void election_receive_request(trp_raft *r, const trp_raft_msg *m)
     bool up_to_date = election_log_up_to_date(r, m->log_term, m->seq);
     if (m->type == TRP_RAFT_PREVOTE) {
         bool grant = m->term > r->term && up_to_date && !priority_preempts(r, m);
+        if (grant && outranks(m->priority, m->from, r->peers[r->self].priority, r->cfg.self)) {
+            r->yield_term = m->term;
+            r->yield_until_ms = r->now_ms + r->cfg.election_timeout_ms;
+        }
+        /* The asker missed the leader too, but our log is ahead of its own,
+         * so it cannot win: run now instead of waiting for our timer. */
+        if (!up_to_date && m->term > r->term &&
+            (r->role == TRP_RAFT_FOLLOWER || r->role == TRP_RAFT_PRECANDIDATE))
+            r->election_due_ms = r->now_ms;
         respond(r, m, grant);
         return;
     }

@@ -68,7 +68,7 @@ typedef struct trp_config {
     char *start_seq; /* decimal string, validated */
     uint32_t heartbeat_ms;
     uint32_t election_timeout_ms;     /* lower bound of the randomized election timeout */
-    uint32_t election_timeout_max_ms; /* upper bound; default 2 * election_timeout_ms */
+    uint32_t election_timeout_max_ms; /* upper bound; default 1.5 * election_timeout_ms */
     bool has_groups;
     size_t ngroups;
     char **groups; /* distinct group names in order of first appearance */

@@ -156,6 +156,8 @@ static pid_t start_node(const char *bin, const char *config, uint64_t id)
         char path[4096], ids[32];
         snprintf(path, sizeof path, "%s/trp-node", bin);
         snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+        if (getenv("FAILOVER_VERBOSE"))
+            execl(path, "trp-node", "-c", config, "-i", ids, (char *)NULL);
         execl(path, "trp-node", "-q", "-c", config, "-i", ids, (char *)NULL);
         _exit(127);
     }
@@ -219,6 +221,9 @@ static int run_failover(const char *config, const char *bin, int trials)
             break;
         }
         ms[done++] = (now_us() - t0) / 1000;
+        if (getenv("FAILOVER_VERBOSE"))
+            fprintf(stderr, "trial %d: leader %llu killed, next commit after %llu ms\n", t,
+                    (unsigned long long)leader, (unsigned long long)ms[done - 1]);
         pids[li] = start_node(bin, config, leader);
         usleep(300000); /* let it rejoin before the next trial */
     }

@@ -49,7 +49,7 @@ static void minimal_config_gets_defaults(void)
     CHECK(strcmp(c->start_seq, "0") == 0);
     CHECK(c->heartbeat_ms == 50);
     CHECK(c->election_timeout_ms == 300);
-    CHECK(c->election_timeout_max_ms == 600);
+    CHECK(c->election_timeout_max_ms == 450);
     CHECK(strcmp(c->key_file, "/etc/trp/cluster.key") == 0);
     CHECK(strcmp(c->nodes[1].data_dir, "/etc/trp/2") == 0);
     CHECK(c->nodes[2].port == 7102);
