@@ -455,6 +455,83 @@ static void test_priority_preempts_only_when_up_to_date(void)
     free_cluster(s);
 }
 
+/* Two followers time out together: node 2, having pre-voted for node 1
+ * (which outranks it: same priority, lower id), stands down when its own
+ * pre-vote succeeds, so the real vote is not split; node 1 does not. */
+static void test_outranked_precandidate_stands_down(void)
+{
+    sim *s = new_cluster(3, 0);
+    outbox o = {0};
+    trp_raft_msg m;
+    trp_raft_tick(s->node[1].r, s->now += 1000); /* node 2 starts a pre-vote */
+    drain(s, 1, &o);
+    CHECK(trp_raft_role(s->node[1].r) == TRP_RAFT_PRECANDIDATE);
+    outbox_clear(&o);
+    msg_to(&m, TRP_RAFT_PREVOTE, 1, 2, 1); /* node 1 asks too: node 2 grants */
+    mpz_set(m.seq, s->base);
+    step(s, 1, &m);
+    drain(s, 1, &o);
+    trp_raft_msg *r = find_msg(&o, TRP_RAFT_PREVOTE_RESP, 1);
+    CHECK(r && r->flag);
+    outbox_clear(&o);
+    msg_to(&m, TRP_RAFT_PREVOTE_RESP, 3, 2, 1); /* node 2's own pre-vote wins */
+    m.flag = true;
+    step(s, 1, &m);
+    drain(s, 1, &o);
+    CHECK(trp_raft_role(s->node[1].r) == TRP_RAFT_FOLLOWER);
+    CHECK(trp_raft_term(s->node[1].r) == 0);
+    CHECK(find_msg(&o, TRP_RAFT_VOTE, 0) == NULL);
+    outbox_clear(&o);
+    msg_to(&m, TRP_RAFT_VOTE, 1, 2, 1); /* so node 1's real vote gets through */
+    mpz_set(m.seq, s->base);
+    step(s, 1, &m);
+    drain(s, 1, &o);
+    r = find_msg(&o, TRP_RAFT_VOTE_RESP, 1);
+    CHECK(r && r->flag && r->term == 1);
+    outbox_clear(&o);
+    /* the other way round: node 1 pre-voted for node 3, which it outranks */
+    trp_raft_tick(s->node[0].r, s->now += 1000);
+    drain(s, 0, &o);
+    outbox_clear(&o);
+    uint64_t t = trp_raft_term(s->node[0].r);
+    msg_to(&m, TRP_RAFT_PREVOTE, 3, 1, t + 1);
+    mpz_set(m.seq, s->base);
+    step(s, 0, &m);
+    msg_to(&m, TRP_RAFT_PREVOTE_RESP, 2, 1, t + 1);
+    m.flag = true;
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    CHECK(trp_raft_role(s->node[0].r) == TRP_RAFT_CANDIDATE);
+    CHECK(find_msg(&o, TRP_RAFT_VOTE, 2) != NULL);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+/* A follower asked for a pre-vote by a node whose log is behind refuses,
+ * and starts its own pre-vote at the next tick instead of waiting. */
+static void test_ahead_of_asker_runs_at_once(void)
+{
+    sim *s = new_cluster(3, 0);
+    disk_put(s, 0, 1, "a");
+    s->node[0].hs_term = 1;
+    restart_node(s, 0);
+    outbox o = {0};
+    trp_raft_msg m;
+    msg_to(&m, TRP_RAFT_PREVOTE, 2, 1, 2); /* empty log: behind us */
+    mpz_set(m.seq, s->base);
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    trp_raft_msg *r = find_msg(&o, TRP_RAFT_PREVOTE_RESP, 2);
+    CHECK(r && !r->flag);
+    outbox_clear(&o);
+    trp_raft_tick(s->node[0].r, ++s->now);
+    drain(s, 0, &o);
+    CHECK(trp_raft_role(s->node[0].r) == TRP_RAFT_PRECANDIDATE);
+    CHECK(find_msg(&o, TRP_RAFT_PREVOTE, 2) != NULL);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
 static void test_check_quorum_steps_down(void)
 {
     sim *s = new_cluster(3, 0);
@@ -899,6 +976,8 @@ int main(void)
     RUN(test_log_up_to_date_check);
     RUN(test_withhold_votes_while_leader_live);
     RUN(test_priority_preempts_only_when_up_to_date);
+    RUN(test_outranked_precandidate_stands_down);
+    RUN(test_ahead_of_asker_runs_at_once);
     RUN(test_check_quorum_steps_down);
     RUN(test_figure8_no_commit_by_counting_old_term);
     RUN(test_no_noop_when_all_committed);
