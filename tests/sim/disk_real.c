@@ -111,8 +111,8 @@ static bool real_newest_segment(sim_node *nd, char *name, size_t size, uint64_t 
             nz |= h[i];
         if (got < sizeof h || !nz)
             break;
-        uint64_t l = (uint64_t)h[24] | (uint64_t)h[25] << 8 | (uint64_t)h[26] << 16 |
-                     (uint64_t)h[27] << 24;
+        uint64_t l =
+            (uint64_t)h[24] | (uint64_t)h[25] << 8 | (uint64_t)h[26] << 16 | (uint64_t)h[27] << 24;
         off += 64 + ((l + 7) & ~(uint64_t)7);
     }
     fclose(f);

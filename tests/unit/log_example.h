@@ -136,7 +136,8 @@ static inline char *log_example_text(const char *dir)
                 return NULL;
             }
         if (shown < len)
-            ex_printf(&b, ".PP\n%s (%zu bytes: the records, then zeros from byte %zu on):\n.PP\n.EX\n",
+            ex_printf(&b,
+                      ".PP\n%s (%zu bytes: the records, then zeros from byte %zu on):\n.PP\n.EX\n",
                       files[i], len, shown);
         else
             ex_printf(&b, ".PP\n%s (%zu bytes):\n.PP\n.EX\n", files[i], len);

@@ -839,8 +839,8 @@ static bool map_entry_is(trp_log *log, uint64_t i)
     mpz_t s;
     mpz_init_set_ui(s, i);
     trp_err e;
-    bool ok = trp_log_read(log, s, &en, &e) == TRP_OK && en.len == n &&
-              memcmp(en.payload, want, n) == 0;
+    bool ok =
+        trp_log_read(log, s, &en, &e) == TRP_OK && en.len == n && memcmp(en.payload, want, n) == 0;
     mpz_clear(s);
     trp_entry_clear(&en);
     return ok;
@@ -948,7 +948,8 @@ static void a_mapping_reader_survives_appends_and_rolls(void)
     waitpid(rd, &sr, 0);
     CHECKF(WIFEXITED(sw) && WEXITSTATUS(sw) == 0, "writer status %d", sw);
     CHECKF(WIFEXITED(sr) && WEXITSTATUS(sr) == 0, "reader %s %d",
-           WIFSIGNALED(sr) ? "killed by signal" : "exit", WIFSIGNALED(sr) ? WTERMSIG(sr) : WEXITSTATUS(sr));
+           WIFSIGNALED(sr) ? "killed by signal" : "exit",
+           WIFSIGNALED(sr) ? WTERMSIG(sr) : WEXITSTATUS(sr));
     CHECK(count_files(d, ".seg") > 100);
 }
 

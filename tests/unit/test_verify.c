@@ -114,8 +114,8 @@ static void every_flipped_byte_is_found(void)
             /* the newest segment's zeroed space after its records: junk
              * there is what a torn, never-synced write leaves, a note (a
              * sealed segment's zeroed space must stay zero: damage) */
-            bool in_space = !strcmp(f[i].name, newest) &&
-                            off >= lt_seg_data_end(f[i].data, f[i].len);
+            bool in_space =
+                !strcmp(f[i].name, newest) && off >= lt_seg_data_end(f[i].data, f[i].len);
             if (in_space) {
                 if (!r.ok || !strstr(r.message, "torn tail")) {
                     if (misses++ < 3)
