@@ -19,7 +19,12 @@
  *  - the segment list is sorted by base, contiguous, and only the newest
  *    segment is ever written; older ones are immutable until trim/truncate;
  *  - the "durable_*" fields describe the state at the last successful sync,
- *    and a failed batch is rolled back to exactly that.
+ *    and a failed batch is rolled back to exactly that;
+ *  - the newest segment's file goes on after its records with zero bytes
+ *    the writer wrote (file_end <= alloc_end = file size), up to the next
+ *    MiB boundary or the segment size, so most batches' fdatasyncs only
+ *    overwrite; no file is shortened in normal operation (only recovery,
+ *    the rollback of a failed write and trp_log_truncate cut files).
  */
 #include "logfmt.h"
 
