@@ -51,3 +51,24 @@ if grep -q "torn" "$TMP/err"; then fail prealloc_verify_sealed_no_note "$(cat "$
 run trp-tail -d "$L" --from $((in0 - 1)) --count 2
 same prealloc_tail_across_sealed "$(cut -c1-6 "$TMP/out" | tr -d x | tr '\n' ' ')" "$in0 $((in0 + 1)) "
 same prealloc_tail_count "$(trp-tail -d "$L" --from 0 | wc -l | tr -d ' ')" $n
+
+# trp-tail -d and trp-verify on a log while trp-append -d writes it: every
+# run ends normally (a file shortened under a reader's mapping would kill
+# it with SIGBUS, exit status 135).
+V=$TMP/live
+trp-append -d "$V" -q first
+genlines 300000 100 | trp-append -d "$V" -q &
+wpid=$!
+BG_PIDS="$BG_PIDS $wpid"
+bad=""
+i=0
+while [ $i -lt 20 ]; do
+    trp-tail -d "$V" --from 0 > /dev/null 2>"$TMP/tail.err" || bad="$bad tail:$?"
+    trp-verify -q "$V" 2>"$TMP/verify.err" || bad="$bad verify:$?"
+    i=$((i + 1))
+done
+wait $wpid
+wrc=$?
+[ -z "$bad" ] && [ "$wrc" = 0 ] && pass prealloc_readers_while_appending \
+    || fail prealloc_readers_while_appending "writer $wrc;$bad $(head -c 300 "$TMP/tail.err" "$TMP/verify.err")"
+same prealloc_live_count "$(trp-tail -d "$V" --from 0 | wc -l | tr -d ' ')" 300001
