@@ -10,8 +10,11 @@
  * crash does to the store: trp_log_close drops the appends it has not
  * synced; sometimes the unsynced batch is first written out (trp_log_write,
  * no fsync) and then kept whole, or torn: the newest segment file is cut
- * at a random byte past what it held before that write (a segment the
- * batch created may be cut anywhere, even inside its header). Then the log is opened again
+ * at a random byte past the records it held before that write (a segment
+ * the batch created may be cut anywhere, even inside its header), or the
+ * records from that byte on are zeroed and the file keeps its length (the
+ * writer's zeroed space was durable, the batch's records were not). Then
+ * the log is opened again
  * (recovery must succeed), and what it holds must be the durable prefix,
  * unchanged, plus at most some of the entries that were not yet synced;
  * term, vote and commit watermark must be the ones last written.
@@ -19,6 +22,7 @@
 #include "trp_node.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -60,7 +64,10 @@ static void real_root_remove(sim *s)
     s->real_root[0] = '\0';
 }
 
-/* The newest segment file (the largest base) and its size. */
+/* The newest segment file (the largest base) and where its records end
+ * (by trp-log(5): records follow the 128-byte header, each 64 + length
+ * rounded up to 8, until the file ends or 8 zero bytes start one; the
+ * writer's zeroed space after them is not counted). */
 static bool real_newest_segment(sim_node *nd, char *name, size_t size, uint64_t *bytes)
 {
     DIR *d = opendir(nd->dir);
@@ -89,11 +96,27 @@ static bool real_newest_segment(sim_node *nd, char *name, size_t size, uint64_t 
     if (!found)
         return false;
     char path[600];
-    struct stat st;
     snprintf(path, sizeof path, "%s/%s", nd->dir, name);
-    if (stat(path, &st))
+    FILE *f = fopen(path, "rb");
+    if (!f)
         return false;
-    *bytes = (uint64_t)st.st_size;
+    uint64_t off = 128, len = 0;
+    uint8_t h[64];
+    if (fseek(f, 0, SEEK_END) == 0)
+        len = (uint64_t)ftell(f);
+    while (off + 8 <= len && fseek(f, (long)off, SEEK_SET) == 0) {
+        size_t got = fread(h, 1, sizeof h, f);
+        uint64_t nz = 0;
+        for (size_t i = 0; i < 8 && i < got; i++)
+            nz |= h[i];
+        if (got < sizeof h || !nz)
+            break;
+        uint64_t l =
+            (uint64_t)h[24] | (uint64_t)h[25] << 8 | (uint64_t)h[26] << 16 | (uint64_t)h[27] << 24;
+        off += 64 + ((l + 7) & ~(uint64_t)7);
+    }
+    fclose(f);
+    *bytes = off < len ? off : len;
     return true;
 }
 
@@ -210,13 +233,28 @@ static void real_crash(sim *s, sim_node *nd, const char **how)
                 char path[600];
                 snprintf(path, sizeof path, "%s/%s", nd->dir, name);
                 uint64_t cut = from + rng_below(&s->rng, size - from);
-                if (truncate(path, (off_t)cut))
+                bool zero = rng_below(&s->rng, 2);
+                if (zero) { /* zeros over the records from cut on */
+                    int fd = open(path, O_WRONLY);
+                    uint8_t z[4096] = {0};
+                    bool ok = fd >= 0;
+                    for (uint64_t o = cut; ok && o < size; o += sizeof z) {
+                        size_t n = size - o < sizeof z ? (size_t)(size - o) : sizeof z;
+                        ok = pwrite(fd, z, n, (off_t)o) == (ssize_t)n;
+                    }
+                    if (fd >= 0)
+                        close(fd);
+                    if (!ok)
+                        sim_violation(s, "node %" PRIu64 ": cannot zero %s", nd->id, path);
+                } else if (truncate(path, (off_t)cut)) {
                     sim_violation(s, "node %" PRIu64 ": cannot cut %s", nd->id, path);
+                }
                 s->st.torn++;
-                *how = "unsynced batch written and torn";
-                sim_trace(s, "node %" PRIu64 ": %s cut at byte %" PRIu64 " (durable end %" PRIu64
-                             ", file %" PRIu64 ")",
-                          nd->id, name, cut, from, size);
+                *how = zero ? "unsynced batch written and torn (zeroed)"
+                            : "unsynced batch written and torn";
+                sim_trace(s, "node %" PRIu64 ": %s %s at byte %" PRIu64 " (durable end %" PRIu64
+                             ", records end %" PRIu64 ")",
+                          nd->id, name, zero ? "zeroed" : "cut", cut, from, size);
             }
         }
     }

@@ -3,6 +3,9 @@
  * figures can be printed beside them (tests/bench/run.sh).
  *
  *   bench_limits fsync FILE SIZE SECONDS   appends of SIZE bytes, fdatasync each -> per s
+ *   bench_limits overwrite FILE SIZE SECONDS
+ *                                          the same over a file preallocated with written,
+ *                                          synced zeros (pwrite, no growth) -> per s
  *   bench_limits write FILE MIB            sequential 1 MiB writes + one fdatasync -> MB/s
  *   bench_limits sha256 SIZE SECONDS       EVP SHA-256 over SIZE-byte messages -> MB/s
  *
@@ -42,6 +45,44 @@ static int bench_fsync(const char *path, size_t size, double seconds)
     printf("%.0f\n", (double)n / (t - t0));
     close(fd);
     unlink(path);
+    free(buf);
+    return 0;
+}
+
+/* The best a store that keeps written zeros ahead of its data can do:
+ * 64 MiB of zeros written and synced first, then SIZE-byte pwrites over
+ * them in order (wrapping around), one fdatasync each. */
+static int bench_overwrite(const char *path, size_t size, double seconds)
+{
+    const size_t span = 64u << 20;
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || size == 0 || size > span)
+        return perror(path), 74;
+    char *zero = calloc(1, 1 << 20), *buf = malloc(size);
+    memset(buf, 'o', size);
+    for (size_t off = 0; off < span; off += 1 << 20)
+        if (pwrite(fd, zero, 1 << 20, (off_t)off) != 1 << 20)
+            return perror(path), 74;
+    if (fsync(fd) != 0)
+        return perror(path), 74;
+    unsigned long n = 0;
+    size_t off = 0;
+    double t0 = now(), t = t0;
+    while (t - t0 < seconds && n < 10000000) {
+        if (off + size > span)
+            off = 0;
+        if (pwrite(fd, buf, size, (off_t)off) != (ssize_t)size || fdatasync(fd) != 0)
+            return perror(path), 74;
+        off += size;
+        n++;
+        if ((n & 15) == 0)
+            t = now();
+    }
+    t = now();
+    printf("%.0f\n", (double)n / (t - t0));
+    close(fd);
+    unlink(path);
+    free(zero);
     free(buf);
     return 0;
 }
@@ -94,11 +135,13 @@ int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "fsync") == 0)
         return bench_fsync(argv[2], strtoul(argv[3], NULL, 10), atof(argv[4]));
+    if (argc == 5 && strcmp(argv[1], "overwrite") == 0)
+        return bench_overwrite(argv[2], strtoul(argv[3], NULL, 10), atof(argv[4]));
     if (argc == 4 && strcmp(argv[1], "write") == 0)
         return bench_write(argv[2], atol(argv[3]));
     if (argc == 4 && strcmp(argv[1], "sha256") == 0)
         return bench_sha(strtoul(argv[2], NULL, 10), atof(argv[3]));
-    fprintf(stderr, "usage: bench_limits fsync FILE SIZE SECONDS | write FILE MIB | "
-                    "sha256 SIZE SECONDS\n");
+    fprintf(stderr, "usage: bench_limits fsync FILE SIZE SECONDS | overwrite FILE SIZE SECONDS | "
+                    "write FILE MIB | sha256 SIZE SECONDS\n");
     return 64;
 }

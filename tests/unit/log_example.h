@@ -67,10 +67,32 @@ static inline uint8_t *ex_slurp(const char *dir, const char *name, size_t *len)
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
-    uint8_t *d = malloc(65536);
-    *len = fread(d, 1, 65536, f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *d = malloc(n > 0 ? (size_t)n : 1);
+    *len = d ? fread(d, 1, n > 0 ? (size_t)n : 0, f) : 0;
     fclose(f);
     return d;
+}
+
+/* Where a segment's records end, by the page's rule alone: records follow
+ * the 128-byte header, each 64 + length (u32 LE at byte 24) rounded up to
+ * 8 bytes, and eight zero bytes where one would start end the segment. */
+static inline size_t ex_records_end(const uint8_t *p, size_t len)
+{
+    size_t off = 128;
+    while (off + 64 <= len) {
+        int nz = 0;
+        for (int i = 0; i < 8; i++)
+            nz |= p[off + i];
+        if (!nz)
+            break;
+        size_t l = (size_t)p[off + 24] | (size_t)p[off + 25] << 8 | (size_t)p[off + 26] << 16 |
+                   (size_t)p[off + 27] << 24;
+        off += 64 + ((l + 7) & ~(size_t)7);
+    }
+    return off < len ? off : len;
 }
 
 /* Build the example log in dir (which must not exist) and render it.
@@ -104,8 +126,22 @@ static inline char *log_example_text(const char *dir)
             free(b.s);
             return NULL;
         }
-        ex_printf(&b, ".PP\n%s (%zu bytes):\n.PP\n.EX\n", files[i], len);
-        ex_hexdump(&b, d, len);
+        size_t shown = i == 0 ? ex_records_end(d, len) : len;
+        for (size_t z = shown; z < len; z++)
+            if (d[z]) {
+                fprintf(stderr, "%s/%s: byte %zu after the records is not zero\n", dir, files[i],
+                        z);
+                free(d);
+                free(b.s);
+                return NULL;
+            }
+        if (shown < len)
+            ex_printf(&b,
+                      ".PP\n%s (%zu bytes: the records, then zeros from byte %zu on):\n.PP\n.EX\n",
+                      files[i], len, shown);
+        else
+            ex_printf(&b, ".PP\n%s (%zu bytes):\n.PP\n.EX\n", files[i], len);
+        ex_hexdump(&b, d, shown);
         ex_printf(&b, ".EE\n");
         free(d);
     }

@@ -145,6 +145,36 @@ static inline int lt_spit(const char *path, const uint8_t *b, size_t len)
     return rc;
 }
 
+/* Where the records of a segment file's bytes end, found the way
+ * man/trp-log.5 tells an independent reader: records follow the 128-byte
+ * header, each 64 + length rounded up to 8 bytes (length: u32 LE at 24),
+ * and eight zero bytes where a record would start end the segment. What
+ * follows (the writer's preallocated space) is not records. */
+static inline size_t lt_seg_data_end(const uint8_t *b, size_t len)
+{
+    size_t off = 128;
+    while (off + 8 <= len) {
+        bool zero = true;
+        for (int i = 0; i < 8; i++)
+            zero = zero && b[off + i] == 0;
+        if (zero || off + 64 > len)
+            break;
+        uint32_t l = (uint32_t)b[off + 24] | (uint32_t)b[off + 25] << 8 |
+                     (uint32_t)b[off + 26] << 16 | (uint32_t)b[off + 27] << 24;
+        off += 64 + (((size_t)l + 7) & ~(size_t)7);
+    }
+    return off < len ? off : len;
+}
+
+/* Are bytes [from, len) of b all zero? */
+static inline bool lt_all_zero(const uint8_t *b, size_t from, size_t len)
+{
+    for (size_t i = from; i < len; i++)
+        if (b[i])
+            return false;
+    return true;
+}
+
 /* Copy a directory's regular files (flat) from src to dst. */
 static inline int lt_copydir(const char *src, const char *dst)
 {

@@ -13,6 +13,8 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <signal.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -744,6 +746,213 @@ static void entries_bigger_than_a_segment(void)
     CHECK(ok);
 }
 
+/* The newest segment file of dir, read whole (len NULL: only its name
+ * to *name, and a non-NULL return); NULL if none. */
+static uint8_t *newest_segment(const char *dir, size_t *len, char *name, size_t name_size)
+{
+    DIR *dd = opendir(dir);
+    char best[300] = "";
+    struct dirent *de;
+    while (dd && (de = readdir(dd)) != NULL) {
+        size_t l = strlen(de->d_name);
+        if (l > 4 && !strcmp(de->d_name + l - 4, ".seg") && strcmp(de->d_name, best) > 0)
+            snprintf(best, sizeof best, "%s", de->d_name);
+    }
+    if (dd)
+        closedir(dd);
+    if (!best[0])
+        return NULL;
+    if (name)
+        snprintf(name, name_size, "%s", best);
+    if (!len)
+        return (uint8_t *)dir;
+    char p[900];
+    snprintf(p, sizeof p, "%.500s/%s", dir, best);
+    return lt_slurp(p, len);
+}
+
+/* After appends the newest segment is longer than its records, and the
+ * rest is zeros; a reopen after a close, or of a copy taken while the
+ * writer still had it open (a crash), has every synced entry. */
+static void the_newest_segment_keeps_zeroed_space(void)
+{
+    const char *d = lt_dir("zeros");
+    char crash[300], lock[400];
+    snprintf(crash, sizeof crash, "%.250s-crash", d);
+    snprintf(lock, sizeof lock, "%s/lock", crash);
+    trp_err e;
+    trp_log *log = lt_open(d, true, NULL, 0, &e);
+    REQUIRE(log);
+    size_t len = 0;
+    uint8_t *b = newest_segment(d, &len, NULL, 0);
+    /* created already extended */
+    CHECKF(b && len == 1u << 20 && lt_seg_data_end(b, len) == 128 && lt_all_zero(b, 128, len),
+           "len %zu", len);
+    free(b);
+    int next = 0;
+    for (int round = 0; round < 40; round++) {
+        REQUIRE(lt_batch(log, next, next + 200) == 0); /* ~15 KB a batch */
+        next += 200;
+        b = newest_segment(d, &len, NULL, 0);
+        size_t end = b ? lt_seg_data_end(b, len) : 0;
+        CHECKF(b && end > 128 && end < len && len % (1u << 20) == 0 && lt_all_zero(b, end, len),
+               "round %d: records end at %zu, file %zu", round, end, len);
+        free(b);
+    }
+    /* 8000 entries of ~72 bytes: the file grew past one chunk */
+    REQUIRE(lt_copydir(d, crash) == 0); /* a crash: the writer never closed */
+    REQUIRE(lt_batch(log, next, next + 5) == 0);
+    trp_log_close(log);
+    log = lt_open(d, false, NULL, 0, &e);
+    CHECKF(log && lt_next_u64(log) == (uint64_t)next + 5, "%s", log ? "" : e.msg);
+    CHECK(log && chain_ok(log, 0, (uint64_t)next + 5));
+    trp_log_close(log);
+    unlink(lock);
+    log = lt_open(crash, false, NULL, 0, &e);
+    CHECKF(log && lt_next_u64(log) == (uint64_t)next, "%s", log ? "" : e.msg);
+    CHECK(log && chain_ok(log, 0, (uint64_t)next));
+    trp_log_close(log);
+    bool ok;
+    verify_ok(crash, &ok);
+    CHECK(ok);
+    lt_rmrf(crash);
+}
+
+/* Entry i of the mapping test: "e<i>" padded with 'p' to a size between
+ * 1000 and 7000 bytes, so a sealed segment's zeroed tail often spans
+ * whole pages (a shrink under a mapping only faults on whole pages). */
+static size_t map_entry(uint64_t i, char *buf)
+{
+    size_t n = 1000 + (size_t)(i * 2654435761u % 6000);
+    memset(buf, 'p', n);
+    int h = snprintf(buf, 32, "e%llu", (unsigned long long)i);
+    buf[h] = 'p';
+    return n;
+}
+
+static bool map_entry_is(trp_log *log, uint64_t i)
+{
+    static char want[8000];
+    size_t n = map_entry(i, want);
+    trp_entry en;
+    trp_entry_init(&en);
+    mpz_t s;
+    mpz_init_set_ui(s, i);
+    trp_err e;
+    bool ok =
+        trp_log_read(log, s, &en, &e) == TRP_OK && en.len == n && memcmp(en.payload, want, n) == 0;
+    mpz_clear(s);
+    trp_entry_clear(&en);
+    return ok;
+}
+
+/* A reader that maps the newest segment (whole, zeroed space included)
+ * while a writer appends and rolls is never cut short under its mapping
+ * (SIGBUS), and reads every entry. Both run as children. */
+static int mapping_reader_child(const char *d, int done_fd, int ready_fd)
+{
+    trp_err e;
+    trp_log *r = lt_reader(d, &e);
+    if (!r)
+        return 20;
+    if (write(ready_fd, "r", 1) != 1) /* the writer starts now */
+        return 26;
+    close(ready_fd);
+    fcntl(done_fd, F_SETFL, O_NONBLOCK); /* EOF once the writer exits */
+    uint64_t seen = 0;
+    unsigned long sum = 0;
+    long loops = 0;
+    for (long loop = 0; loop < 1000000; loop++, loops++) {
+        char c;
+        bool done = read(done_fd, &c, 1) == 0; /* the writer exited */
+        char name[300], p[900];
+        if (newest_segment(d, NULL, name, sizeof name) == NULL)
+            return 21;
+        snprintf(p, sizeof p, "%.500s/%s", d, name);
+        int fd = open(p, O_RDONLY);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0) {
+            volatile uint8_t *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+            if (m != MAP_FAILED) {
+                for (int pass = 0; pass < 4; pass++) { /* touch every page, a few times */
+                    for (off_t o = 0; o < st.st_size; o += 4096)
+                        sum += m[o];
+                    sum += m[st.st_size - 1];
+                    sched_yield();
+                }
+                munmap((void *)m, (size_t)st.st_size);
+            }
+        }
+        if (fd >= 0)
+            close(fd);
+        if (trp_log_refresh(r, &e) != TRP_OK)
+            return 22;
+        uint64_t n = lt_next_u64(r);
+        if (n < seen)
+            return 23;
+        for (uint64_t i = seen; i < n; i++)
+            if (!map_entry_is(r, i))
+                return 24;
+        seen = n;
+        if (done && seen == 6000)
+            break;
+    }
+    trp_log_close(r);
+    (void)sum;
+    if (loops < 10) /* the test did not overlap reading and writing */
+        return 27;
+    return seen == 6000 ? 0 : 25;
+}
+
+static void a_mapping_reader_survives_appends_and_rolls(void)
+{
+    const char *d = lt_dir("mapping");
+    int pfd[2], rfd[2];
+    REQUIRE(pipe(pfd) == 0 && pipe(rfd) == 0);
+    trp_err e;
+    trp_log *w = lt_open(d, true, NULL, 64u << 10, &e); /* rolls every ~16 entries */
+    static char pay[8000];
+    REQUIRE(w && trp_log_append(w, 1, TRP_ENTRY_DATA, pay, map_entry(0, pay), NULL, &e) == 0 &&
+            trp_log_sync(w, &e) == 0);
+    fflush(stdout);
+    pid_t wr = fork();
+    REQUIRE(wr >= 0);
+    if (wr == 0) {
+        close(pfd[0]);
+        close(rfd[1]);
+        char c;
+        if (read(rfd[0], &c, 1) != 1) /* wait for the reader */
+            _exit(11);
+        int rc = 0;
+        for (uint64_t i = 1; i < 6000 && rc == 0; i++) {
+            rc = trp_log_append(w, 1, TRP_ENTRY_DATA, pay, map_entry(i, pay), NULL, &e);
+            if (rc == 0 && (i % 3 == 0 || i == 5999)) {
+                rc = trp_log_sync(w, &e);
+                usleep(50); /* let the reader run between batches */
+            }
+        }
+        trp_log_close(w);
+        _exit(rc ? 10 : 0);
+    }
+    trp_log_close(w); /* the parent's copy: the child writes */
+    close(pfd[1]);
+    close(rfd[0]);
+    pid_t rd = fork();
+    REQUIRE(rd >= 0);
+    if (rd == 0)
+        _exit(mapping_reader_child(d, pfd[0], rfd[1]));
+    close(pfd[0]);
+    close(rfd[1]);
+    int sw, sr;
+    waitpid(wr, &sw, 0);
+    waitpid(rd, &sr, 0);
+    CHECKF(WIFEXITED(sw) && WEXITSTATUS(sw) == 0, "writer status %d", sw);
+    CHECKF(WIFEXITED(sr) && WEXITSTATUS(sr) == 0, "reader %s %d",
+           WIFSIGNALED(sr) ? "killed by signal" : "exit",
+           WIFSIGNALED(sr) ? WTERMSIG(sr) : WEXITSTATUS(sr));
+    CHECK(count_files(d, ".seg") > 100);
+}
+
 int main(void)
 {
     RUN(append_read_iterate_across_segments);
@@ -763,6 +972,8 @@ int main(void)
     RUN(a_reader_follows_rolls_and_removals);
     RUN(fsync_failure_is_fatal);
     RUN(entries_bigger_than_a_segment);
+    RUN(the_newest_segment_keeps_zeroed_space);
+    RUN(a_mapping_reader_survives_appends_and_rolls);
     lt_cleanup();
     return check_done();
 }

@@ -111,7 +111,18 @@ static void every_flipped_byte_is_found(void)
             trp_verify_report r;
             trp_verify_report_init(&r);
             report(d, NULL, NULL, &r);
-            if (r.ok) {
+            /* the newest segment's zeroed space after its records: junk
+             * there is what a torn, never-synced write leaves, a note (a
+             * sealed segment's zeroed space must stay zero: damage) */
+            bool in_space =
+                !strcmp(f[i].name, newest) && off >= lt_seg_data_end(f[i].data, f[i].len);
+            if (in_space) {
+                if (!r.ok || !strstr(r.message, "torn tail")) {
+                    if (misses++ < 3)
+                        printf("# flip %s+%zu in the zeroed space: %s\n", f[i].name, off,
+                               r.ok ? r.message : "failed");
+                }
+            } else if (r.ok) {
                 if (misses++ < 3)
                     printf("# flip %s+%zu not found\n", f[i].name, off);
             } else if (is_seg && !strstr(r.file, f[i].name)) {
@@ -146,6 +157,13 @@ static void every_flipped_byte_is_found(void)
         }
     }
     printf("# %d flips over %d segments and their indexes\n", flips, segs);
+    /* every segment file has zeroed space after its records (capped by the
+     * 500-byte segment size), so flips landed there too */
+    for (int i = 0; i < n; i++)
+        if (strstr(f[i].name, ".seg"))
+            CHECKF(lt_seg_data_end(f[i].data, f[i].len) < f[i].len &&
+                       lt_all_zero(f[i].data, lt_seg_data_end(f[i].data, f[i].len), f[i].len),
+                   "%s", f[i].name);
     CHECK(segs >= 3);
     CHECK(misses == 0);
     CHECK(wrong_file == 0);
@@ -346,6 +364,94 @@ static void a_segment_being_created_is_not_damage(void)
     trp_verify_report_clear(&r);
 }
 
+/* Every segment file, sealed ones too, ends in the writer's zeroed space
+ * (capped by the segment size); that is the end of the records, not
+ * damage, and not a torn tail either. */
+static void zeroed_space_of_sealed_segments_verifies_clean(void)
+{
+    const char *d = lt_dir("zsealed");
+    trp_err e;
+    trp_log *log = lt_open(d, true, NULL, 3u << 20, &e);
+    REQUIRE(log);
+    static char pay[1000];
+    memset(pay, 'x', sizeof pay);
+    for (int i = 0; i < 8000; i++) { /* ~8.5 MB: two rolls, several extensions */
+        REQUIRE(trp_log_append(log, 1, TRP_ENTRY_DATA, pay, sizeof pay, NULL, &e) == TRP_OK);
+        if (i % 50 == 49)
+            REQUIRE(trp_log_sync(log, &e) == TRP_OK);
+    }
+    trp_log_close(log);
+    file f[16];
+    int n = load_dir(d, f, 16), segs = 0;
+    for (int i = 0; i < n; i++) {
+        if (!strstr(f[i].name, ".seg"))
+            continue;
+        segs++;
+        size_t end = lt_seg_data_end(f[i].data, f[i].len);
+        CHECKF(end < f[i].len && lt_all_zero(f[i].data, end, f[i].len) && f[i].len <= 3u << 20,
+               "%s: records end at %zu, file %zu", f[i].name, end, f[i].len);
+    }
+    CHECK(segs == 3);
+    for (int i = 0; i < n; i++)
+        free(f[i].data);
+    trp_verify_report r;
+    trp_verify_report_init(&r);
+    report(d, NULL, NULL, &r);
+    CHECKF(r.ok && r.entries == 8000 && r.segments == 3, "%s", r.message);
+    CHECKF(!strstr(r.message, "torn"), "%s", r.message);
+    trp_verify_report_clear(&r);
+    /* and a reader reads them all */
+    trp_log *rd = lt_reader(d, &e);
+    CHECK(rd && lt_next_u64(rd) == 8000);
+    trp_iter *it;
+    mpz_t from;
+    mpz_init(from);
+    REQUIRE(rd && trp_iter_open(&it, rd, from, &e) == TRP_OK);
+    trp_entry en;
+    trp_entry_init(&en);
+    int got = 0, rc;
+    while ((rc = trp_iter_next(it, &en, &e)) == 1)
+        got += en.len == sizeof pay;
+    CHECKF(rc == 0 && got == 8000, "rc %d got %d", rc, got);
+    trp_entry_clear(&en);
+    trp_iter_close(it);
+    mpz_clear(from);
+    trp_log_close(rd);
+    /* without the indexes: rebuilt from segments that end in zeros */
+    DIR *dd = opendir(d);
+    struct dirent *de;
+    int gone = 0;
+    while (dd && (de = readdir(dd)) != NULL)
+        if (strstr(de->d_name, ".idx")) {
+            char p[900];
+            snprintf(p, sizeof p, "%.500s/%.300s", d, de->d_name);
+            gone += unlink(p) == 0;
+        }
+    if (dd)
+        closedir(dd);
+    CHECK(gone == 3);
+    rd = lt_reader(d, &e);
+    REQUIRE(rd);
+    for (int k = 0; k < 8000; k += 997) {
+        trp_entry x;
+        trp_entry_init(&x);
+        mpz_t q;
+        mpz_init_set_ui(q, (unsigned long)k);
+        CHECKF(trp_log_read(rd, q, &x, &e) == TRP_OK && x.len == sizeof pay, "seq %d: %s", k,
+               e.msg);
+        mpz_clear(q);
+        trp_entry_clear(&x);
+    }
+    trp_log_close(rd);
+    log = lt_open(d, false, NULL, 3u << 20, &e);
+    CHECK(log && lt_next_u64(log) == 8000);
+    trp_log_close(log);
+    trp_verify_report_init(&r);
+    report(d, NULL, NULL, &r);
+    CHECKF(r.ok && r.entries == 8000, "%s", r.message);
+    trp_verify_report_clear(&r);
+}
+
 int main(void)
 {
     RUN(clean_log_verifies_with_summary);
@@ -354,6 +460,7 @@ int main(void)
     RUN(a_missing_segment_is_a_seq_gap);
     RUN(replicas_agree_or_diverge);
     RUN(a_segment_being_created_is_not_damage);
+    RUN(zeroed_space_of_sealed_segments_verifies_clean);
     lt_cleanup();
     return check_done();
 }
