@@ -107,7 +107,7 @@ typedef struct trp_wire_counters {
     uint64_t drop_wrong_cluster;  /* cluster tag differs */
     uint64_t drop_unknown_sender; /* sender id not in the config (or ourselves) */
     uint64_t drop_wrong_receiver; /* addressed to another node */
-    uint64_t drop_nack;           /* NACK or ack refused: message not kept, round served, budget spent */
+    uint64_t drop_nack;           /* NACK or ack refused: not kept, round served, budget spent */
     uint64_t partial_evicted;     /* incomplete messages discarded: bounds or restart */
     uint64_t partial_expired;     /* incomplete messages discarded: timeout */
     uint64_t peer_restarts;       /* a peer's boot id changed (authentic) */

@@ -30,7 +30,7 @@
 
 #define BATCH_MAX 64
 #define BATCH_BYTES (1u << 20) /* buffer memory per direction */
-#define ROUTES 256 /* client addresses remembered for the wire's probes */
+#define ROUTES 256             /* client addresses remembered for the wire's probes */
 
 struct udp_peer {
     uint64_t id;

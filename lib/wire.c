@@ -57,11 +57,11 @@
 #define KEPT_MAX 512      /* messages kept for resending, whatever the peer count */
 #define DONE_RING 16      /* message ids a peer completed lately, per peer */
 #define PROBE_MS_DEFAULT 20
-#define PROBES_MAX 6        /* unanswered probes before a kept message is dropped */
-#define ROUNDS_MAX 64       /* NACK rounds served per kept message */
-#define NACKS_MAX 64        /* NACKs sent per partial message */
-#define RESEND_FACTOR 4     /* fragments resent per kept message: at most 4 x count */
-#define NACK_HEAD 4         /* NACK plaintext: first index, then the bitmap */
+#define PROBES_MAX 6    /* unanswered probes before a kept message is dropped */
+#define ROUNDS_MAX 64   /* NACK rounds served per kept message */
+#define NACKS_MAX 64    /* NACKs sent per partial message */
+#define RESEND_FACTOR 4 /* fragments resent per kept message: at most 4 x count */
+#define NACK_HEAD 4     /* NACK plaintext: first index, then the bitmap */
 
 enum kind { KIND_FRAGMENT = 0, KIND_RESENT = 1, KIND_RESENT_LAST = 2, KIND_NACK = 3 };
 
@@ -966,7 +966,8 @@ static int reassemble(trp_wire *w, struct peer *pe, const struct header *h, size
         *v = STALE; /* its partial message expired or was evicted */
         return 0;
     }
-    if (pa && (first_send ? pa->len != h->msg_len || pa->count != h->count : h->index >= pa->count)) {
+    if (pa &&
+        (first_send ? pa->len != h->msg_len || pa->count != h->count : h->index >= pa->count)) {
         *v = MALFORMED; /* authentic but inconsistent: a broken sender */
         return 0;
     }
@@ -1081,8 +1082,8 @@ static struct kept *kept_find(trp_wire *w, uint64_t to, uint64_t id)
 }
 
 /* Send fragment index of k again; last: it ends a burst (asks for a NACK). */
-static int resend_one(trp_wire *w, struct kept *k, uint32_t index, bool last,
-                      trp_wire_emit_fn emit, void *ctx)
+static int resend_one(trp_wire *w, struct kept *k, uint32_t index, bool last, trp_wire_emit_fn emit,
+                      void *ctx)
 {
     struct header h = header_to(w, k->to, last ? KIND_RESENT_LAST : KIND_RESENT);
     h.msg_id = k->id;
@@ -1100,8 +1101,8 @@ static int resend_one(trp_wire *w, struct kept *k, uint32_t index, bool last,
  * receiver of one of our kept messages. Each NACK round is served once,
  * and no message is resent past its budget, so replayed, duplicated or
  * hostile NACKs cannot make us send without end. */
-static enum verdict on_nack(trp_wire *w, const struct header *h, size_t plen,
-                            const struct reply *r, uint64_t now)
+static enum verdict on_nack(trp_wire *w, const struct header *h, size_t plen, const struct reply *r,
+                            uint64_t now)
 {
     struct kept *k = kept_find(w, h->sender, h->msg_id);
     if (!k)
@@ -1252,8 +1253,8 @@ cJSON *trp_wire_counters_json(const trp_wire_counters *c)
 {
     static const char *const sent[] = {"messages", "datagrams", "bytes"};
     static const char *const recv[] = {"datagrams", "bytes", "accepted", "messages"};
-    static const char *const drop[] = {"forged",        "stale",         "malformed",
-                                       "oversized",     "wrong_cluster", "unknown_sender",
+    static const char *const drop[] = {"forged",         "stale",         "malformed",
+                                       "oversized",      "wrong_cluster", "unknown_sender",
                                        "wrong_receiver", "nack"};
     static const char *const reasm[] = {"partial_messages", "partial_bytes", "evicted", "expired"};
     static const char *const recov[] = {"nacks_sent", "acks_sent",     "resent",
@@ -1263,8 +1264,8 @@ cJSON *trp_wire_counters_json(const trp_wire_counters *c)
     const uint64_t sv[] = {c->sent_messages, c->sent_datagrams, c->sent_bytes};
     const uint64_t rv[] = {c->recv_datagrams, c->recv_bytes, c->accepted_datagrams,
                            c->delivered_messages};
-    const uint64_t dv[] = {c->drop_forged,        c->drop_stale,         c->drop_malformed,
-                           c->drop_oversized,     c->drop_wrong_cluster, c->drop_unknown_sender,
+    const uint64_t dv[] = {c->drop_forged,         c->drop_stale,         c->drop_malformed,
+                           c->drop_oversized,      c->drop_wrong_cluster, c->drop_unknown_sender,
                            c->drop_wrong_receiver, c->drop_nack};
     const uint64_t av[] = {c->partial_messages, c->partial_bytes, c->partial_evicted,
                            c->partial_expired};

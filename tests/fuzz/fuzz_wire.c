@@ -177,7 +177,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             pos += len;
         }
         check_counters(rx);
-        clock_ms += 97; /* probes come due, partial messages expire */
+        clock_ms += 97;                /* probes come due, partial messages expire */
         trp_wire_tick(rx, answer, &a); /* probes for what rx sent */
     }
     /* resends are bounded: a few per datagram received, whatever the input */

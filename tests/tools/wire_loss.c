@@ -166,11 +166,11 @@ int main(int argc, char **argv)
             for (int recover = 1; recover >= 0; recover--) {
                 rng = 0x9e3779b97f4a7c15ull ^ seed;
                 int lost;
-                int n = si ? (messages + 3) / 4 : messages; /* 1 MiB: fewer, they are slow to lose */
+                int n =
+                    si ? (messages + 3) / 4 : messages; /* 1 MiB: fewer, they are slow to lose */
                 double per = measure(sizes[si], losses[li], recover, n, &lost);
                 printf("%-6s %4zu KiB loss %2.0f%% k=%u: ", recover ? "after" : "before",
-                       sizes[si] >> 10, losses[li] * 100,
-                       (unsigned)((sizes[si] + 1323) / 1324));
+                       sizes[si] >> 10, losses[li] * 100, (unsigned)((sizes[si] + 1323) / 1324));
                 if (per < 0)
                     printf("not delivered (%d of %d messages, 200 transmissions each)\n", lost, n);
                 else

@@ -75,9 +75,8 @@ static bool counters_add_up(const trp_wire *w)
 {
     const trp_wire_counters *c = trp_wire_counters_get(w);
     return c->recv_datagrams == c->accepted_datagrams + c->drop_forged + c->drop_stale +
-                                    c->drop_malformed + c->drop_oversized +
-                                    c->drop_wrong_cluster + c->drop_unknown_sender +
-                                    c->drop_wrong_receiver + c->drop_nack;
+                                    c->drop_malformed + c->drop_oversized + c->drop_wrong_cluster +
+                                    c->drop_unknown_sender + c->drop_wrong_receiver + c->drop_nack;
 }
 
 /* ---- a simulated network between two endpoints ------------------------------ */
@@ -183,7 +182,7 @@ static uint64_t send_through(struct net *n, uint64_t to_id, const uint8_t *msg, 
         int next = trp_wire_tick(n->end[0], emit_net, &to1);
         trp_wire_tick(n->end[1], emit_net, &to0);
         if (next < 0 && !n->n)
-            break; /* the sender gave up: nothing left to try */
+            break;                                    /* the sender gave up: nothing left to try */
         fake_now_ms += next > 0 ? (uint64_t)next : 1; /* to the next probe */
     }
     net_run(n); /* the ack, and anything else in flight */
