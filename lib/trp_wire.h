@@ -13,6 +13,12 @@
  * packet number, fragment fields) is the AEAD's associated data, so a
  * datagram replayed to another node, from another cluster or with an edited
  * header fails authentication. See man/trp.conf.5 (WIRE FORMAT).
+ *
+ * Lost fragments are recovered rather than the whole message sent again:
+ * the sender keeps messages of several fragments for a while, the receiver
+ * NACKs what it lacks (trp_wire_open_ex answers through a callback), and
+ * the sender resends those fragments or probes when nothing comes back
+ * (trp_wire_tick, from a timer). See man/trp-node.8 (Lost fragments).
  */
 #ifndef TRP_WIRE_H
 #define TRP_WIRE_H
