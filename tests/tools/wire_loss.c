@@ -2,17 +2,15 @@
  * wire_loss.c: datagrams a message costs through a lossy channel, with and
  * without the wire's recovery of lost fragments.
  *
- *   wire_loss [MESSAGES [SEED]]
+ *   wire_loss [MESSAGES [SEED [REORDER]]]
  *
  * For 16 KiB and 1 MiB messages at 0, 5 and 20% loss (datagrams also
- * reordered within 8), prints the datagrams sent per delivered message
- * (both directions: fragments, resent fragments, NACKs, acks):
- *   "after":  the receiver answers (trp_wire_open_ex) and the sender probes
- *             (trp_wire_tick), as trp-node and the client library do;
- *   "before": nobody answers, and the sender seals the whole message again
- *             after each silence, as Raft's or the client's retransmission
- *             did, up to 200 transmissions (then "not delivered").
- * The one idea: same channel, same seed, only the recovery differs.
+ * reordered: each may overtake up to REORDER - 1 others; default 8), prints the datagrams sent per
+ * delivered message (both directions: fragments, resent fragments, NACKs, acks): "after":  the
+ * receiver answers (trp_wire_open_ex) and the sender probes (trp_wire_tick), as trp-node and the
+ * client library do; "before": nobody answers, and the sender seals the whole message again after
+ * each silence, as Raft's or the client's retransmission did, up to 200 transmissions (then "not
+ * delivered"). The one idea: same channel, same seed, only the recovery differs.
  */
 #include "trp.h"
 
@@ -57,6 +55,7 @@ static size_t qn;
 static double loss;
 static trp_wire *ends[2];
 static int delivered;
+static size_t reorder = 8;
 
 struct to {
     int end;
@@ -78,7 +77,7 @@ static int push(void *ctx, uint64_t to_id, const uint8_t *d, size_t len)
 static void run(int answer)
 {
     while (qn) {
-        size_t pick = (size_t)(next_rand() % (qn < 8 ? qn : 8));
+        size_t pick = (size_t)(next_rand() % (qn < reorder ? qn : reorder));
         struct dgram d = q[pick];
         memmove(&q[pick], &q[pick + 1], (qn - pick - 1) * sizeof d);
         qn--;
@@ -159,6 +158,8 @@ int main(int argc, char **argv)
 {
     int messages = argc > 1 ? atoi(argv[1]) : 20;
     uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 10) : 1;
+    if (argc > 3 && atoi(argv[3]) > 0)
+        reorder = (size_t)atoi(argv[3]);
     const size_t sizes[] = {16u << 10, 1u << 20};
     const double losses[] = {0, 0.05, 0.20};
     for (size_t si = 0; si < 2; si++)
