@@ -77,7 +77,8 @@ typedef struct trp_wire_params {
      * messages kept for resending, per receiver (max_message) and in total
      * (4 * max_message; a message larger than the per-receiver bound is not
      * kept), and the first probe delay when neither a NACK nor an ack comes
-     * back (20 ms, doubling with each probe). A kept message is dropped when
+     * back (20 ms, or twice the round trip measured from acks when longer;
+     * doubling with each probe). A kept message is dropped when
      * acked, after reassembly_timeout_ms, or when its resend budget is spent. */
     uint64_t kept_bytes_per_peer, kept_bytes_max;
     uint32_t probe_ms;

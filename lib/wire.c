@@ -57,6 +57,7 @@
 #define KEPT_MAX 512      /* messages kept for resending, whatever the peer count */
 #define DONE_RING 16      /* message ids a peer completed lately, per peer */
 #define PROBE_MS_DEFAULT 20
+#define PROBE_RTT_CAP_MS 1000
 #define PROBES_MAX 6    /* unanswered probes before a kept message is dropped */
 #define ROUNDS_MAX 64   /* NACK rounds served per kept message */
 #define NACKS_MAX 64    /* NACKs sent per partial message */
@@ -129,6 +130,7 @@ struct trp_wire {
     uint64_t partial_order;
     struct kept *kept;
     uint64_t kept_order;
+    uint64_t srtt_ms;   /* smoothed send-to-ack time of multi-fragment messages */
     uint8_t *control;   /* a NACK's plaintext being built */
     uint8_t *sealed;    /* one datagram being sealed */
     uint8_t *scratch;   /* one datagram's plaintext being opened; separate from
@@ -1007,6 +1009,17 @@ static int reassemble(trp_wire *w, struct peer *pe, const struct header *h, size
 
 /* ---- recovery: the sender's side --------------------------------------------- */
 
+/* How long to wait for a NACK or an ack before probing: probe_ms, or twice
+ * the round trip measured from clean acks when that is longer (a WAN), so
+ * that probes do not go out while the answer is still on its way. */
+static uint64_t probe_delay(const trp_wire *w)
+{
+    uint64_t rtt2 = 2 * w->srtt_ms;
+    if (rtt2 > PROBE_RTT_CAP_MS)
+        rtt2 = PROBE_RTT_CAP_MS;
+    return rtt2 > w->p.probe_ms ? rtt2 : w->p.probe_ms;
+}
+
 static uint64_t kept_budget(const struct kept *k)
 {
     return (uint64_t)RESEND_FACTOR * k->count + PROBES_MAX;
@@ -1065,7 +1078,7 @@ static void kept_add(trp_wire *w, uint64_t to_id, uint64_t id, const uint8_t *ms
     k->last = count - 1;
     k->bytes = bytes;
     k->created_ms = now;
-    k->probe_at_ms = now + w->p.probe_ms;
+    k->probe_at_ms = now + probe_delay(w);
     k->order = ++w->kept_order;
     w->c.kept_messages++;
     w->c.kept_bytes += bytes;
@@ -1107,7 +1120,11 @@ static enum verdict on_nack(trp_wire *w, const struct header *h, size_t plen, co
     struct kept *k = kept_find(w, h->sender, h->msg_id);
     if (!k)
         return NACK_REFUSED;
-    if (plen == 0) { /* ack: delivered */
+    if (plen == 0) {      /* ack: delivered */
+        if (!k->resent) { /* a clean round trip: sample it */
+            uint64_t sample = now - k->created_ms;
+            w->srtt_ms = w->srtt_ms ? (7 * w->srtt_ms + sample) / 8 : sample + 1;
+        }
         kept_release(w, k);
         return ACCEPT;
     }
@@ -1138,7 +1155,7 @@ static enum verdict on_nack(trp_wire *w, const struct header *h, size_t plen, co
     }
     if (n) {
         k->last = last;
-        k->probe_at_ms = now + w->p.probe_ms;
+        k->probe_at_ms = now + probe_delay(w);
     }
     return ACCEPT;
 }
@@ -1163,7 +1180,7 @@ int trp_wire_tick(trp_wire *w, trp_wire_emit_fn emit, void *ctx)
                 continue;
             }
             k->probes++;
-            k->probe_at_ms = now + ((uint64_t)w->p.probe_ms << k->probes);
+            k->probe_at_ms = now + (probe_delay(w) << k->probes);
         }
         if (k->probe_at_ms - now < next)
             next = k->probe_at_ms - now;

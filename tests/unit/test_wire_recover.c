@@ -478,11 +478,56 @@ static void mutated_control_datagrams(void)
     trp_wire_free(rx);
 }
 
+/* On a slow link (acks after 200 ms) the sender learns the round trip and
+ * does not probe before twice that; on a fast one it probes after 20 ms. */
+static void probes_wait_for_the_round_trip(void)
+{
+    static struct capture frags, acks, probes;
+    trp_wire *tx = make_wire(1, 1u << 16, 10), *rx = make_wire(2, 1u << 16, 20);
+    uint8_t *msg = pattern(5000, 9);
+    trp_err e;
+    REQUIRE(trp_wire_seal(tx, 2, msg, 5000, capture_emit, &frags, &e) == TRP_OK);
+    fake_now_ms += 30;
+    trp_wire_tick(tx, capture_emit, &probes);
+    CHECK(probes.n == 1); /* nothing heard for 30 ms: a probe (fast-link default) */
+    capture_clear(&probes);
+    for (size_t i = 0; i < frags.n; i++)
+        open_into(rx, &frags.d[i], &acks);
+    REQUIRE(acks.n == 1);
+    open_into(tx, &acks.d[0], &probes); /* ack: no clean sample, it was probed */
+    capture_clear(&frags);
+    capture_clear(&acks);
+    /* a slow round trip: the ack comes 200 ms after the send */
+    REQUIRE(trp_wire_seal(tx, 2, msg, 5000, capture_emit, &frags, &e) == TRP_OK);
+    for (size_t i = 0; i < frags.n; i++)
+        open_into(rx, &frags.d[i], &acks);
+    fake_now_ms += 200;
+    REQUIRE(acks.n == 1);
+    open_into(tx, &acks.d[0], &probes);
+    CHECK(probes.n == 0 && trp_wire_counters_get(tx)->kept_messages == 0);
+    capture_clear(&frags);
+    capture_clear(&acks);
+    /* the next message is not probed before twice that */
+    REQUIRE(trp_wire_seal(tx, 2, msg, 5000, capture_emit, &frags, &e) == TRP_OK);
+    fake_now_ms += 100;
+    int next = trp_wire_tick(tx, capture_emit, &probes);
+    CHECK(probes.n == 0 && next >= 250);
+    fake_now_ms += 350;
+    trp_wire_tick(tx, capture_emit, &probes);
+    CHECK(probes.n == 1);
+    capture_clear(&frags);
+    capture_clear(&probes);
+    free(msg);
+    trp_wire_free(tx);
+    trp_wire_free(rx);
+}
+
 int main(void)
 {
     RUN(lossy_channel_delivers);
     RUN(client_and_node_recover);
     RUN(memory_and_resends_bounded);
     RUN(mutated_control_datagrams);
+    RUN(probes_wait_for_the_round_trip);
     return check_done();
 }
