@@ -288,12 +288,10 @@ static void on_message(void *ctx, const uint8_t *dgram, size_t len, const struct
                        socklen_t fromlen)
 {
     trp_client *c = ctx;
-    (void)from;
-    (void)fromlen;
     uint64_t sender;
     const uint8_t *msg;
     size_t mlen;
-    if (trp_wire_open(c->wire, dgram, len, &sender, &msg, &mlen) != 1)
+    if (trp_udp_open_message(c->udp, c->wire, dgram, len, from, fromlen, &sender, &msg, &mlen) != 1)
         return;
     if (trp_cmsg_decode(msg, mlen, &c->cm, NULL) != 0)
         return;
@@ -331,6 +329,9 @@ static int wait_and_receive(trp_client *c, int wait_ms, int extra_fd, short extr
 {
     struct pollfd p[2] = {{.fd = trp_udp_fd(c->udp), .events = POLLIN},
                           {.fd = extra_fd, .events = extra_events}};
+    int probe_ms = trp_udp_wire_tick(c->udp, c->wire); /* lost fragments of big appends */
+    if (probe_ms >= 0 && (wait_ms < 0 || probe_ms < wait_ms))
+        wait_ms = probe_ms;
     int n = poll(p, extra_fd >= 0 ? 2 : 1, wait_ms);
     c->now_ms = trp_loop_now_ms();
     if (n <= 0)
@@ -344,6 +345,7 @@ static int wait_and_receive(trp_client *c, int wait_ms, int extra_fd, short extr
             if (count < 256)
                 break;
         }
+        trp_udp_flush(c->udp, &err); /* the wire's NACKs and acks */
     }
     return extra_fd >= 0 && p[1].revents != 0;
 }

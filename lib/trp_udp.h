@@ -75,6 +75,18 @@ int trp_udp_send_message(trp_udp *u, trp_wire *w, uint64_t peer_id, const void *
 int trp_udp_send_message_to(trp_udp *u, trp_wire *w, uint64_t to_id, const struct sockaddr *to,
                             socklen_t tolen, const void *msg, size_t len, trp_err *err);
 
+/* trp_wire_open_ex with the wire's answers (NACKs, acks, resent fragments)
+ * queued through this socket: to a node at its configured address, to
+ * anyone else (a client) at `from`. Flush after the burst, as for sends. */
+int trp_udp_open_message(trp_udp *u, trp_wire *w, const uint8_t *dgram, size_t len,
+                         const struct sockaddr *from, socklen_t fromlen, uint64_t *sender,
+                         const uint8_t **msg, size_t *msg_len);
+/* trp_wire_tick through this socket, flushing what it queued: probes go to
+ * a node at its configured address, to a client where the last message of
+ * several fragments was sent to it with trp_udp_send_message_to. Returns
+ * the ms until it should run again, or -1 when nothing waits. */
+int trp_udp_wire_tick(trp_udp *u, trp_wire *w);
+
 /* Called for each received datagram; bytes valid only during the call. */
 typedef void (*trp_udp_recv_fn)(void *ctx, const uint8_t *dgram, size_t len,
                                 const struct sockaddr *from, socklen_t fromlen);

@@ -13,6 +13,12 @@
  * packet number, fragment fields) is the AEAD's associated data, so a
  * datagram replayed to another node, from another cluster or with an edited
  * header fails authentication. See man/trp.conf.5 (WIRE FORMAT).
+ *
+ * Lost fragments are recovered rather than the whole message sent again:
+ * the sender keeps messages of several fragments for a while, the receiver
+ * NACKs what it lacks (trp_wire_open_ex answers through a callback), and
+ * the sender resends those fragments or probes when nothing comes back
+ * (trp_wire_tick, from a timer). See man/trp-node.8 (Lost fragments).
  */
 #ifndef TRP_WIRE_H
 #define TRP_WIRE_H
@@ -67,6 +73,15 @@ typedef struct trp_wire_params {
     uint32_t partial_per_peer;
     uint64_t partial_bytes_max;
     uint32_t reassembly_timeout_ms;
+    /* Recovery of lost fragments (0 = default): bytes of sent multi-fragment
+     * messages kept for resending, per receiver (max_message) and in total
+     * (4 * max_message; a message larger than the per-receiver bound is not
+     * kept), and the first probe delay when neither a NACK nor an ack comes
+     * back (20 ms, or twice the round trip measured from acks when longer;
+     * doubling with each probe). A kept message is dropped when
+     * acked, after reassembly_timeout_ms, or when its resend budget is spent. */
+    uint64_t kept_bytes_per_peer, kept_bytes_max;
+    uint32_t probe_ms;
     /* Boot epoch: should grow across restarts of this node, so that peers
      * can tell a restart (accepted: the replay window resets) from a replay
      * of an older boot (dropped as stale). 0 = CLOCK_REALTIME in ns; a node
@@ -85,7 +100,9 @@ typedef struct trp_wire_params {
 } trp_wire_params;
 
 /* Per-reason counters. Invariant after every trp_wire_open:
- * recv_datagrams == accepted_datagrams + the sum of the drop_* counters. */
+ * recv_datagrams == accepted_datagrams + the sum of the drop_* counters.
+ * sent_datagrams counts every datagram emitted: fragments, resent
+ * fragments, NACKs and acks. */
 typedef struct trp_wire_counters {
     uint64_t sent_messages, sent_datagrams, sent_bytes;
     uint64_t recv_datagrams, recv_bytes;
@@ -97,11 +114,16 @@ typedef struct trp_wire_counters {
     uint64_t drop_wrong_cluster;  /* cluster tag differs */
     uint64_t drop_unknown_sender; /* sender id not in the config (or ourselves) */
     uint64_t drop_wrong_receiver; /* addressed to another node */
+    uint64_t drop_nack;           /* NACK or ack refused: not kept, round served, budget spent */
     uint64_t partial_evicted;     /* incomplete messages discarded: bounds or restart */
     uint64_t partial_expired;     /* incomplete messages discarded: timeout */
     uint64_t peer_restarts;       /* a peer's boot id changed (authentic) */
     uint64_t clients_evicted;     /* client slots reused for another client */
     uint64_t partial_messages, partial_bytes; /* held right now */
+    /* recovery: NACKs and acks sent (as a receiver), fragments sent again
+     * (as a sender, probes included), kept messages dropped unacked */
+    uint64_t nacks_sent, acks_sent, resent_datagrams, kept_given_up;
+    uint64_t kept_messages, kept_bytes; /* held right now */
 } trp_wire_counters;
 
 /* A fresh random client id (TRP_WIRE_CLIENT_BIT set), or 0 if the system
@@ -143,6 +165,21 @@ uint32_t trp_wire_fragments(const trp_wire *w, size_t len);
  * fails: hostile input only moves counters. */
 int trp_wire_open(trp_wire *w, const uint8_t *dgram, size_t len, uint64_t *from,
                   const uint8_t **msg, size_t *msg_len);
+
+/* trp_wire_open that also answers on its own, through emit (NULL: answer
+ * nothing, and lost fragments are not recovered): a NACK or an ack for a
+ * message of several fragments, or the fragments a NACK asks for. All it
+ * emits during the call goes to this datagram's sender (to_id), so a node
+ * may answer a client at the address the datagram came from. */
+int trp_wire_open_ex(trp_wire *w, const uint8_t *dgram, size_t len, trp_wire_emit_fn emit,
+                     void *ctx, uint64_t *from, const uint8_t **msg, size_t *msg_len);
+
+/* Probe for kept messages whose NACK or ack is overdue (emit's to_id is the
+ * receiver; a non-zero return from emit drops that message, e.g. when no
+ * address is known), drop kept messages past their time, expire partial
+ * messages. Returns the ms until the next probe is due, -1 if none is
+ * kept: call it again by then (nothing in it spins). */
+int trp_wire_tick(trp_wire *w, trp_wire_emit_fn emit, void *ctx);
 
 /* Discard partial messages older than the reassembly timeout. trp_wire_open
  * does this too; call it from a timer when no traffic arrives. */

@@ -30,8 +30,17 @@
 
 #define BATCH_MAX 64
 #define BATCH_BYTES (1u << 20) /* buffer memory per direction */
+#define ROUTES 256             /* client addresses remembered for the wire's probes */
 
 struct udp_peer {
+    uint64_t id;
+    struct sockaddr_storage addr;
+    socklen_t len;
+};
+
+/* Where a client was last sent a message: the wire's probes for a kept
+ * message to a client go there. Direct-mapped by id, so bounded. */
+struct route {
     uint64_t id;
     struct sockaddr_storage addr;
     socklen_t len;
@@ -56,6 +65,7 @@ struct trp_udp {
     struct mmsghdr *rmsg;
     struct iovec *riov;
     struct sockaddr_storage *raddr;
+    struct route routes[ROUTES];
     trp_udp_counters c;
 };
 
@@ -384,11 +394,84 @@ int trp_udp_send_message(trp_udp *u, trp_wire *w, uint64_t peer_id, const void *
     return trp_wire_seal(w, peer_id, msg, len, emit_to_udp, &e, err);
 }
 
+static struct route *route_of(trp_udp *u, uint64_t id)
+{
+    return &u->routes[(id * 0x9e3779b97f4a7c15ull) >> 56 & (ROUTES - 1)];
+}
+
 int trp_udp_send_message_to(trp_udp *u, trp_wire *w, uint64_t to_id, const struct sockaddr *to,
                             socklen_t tolen, const void *msg, size_t len, trp_err *err)
 {
     struct emit_ctx e = {u, err, to, tolen};
+    if (tolen <= sizeof(struct sockaddr_storage) &&
+        len > trp_wire_max_datagram(w) - TRP_WIRE_OVERHEAD) { /* kept: remember the way */
+        struct route *r = route_of(u, to_id);
+        r->id = to_id;
+        memcpy(&r->addr, to, tolen);
+        r->len = tolen;
+    }
     return trp_wire_seal(w, to_id, msg, len, emit_to_udp, &e, err);
+}
+
+/* ---- the wire's own datagrams: NACKs, acks, resent fragments ------------------ */
+
+struct answer_ctx {
+    trp_udp *u;
+    const struct sockaddr *from;
+    socklen_t fromlen;
+};
+
+/* A node at its configured address, anyone else where the datagram came from. */
+static int emit_answer(void *ctx, uint64_t to_id, const uint8_t *dgram, size_t len)
+{
+    struct answer_ctx *a = ctx;
+    trp_err err;
+    for (size_t i = 0; i < a->u->npeers; i++)
+        if (a->u->peers[i].id == to_id)
+            return trp_udp_queue(a->u, to_id, dgram, len, &err);
+    return trp_udp_queue_addr(a->u, a->from, a->fromlen, dgram, len, &err);
+}
+
+int trp_udp_open_message(trp_udp *u, trp_wire *w, const uint8_t *dgram, size_t len,
+                         const struct sockaddr *from, socklen_t fromlen, uint64_t *sender,
+                         const uint8_t **msg, size_t *msg_len)
+{
+    struct answer_ctx a = {u, from, fromlen};
+    return trp_wire_open_ex(w, dgram, len, emit_answer, &a, sender, msg, msg_len);
+}
+
+struct probe_ctx {
+    trp_udp *u;
+    unsigned queued;
+};
+
+static int emit_probe(void *ctx, uint64_t to_id, const uint8_t *dgram, size_t len)
+{
+    struct probe_ctx *pc = ctx;
+    trp_udp *u = pc->u;
+    trp_err err;
+    int rc;
+    if (trp_wire_is_client(to_id)) {
+        struct route *r = route_of(u, to_id);
+        if (r->id != to_id)
+            return TRP_EINVAL; /* no way to it: the wire gives the message up */
+        rc = trp_udp_queue_addr(u, (const struct sockaddr *)&r->addr, r->len, dgram, len, &err);
+    } else {
+        rc = trp_udp_queue(u, to_id, dgram, len, &err);
+    }
+    pc->queued += rc == 0;
+    return rc;
+}
+
+int trp_udp_wire_tick(trp_udp *u, trp_wire *w)
+{
+    struct probe_ctx pc = {u, 0};
+    int next = trp_wire_tick(w, emit_probe, &pc);
+    if (pc.queued) {
+        trp_err err;
+        trp_udp_flush(u, &err);
+    }
+    return next;
 }
 
 /* ---- receiving ------------------------------------------------------------- */

@@ -1,7 +1,8 @@
 /*
  * wire.c: sealing messages into authenticated, encrypted datagrams and
  * opening them again: AEAD (ChaCha20-Poly1305), fragmentation, reassembly
- * with bounded memory, and a per-sender replay window.
+ * with bounded memory, recovery of lost fragments, and a per-sender replay
+ * window.
  *
  * The one idea: check everything that is cheap and public first (size,
  * header, cluster, receiver, sender, replay window), then authenticate, and
@@ -9,16 +10,28 @@
  * exactly once: accepted, or dropped under one reason.
  *
  * Datagram layout (big-endian; the 60-byte header is the associated data):
- *   0 magic "tW" | 2 version | 3 flags (0) | 4 cluster tag (4)
+ *   0 magic "tW" | 2 version | 3 kind | 4 cluster tag (4)
  *   8 sender id (8) | 16 receiver id (8) | 24 boot epoch (8) | 32 boot random (8)
- *   40 packet number (8) | 48 message length (4) | 52 fragment index (4)
- *   56 fragment count (4) | 60 ciphertext | tag (16)
+ *   40 packet number (8) | 48 kind-specific (12) | 60 ciphertext | tag (16)
+ * Kind 0, a fragment: 48 message length (4) | 52 fragment index (4) |
+ * 56 fragment count (4). Kinds 1 and 2, a fragment sent again (2: the last
+ * of a burst, which asks for a NACK) and kind 3, a NACK: 48 message id (8) |
+ * 56 fragment index (kinds 1, 2) or NACK round (kind 3) (4).
  * Nonce: 4 zero bytes + packet number, under the sender's per-boot key
  * HKDF-SHA256(cluster key, salt = cluster id, info = "trp wire v1" | sender
  * | boot epoch | boot random). Packet numbers start at 1 and grow by one per
  * datagram, so nonces never repeat under a key. A message of n fragments
- * uses packet numbers first..first+n-1; fragment i covers bytes
- * [i*c, min(len,(i+1)*c)) where c = ceil(len/n).
+ * uses packet numbers first..first+n-1, and first is its message id;
+ * fragment i covers bytes [i*c, min(len,(i+1)*c)) where c = ceil(len/n).
+ *
+ * Recovery (messages of more than one fragment only): the sender keeps a
+ * copy for a while (bounded bytes per peer and in total). The receiver
+ * answers the last fragment of a burst with a NACK (plaintext: first index
+ * (4) | bitmap of missing fragments from there) or, once the message is
+ * complete, with an ack (a NACK with no plaintext). The sender resends just
+ * the missing fragments, under fresh packet numbers, at most once per NACK
+ * round and within a budget per message; if neither NACK nor ack comes, it
+ * probes by resending the burst's last fragment, a few times with backoff.
  */
 #include "trp_wire.h"
 
@@ -41,6 +54,17 @@
 #define REASSEMBLY_TIMEOUT_MS_DEFAULT 5000
 #define BOOT_SILENCE_MS_DEFAULT 10000
 #define PARTIALS_MAX 1024 /* pool size cap, whatever the peer count */
+#define KEPT_MAX 512      /* messages kept for resending, whatever the peer count */
+#define DONE_RING 16      /* message ids a peer completed lately, per peer */
+#define PROBE_MS_DEFAULT 20
+#define PROBE_RTT_CAP_MS 1000
+#define PROBES_MAX 6    /* unanswered probes before a kept message is dropped */
+#define ROUNDS_MAX 64   /* NACK rounds served per kept message */
+#define NACKS_MAX 64    /* NACKs sent per partial message */
+#define RESEND_FACTOR 4 /* fragments resent per kept message: at most 4 x count */
+#define NACK_HEAD 4     /* NACK plaintext: first index, then the bitmap */
+
+enum kind { KIND_FRAGMENT = 0, KIND_RESENT = 1, KIND_RESENT_LAST = 2, KIND_NACK = 3 };
 
 struct peer {
     uint64_t id;
@@ -51,6 +75,8 @@ struct peer {
     uint64_t last_ms;              /* when this boot last sent an authentic datagram */
     uint64_t window[WINDOW_WORDS]; /* bit pn % WINDOW: seen */
     uint32_t npartial;
+    uint64_t done[DONE_RING]; /* ids of multi-fragment messages completed lately */
+    uint32_t done_next;
 };
 
 struct partial {
@@ -62,13 +88,30 @@ struct partial {
     uint64_t bytes;             /* accounted size */
     uint8_t *buf;
     uint64_t *have; /* bitmap of received fragments */
+    uint32_t nack_round;
+};
+
+/* A multi-fragment message sent lately, kept to resend what the receiver
+ * lacks. Keyed by (receiver id, message id): a client slot may be reused. */
+struct kept {
+    bool used;
+    uint64_t to, id;
+    uint32_t len, count;
+    uint32_t last;  /* index of the fragment that ended the latest burst */
+    uint32_t round; /* highest NACK round served */
+    uint32_t rounds, probes;
+    uint64_t resent;
+    uint64_t created_ms, probe_at_ms, order, bytes;
+    uint8_t *buf;
 };
 
 struct header {
+    uint8_t kind;
     uint8_t tag[4];
     uint64_t sender, receiver, pn;
     uint8_t boot[BOOT_LEN];
-    uint32_t msg_len, index, count;
+    uint32_t msg_len, index, count; /* kind 0 */
+    uint64_t msg_id;                /* kinds 1-3; index is the NACK round for 3 */
 };
 
 struct trp_wire {
@@ -85,6 +128,10 @@ struct trp_wire {
     struct partial *partials;
     size_t npartials_max;
     uint64_t partial_order;
+    struct kept *kept;
+    uint64_t kept_order;
+    uint64_t srtt_ms;   /* smoothed send-to-ack time of multi-fragment messages */
+    uint8_t *control;   /* a NACK's plaintext being built */
     uint8_t *sealed;    /* one datagram being sealed */
     uint8_t *scratch;   /* one datagram's plaintext being opened; separate from
                            `sealed` so a message just opened can be sealed again */
@@ -124,30 +171,42 @@ static void header_encode(uint8_t *d, const struct header *h)
     d[0] = MAGIC0;
     d[1] = MAGIC1;
     d[2] = TRP_WIRE_VERSION;
-    d[3] = 0;
+    d[3] = h->kind;
     memcpy(d + 4, h->tag, 4);
     put64(d + 8, h->sender);
     put64(d + 16, h->receiver);
     memcpy(d + 24, h->boot, BOOT_LEN);
     put64(d + 40, h->pn);
-    put32(d + 48, h->msg_len);
-    put32(d + 52, h->index);
-    put32(d + 56, h->count);
+    if (h->kind == KIND_FRAGMENT) {
+        put32(d + 48, h->msg_len);
+        put32(d + 52, h->index);
+        put32(d + 56, h->count);
+    } else {
+        put64(d + 48, h->msg_id);
+        put32(d + 56, h->index);
+    }
 }
 
-/* false when magic, version or flags are wrong. */
+/* false when magic, version or kind are wrong. */
 static bool header_decode(const uint8_t *d, struct header *h)
 {
-    if (d[0] != MAGIC0 || d[1] != MAGIC1 || d[2] != TRP_WIRE_VERSION || d[3] != 0)
+    if (d[0] != MAGIC0 || d[1] != MAGIC1 || d[2] != TRP_WIRE_VERSION || d[3] > KIND_NACK)
         return false;
+    memset(h, 0, sizeof *h);
+    h->kind = d[3];
     memcpy(h->tag, d + 4, 4);
     h->sender = get64(d + 8);
     h->receiver = get64(d + 16);
     memcpy(h->boot, d + 24, BOOT_LEN);
     h->pn = get64(d + 40);
-    h->msg_len = get32(d + 48);
-    h->index = get32(d + 52);
-    h->count = get32(d + 56);
+    if (h->kind == KIND_FRAGMENT) {
+        h->msg_len = get32(d + 48);
+        h->index = get32(d + 52);
+        h->count = get32(d + 56);
+    } else {
+        h->msg_id = get64(d + 48);
+        h->index = get32(d + 56);
+    }
     return true;
 }
 
@@ -336,6 +395,12 @@ int trp_wire_new(trp_wire **out, const trp_wire_params *params, trp_err *err)
         w->p.partial_bytes_max = 4ull * (w->p.max_message ? w->p.max_message : 1);
     if (!w->p.reassembly_timeout_ms)
         w->p.reassembly_timeout_ms = REASSEMBLY_TIMEOUT_MS_DEFAULT;
+    if (!w->p.kept_bytes_per_peer)
+        w->p.kept_bytes_per_peer = w->p.max_message;
+    if (!w->p.kept_bytes_max)
+        w->p.kept_bytes_max = 4ull * w->p.max_message;
+    if (!w->p.probe_ms)
+        w->p.probe_ms = PROBE_MS_DEFAULT;
     if (!w->p.boot_silence_ms)
         w->p.boot_silence_ms = BOOT_SILENCE_MS_DEFAULT;
     memcpy(w->key, params->key, TRP_KEY_LEN);
@@ -356,10 +421,12 @@ int trp_wire_new(trp_wire **out, const trp_wire_params *params, trp_err *err)
     memcpy(tagin + 16, params->cluster_id, TRP_CLUSTER_ID_LEN);
     w->scratch = malloc(w->p.max_datagram);
     w->sealed = malloc(w->p.max_datagram);
+    w->control = malloc(w->p.max_datagram);
+    w->kept = calloc(KEPT_MAX, sizeof *w->kept);
     w->seal_ctx = EVP_CIPHER_CTX_new();
     w->trial_ctx = EVP_CIPHER_CTX_new();
     w->hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-    if (!w->scratch || !w->sealed || !w->seal_ctx || !w->trial_ctx)
+    if (!w->scratch || !w->sealed || !w->control || !w->kept || !w->seal_ctx || !w->trial_ctx)
         rc = trp_err_set(err, TRP_ENOMEM, "wire: out of memory");
     else if (!w->hkdf || !EVP_Digest(tagin, sizeof tagin, md, &mdlen, EVP_sha256(), NULL))
         rc = trp_err_set(err, TRP_EIO, "wire: OpenSSL lacks HKDF or SHA-256");
@@ -390,6 +457,16 @@ static void partial_release(trp_wire *w, struct partial *pa)
     memset(pa, 0, sizeof *pa);
 }
 
+static void kept_release(trp_wire *w, struct kept *k)
+{
+    assert(k->used);
+    assert(w->c.kept_messages > 0 && w->c.kept_bytes >= k->bytes);
+    w->c.kept_messages--;
+    w->c.kept_bytes -= k->bytes;
+    free(k->buf);
+    memset(k, 0, sizeof *k);
+}
+
 void trp_wire_free(trp_wire *w)
 {
     if (!w)
@@ -397,6 +474,11 @@ void trp_wire_free(trp_wire *w)
     for (size_t i = 0; w->partials && i < w->npartials_max; i++)
         if (w->partials[i].used)
             partial_release(w, &w->partials[i]);
+    for (size_t i = 0; w->kept && i < KEPT_MAX; i++)
+        if (w->kept[i].used)
+            kept_release(w, &w->kept[i]);
+    free(w->kept);
+    free(w->control);
     for (size_t i = 0; w->peers && i < w->npeers + w->nclients; i++)
         EVP_CIPHER_CTX_free(w->peers[i].ctx);
     free(w->peers);
@@ -455,6 +537,41 @@ static struct peer *client_slot(trp_wire *w, uint64_t id)
     return best;
 }
 
+/* Encrypt one datagram (header h, plaintext p of plen bytes) into
+ * w->sealed under the next packet number and emit it. */
+static int seal_one(trp_wire *w, struct header *h, const uint8_t *p, uint32_t plen,
+                    trp_wire_emit_fn emit, void *ctx, trp_err *err)
+{
+    uint8_t *d = w->sealed, nonce[12];
+    header_encode(d, h);
+    nonce_of(nonce, h->pn);
+    int n1 = 0, n2 = 0, n3 = 0;
+    assert(TRP_WIRE_OVERHEAD + plen <= w->p.max_datagram);
+    if (EVP_EncryptInit_ex(w->seal_ctx, NULL, NULL, NULL, nonce) != 1 ||
+        EVP_EncryptUpdate(w->seal_ctx, NULL, &n1, d, TRP_WIRE_HEADER_LEN) != 1 ||
+        EVP_EncryptUpdate(w->seal_ctx, d + TRP_WIRE_HEADER_LEN, &n2, p, (int)plen) != 1 ||
+        EVP_EncryptFinal_ex(w->seal_ctx, d + TRP_WIRE_HEADER_LEN + n2, &n3) != 1 ||
+        EVP_CIPHER_CTX_ctrl(w->seal_ctx, EVP_CTRL_AEAD_GET_TAG, TRP_WIRE_TAG_LEN,
+                            d + TRP_WIRE_HEADER_LEN + plen) != 1)
+        return trp_err_set(err, TRP_EIO, "wire: encryption failed");
+    assert((uint32_t)(n2 + n3) == plen);
+    size_t dlen = TRP_WIRE_OVERHEAD + plen;
+    w->c.sent_datagrams++;
+    w->c.sent_bytes += dlen;
+    return emit(ctx, h->receiver, d, dlen);
+}
+
+static struct header header_to(const trp_wire *w, uint64_t to_id, enum kind kind)
+{
+    struct header h = {.kind = (uint8_t)kind, .sender = w->p.self_id, .receiver = to_id};
+    memcpy(h.tag, w->cluster_tag, 4);
+    memcpy(h.boot, w->boot, BOOT_LEN);
+    return h;
+}
+
+static void kept_add(trp_wire *w, uint64_t to_id, uint64_t id, const uint8_t *msg, uint32_t len,
+                     uint32_t count);
+
 int trp_wire_seal(trp_wire *w, uint64_t to_id, const void *msg, size_t len, trp_wire_emit_fn emit,
                   void *ctx, trp_err *err)
 {
@@ -464,10 +581,9 @@ int trp_wire_seal(trp_wire *w, uint64_t to_id, const void *msg, size_t len, trp_
     if (!peer_find(w, to_id))
         return trp_err_set(err, TRP_EINVAL, "node %llu is not a peer", (unsigned long long)to_id);
     uint32_t count = trp_wire_fragments(w, len);
-    struct header h = {
-        .sender = w->p.self_id, .receiver = to_id, .msg_len = (uint32_t)len, .count = count};
-    memcpy(h.tag, w->cluster_tag, 4);
-    memcpy(h.boot, w->boot, BOOT_LEN);
+    struct header h = header_to(w, to_id, KIND_FRAGMENT);
+    h.msg_len = (uint32_t)len;
+    h.count = count;
     uint64_t first = w->next_pn;
     w->next_pn += count;
     static const uint8_t empty[1];
@@ -477,35 +593,29 @@ int trp_wire_seal(trp_wire *w, uint64_t to_id, const void *msg, size_t len, trp_
         fragment_span(h.msg_len, count, i, &start, &end);
         h.index = i;
         h.pn = first + i;
-        uint8_t *d = w->sealed, nonce[12];
-        header_encode(d, &h);
-        nonce_of(nonce, h.pn);
-        int n1 = 0, n2 = 0, n3 = 0;
-        uint32_t plen = end - start;
-        assert(TRP_WIRE_OVERHEAD + plen <= w->p.max_datagram);
-        if (EVP_EncryptInit_ex(w->seal_ctx, NULL, NULL, NULL, nonce) != 1 ||
-            EVP_EncryptUpdate(w->seal_ctx, NULL, &n1, d, TRP_WIRE_HEADER_LEN) != 1 ||
-            EVP_EncryptUpdate(w->seal_ctx, d + TRP_WIRE_HEADER_LEN, &n2, m + start, (int)plen) !=
-                1 ||
-            EVP_EncryptFinal_ex(w->seal_ctx, d + TRP_WIRE_HEADER_LEN + n2, &n3) != 1 ||
-            EVP_CIPHER_CTX_ctrl(w->seal_ctx, EVP_CTRL_AEAD_GET_TAG, TRP_WIRE_TAG_LEN,
-                                d + TRP_WIRE_HEADER_LEN + plen) != 1)
-            return trp_err_set(err, TRP_EIO, "wire: encryption failed");
-        assert((uint32_t)(n2 + n3) == plen);
-        size_t dlen = TRP_WIRE_OVERHEAD + plen;
-        w->c.sent_datagrams++;
-        w->c.sent_bytes += dlen;
-        int rc = emit(ctx, to_id, d, dlen);
+        int rc = seal_one(w, &h, m + start, end - start, emit, ctx, err);
         if (rc)
             return rc;
     }
     w->c.sent_messages++;
+    if (count > 1)
+        kept_add(w, to_id, first, m, h.msg_len, count);
     return TRP_OK;
 }
 
 /* ---- opening ---------------------------------------------------------------- */
 
-enum verdict { ACCEPT, FORGED, STALE, MALFORMED, OVERSIZED, WRONG_CLUSTER, UNKNOWN, WRONG_RECV };
+enum verdict {
+    ACCEPT,
+    FORGED,
+    STALE,
+    MALFORMED,
+    OVERSIZED,
+    WRONG_CLUSTER,
+    UNKNOWN,
+    WRONG_RECV,
+    NACK_REFUSED
+};
 
 static void count_drop(trp_wire *w, enum verdict v)
 {
@@ -534,7 +644,23 @@ static void count_drop(trp_wire *w, enum verdict v)
     case WRONG_RECV:
         w->c.drop_wrong_receiver++;
         break;
+    case NACK_REFUSED:
+        w->c.drop_nack++;
+        break;
     }
+}
+
+/* Public checks on a resent fragment or a NACK (plen: plaintext bytes). A
+ * resent fragment's span is checked once its partial message is found. */
+static enum verdict check_control(const trp_wire *w, const struct header *h, size_t plen)
+{
+    if (h->pn == 0 || h->msg_id == 0)
+        return MALFORMED;
+    if (h->kind == KIND_NACK) /* about a message we sent: its id is one of our packet numbers */
+        return h->msg_id >= w->next_pn || (plen != 0 && (plen <= NACK_HEAD || h->index == 0))
+                   ? MALFORMED
+                   : ACCEPT;
+    return h->msg_id >= h->pn || plen == 0 ? MALFORMED : ACCEPT; /* resent after the original */
 }
 
 /* Public checks on the header, before any cryptography. */
@@ -552,6 +678,8 @@ static enum verdict check_header(trp_wire *w, const uint8_t *d, size_t len, stru
     *pe = peer_find(w, h->sender);
     if (!*pe && !(trp_wire_is_client(h->sender) && w->nclients && h->sender != w->p.self_id))
         return UNKNOWN; /* a client we have no slot for yet is authenticated first */
+    if (h->kind != KIND_FRAGMENT)
+        return check_control(w, h, len - TRP_WIRE_OVERHEAD);
     if (h->msg_len > w->p.max_message)
         return OVERSIZED;
     if (h->count == 0 || h->index >= h->count || (h->msg_len == 0 && h->count != 1) ||
@@ -621,6 +749,7 @@ static void peer_new_boot(trp_wire *w, struct peer *pe, const uint8_t boot[BOOT_
     pe->has_boot = true;
     pe->highest = 0;
     memset(pe->window, 0, sizeof pe->window);
+    memset(pe->done, 0, sizeof pe->done);
     uint32_t idx = (uint32_t)(pe - w->peers);
     for (size_t i = 0; i < w->npartials_max && pe->npartial; i++)
         if (w->partials[i].used && w->partials[i].peer == idx) {
@@ -722,69 +851,345 @@ static struct partial *partial_make_room(trp_wire *w, uint32_t peer, uint64_t by
     return victim;
 }
 
-/* Add an authentic fragment; returns 1 and the message when it completes,
- * or the verdict to count. */
-static int reassemble(trp_wire *w, struct peer *pe, const struct header *h, enum verdict *v,
-                      const uint8_t **msg, size_t *msg_len)
+/* ---- recovery: the receiver's side ------------------------------------------ */
+
+struct reply {
+    trp_wire_emit_fn emit; /* NULL: answer nothing */
+    void *ctx;
+};
+
+static bool have_bit(const uint64_t *bits, uint32_t i)
+{
+    return bits[i / 64] >> (i % 64) & 1;
+}
+
+static bool done_has(const struct peer *pe, uint64_t id)
+{
+    for (size_t i = 0; i < DONE_RING; i++)
+        if (pe->done[i] == id)
+            return true;
+    return false;
+}
+
+static void done_add(struct peer *pe, uint64_t id)
+{
+    pe->done[pe->done_next++ % DONE_RING] = id;
+}
+
+/* Tell the sender of message id what we lack (pa), or that we have it all
+ * (pa NULL: an ack). Emission failures are the network's loss. */
+static void send_nack(trp_wire *w, const struct reply *r, uint64_t to, uint64_t id,
+                      struct partial *pa)
+{
+    if (!r->emit || (pa && pa->nack_round >= NACKS_MAX))
+        return;
+    struct header h = header_to(w, to, KIND_NACK);
+    h.msg_id = id;
+    uint32_t plen = 0;
+    if (pa) {
+        uint32_t base = 0;
+        while (base < pa->count && have_bit(pa->have, base))
+            base++;
+        assert(base < pa->count); /* incomplete */
+        uint64_t nbits = pa->count - base, cap = (uint64_t)(payload_cap(w) - NACK_HEAD) * 8;
+        if (nbits > cap)
+            nbits = cap; /* the rest is asked for in a later round */
+        plen = NACK_HEAD + (uint32_t)((nbits + 7) / 8);
+        memset(w->control, 0, plen);
+        put32(w->control, base);
+        for (uint32_t i = 0; i < nbits; i++)
+            if (!have_bit(pa->have, base + i))
+                w->control[NACK_HEAD + i / 8] |= (uint8_t)(1u << (i % 8));
+        h.index = ++pa->nack_round;
+        w->c.nacks_sent++;
+    } else {
+        w->c.acks_sent++;
+    }
+    h.pn = w->next_pn++;
+    trp_err e;
+    seal_one(w, &h, w->control, plen, r->emit, r->ctx, &e);
+}
+
+static struct partial *partial_find(trp_wire *w, const struct peer *pe, uint64_t id)
 {
     uint32_t idx = (uint32_t)(pe - w->peers);
-    uint64_t first = h->pn - h->index;
-    struct partial *pa = NULL;
     for (size_t i = 0; i < w->npartials_max && pe->npartial; i++)
-        if (w->partials[i].used && w->partials[i].peer == idx && w->partials[i].first_pn == first) {
-            pa = &w->partials[i];
-            break;
-        }
-    if (pa && (pa->len != h->msg_len || pa->count != h->count)) {
+        if (w->partials[i].used && w->partials[i].peer == idx && w->partials[i].first_pn == id)
+            return &w->partials[i];
+    return NULL;
+}
+
+static struct partial *partial_new(trp_wire *w, struct peer *pe, const struct header *h)
+{
+    uint32_t idx = (uint32_t)(pe - w->peers);
+    uint64_t words = ((uint64_t)h->count + 63) / 64;
+    uint64_t bytes = h->msg_len + words * 8;
+    struct partial *pa = partial_make_room(w, idx, bytes);
+    pa->buf = malloc(h->msg_len);
+    pa->have = calloc(words, 8);
+    if (!pa->buf || !pa->have) {
+        free(pa->buf);
+        free(pa->have);
+        memset(pa, 0, sizeof *pa);
+        return NULL;
+    }
+    pa->used = true;
+    pa->peer = idx;
+    pa->first_pn = h->pn - h->index;
+    pa->len = h->msg_len;
+    pa->count = h->count;
+    pa->bytes = bytes;
+    pa->created_ms = w->p.now_ms(w->p.ctx);
+    pa->order = ++w->partial_order;
+    pe->npartial++;
+    w->c.partial_messages++;
+    w->c.partial_bytes += bytes;
+    return pa;
+}
+
+/* Add an authentic fragment (first sent or sent again, plen bytes in
+ * w->scratch); returns 1 and the message when it completes, or 0 with the
+ * verdict to count. The last fragment of a burst is answered with a NACK
+ * while fragments are missing; a completed message with an ack. */
+static int reassemble(trp_wire *w, struct peer *pe, const struct header *h, size_t plen,
+                      const struct reply *r, enum verdict *v, const uint8_t **msg, size_t *msg_len)
+{
+    bool first_send = h->kind == KIND_FRAGMENT;
+    uint64_t id = first_send ? h->pn - h->index : h->msg_id;
+    bool asks = h->kind == KIND_RESENT_LAST || (first_send && h->index == h->count - 1);
+    if (done_has(pe, id)) { /* late or duplicated: the message was delivered */
+        *v = STALE;
+        if (h->kind == KIND_RESENT_LAST)
+            send_nack(w, r, h->sender, id, NULL); /* our ack was lost: again */
+        return 0;
+    }
+    struct partial *pa = partial_find(w, pe, id);
+    if (!first_send && !pa) {
+        *v = STALE; /* its partial message expired or was evicted */
+        return 0;
+    }
+    if (pa &&
+        (first_send ? pa->len != h->msg_len || pa->count != h->count : h->index >= pa->count)) {
         *v = MALFORMED; /* authentic but inconsistent: a broken sender */
         return 0;
     }
-    if (pa && (pa->have[h->index / 64] >> (h->index % 64) & 1)) {
-        *v = STALE;
+    if (!pa && !(pa = partial_new(w, pe, h))) {
+        *v = OVERSIZED; /* cannot hold it; the sender will retransmit */
         return 0;
-    }
-    if (!pa) {
-        uint64_t words = ((uint64_t)h->count + 63) / 64;
-        uint64_t bytes = h->msg_len + words * 8;
-        pa = partial_make_room(w, idx, bytes);
-        pa->buf = malloc(h->msg_len);
-        pa->have = calloc(words, 8);
-        if (!pa->buf || !pa->have) {
-            free(pa->buf);
-            free(pa->have);
-            memset(pa, 0, sizeof *pa);
-            *v = OVERSIZED; /* cannot hold it; the sender will retransmit */
-            return 0;
-        }
-        pa->used = true;
-        pa->peer = idx;
-        pa->first_pn = first;
-        pa->len = h->msg_len;
-        pa->count = h->count;
-        pa->bytes = bytes;
-        pa->created_ms = w->p.now_ms(w->p.ctx);
-        pa->order = ++w->partial_order;
-        pe->npartial++;
-        w->c.partial_messages++;
-        w->c.partial_bytes += bytes;
     }
     uint32_t start, end;
     fragment_span(pa->len, pa->count, h->index, &start, &end);
+    if (plen != end - start) {
+        *v = MALFORMED;
+        return 0;
+    }
+    if (have_bit(pa->have, h->index)) {
+        *v = STALE;
+        if (asks)
+            send_nack(w, r, h->sender, id, pa);
+        return 0;
+    }
     memcpy(pa->buf + start, w->scratch, end - start);
     pa->have[h->index / 64] |= 1ull << (h->index % 64);
     *v = ACCEPT;
-    if (++pa->received < pa->count)
+    if (++pa->received < pa->count) {
+        if (asks)
+            send_nack(w, r, h->sender, id, pa);
         return 0;
+    }
     w->delivered = pa->buf;
     pa->buf = NULL;
     *msg = w->delivered;
     *msg_len = pa->len;
     partial_release(w, pa);
+    done_add(pe, id);
+    send_nack(w, r, h->sender, id, NULL);
     return 1;
 }
 
-int trp_wire_open(trp_wire *w, const uint8_t *d, size_t len, uint64_t *from, const uint8_t **msg,
-                  size_t *msg_len)
+/* ---- recovery: the sender's side --------------------------------------------- */
+
+/* How long to wait for a NACK or an ack before probing: probe_ms, or twice
+ * the round trip measured from clean acks when that is longer (a WAN), so
+ * that probes do not go out while the answer is still on its way. */
+static uint64_t probe_delay(const trp_wire *w)
+{
+    uint64_t rtt2 = 2 * w->srtt_ms;
+    if (rtt2 > PROBE_RTT_CAP_MS)
+        rtt2 = PROBE_RTT_CAP_MS;
+    return rtt2 > w->p.probe_ms ? rtt2 : w->p.probe_ms;
+}
+
+static uint64_t kept_budget(const struct kept *k)
+{
+    return (uint64_t)RESEND_FACTOR * k->count + PROBES_MAX;
+}
+
+static void kept_give_up(trp_wire *w, struct kept *k)
+{
+    kept_release(w, k);
+    w->c.kept_given_up++;
+}
+
+static struct kept *kept_oldest(trp_wire *w, uint64_t to, bool any, uint64_t *to_bytes)
+{
+    struct kept *best = NULL;
+    *to_bytes = 0;
+    for (size_t i = 0; i < KEPT_MAX; i++) {
+        struct kept *k = &w->kept[i];
+        if (!k->used || (!any && k->to != to))
+            continue;
+        *to_bytes += k->bytes;
+        if (!best || k->order < best->order)
+            best = k;
+    }
+    return best;
+}
+
+/* Keep a copy of a message just sealed, making room by dropping the oldest. */
+static void kept_add(trp_wire *w, uint64_t to_id, uint64_t id, const uint8_t *msg, uint32_t len,
+                     uint32_t count)
+{
+    uint64_t bytes = len, held;
+    if (bytes > w->p.kept_bytes_per_peer || bytes > w->p.kept_bytes_max)
+        return;
+    struct kept *k;
+    while ((k = kept_oldest(w, to_id, false, &held)) && held + bytes > w->p.kept_bytes_per_peer)
+        kept_give_up(w, k);
+    while (w->c.kept_bytes + bytes > w->p.kept_bytes_max && (k = kept_oldest(w, 0, true, &held)))
+        kept_give_up(w, k);
+    k = NULL;
+    for (size_t i = 0; i < KEPT_MAX && !k; i++)
+        if (!w->kept[i].used)
+            k = &w->kept[i];
+    if (!k) {
+        k = kept_oldest(w, 0, true, &held);
+        kept_give_up(w, k);
+    }
+    if (!(k->buf = malloc(len)))
+        return;
+    memcpy(k->buf, msg, len);
+    uint64_t now = w->p.now_ms(w->p.ctx);
+    k->used = true;
+    k->to = to_id;
+    k->id = id;
+    k->len = len;
+    k->count = count;
+    k->last = count - 1;
+    k->bytes = bytes;
+    k->created_ms = now;
+    k->probe_at_ms = now + probe_delay(w);
+    k->order = ++w->kept_order;
+    w->c.kept_messages++;
+    w->c.kept_bytes += bytes;
+}
+
+static struct kept *kept_find(trp_wire *w, uint64_t to, uint64_t id)
+{
+    if (!w->c.kept_messages)
+        return NULL;
+    for (size_t i = 0; i < KEPT_MAX; i++)
+        if (w->kept[i].used && w->kept[i].to == to && w->kept[i].id == id)
+            return &w->kept[i];
+    return NULL;
+}
+
+/* Send fragment index of k again; last: it ends a burst (asks for a NACK). */
+static int resend_one(trp_wire *w, struct kept *k, uint32_t index, bool last, trp_wire_emit_fn emit,
+                      void *ctx)
+{
+    struct header h = header_to(w, k->to, last ? KIND_RESENT_LAST : KIND_RESENT);
+    h.msg_id = k->id;
+    h.index = index;
+    h.pn = w->next_pn++;
+    uint32_t start, end;
+    fragment_span(k->len, k->count, index, &start, &end);
+    k->resent++;
+    w->c.resent_datagrams++;
+    trp_err e;
+    return seal_one(w, &h, k->buf + start, end - start, emit, ctx, &e);
+}
+
+/* A NACK (plen bytes of plaintext in w->scratch) or an ack from the
+ * receiver of one of our kept messages. Each NACK round is served once,
+ * and no message is resent past its budget, so replayed, duplicated or
+ * hostile NACKs cannot make us send without end. */
+static enum verdict on_nack(trp_wire *w, const struct header *h, size_t plen, const struct reply *r,
+                            uint64_t now)
+{
+    struct kept *k = kept_find(w, h->sender, h->msg_id);
+    if (!k)
+        return NACK_REFUSED;
+    if (plen == 0) {      /* ack: delivered */
+        if (!k->resent) { /* a clean round trip: sample it */
+            uint64_t sample = now - k->created_ms;
+            w->srtt_ms = w->srtt_ms ? (7 * w->srtt_ms + sample) / 8 : sample + 1;
+        }
+        kept_release(w, k);
+        return ACCEPT;
+    }
+    uint32_t base = get32(w->scratch);
+    if (base >= k->count)
+        return MALFORMED;
+    if (!r->emit || h->index <= k->round || k->rounds >= ROUNDS_MAX || k->resent >= kept_budget(k))
+        return NACK_REFUSED;
+    k->round = h->index;
+    k->rounds++;
+    k->probes = 0;
+    const uint8_t *bits = w->scratch + NACK_HEAD;
+    uint64_t nbits = (uint64_t)(plen - NACK_HEAD) * 8, budget = kept_budget(k) - k->resent;
+    if (nbits > k->count - base)
+        nbits = k->count - base;
+    uint32_t n = 0, last = 0;
+    for (uint32_t i = 0; i < nbits && n < budget; i++)
+        if (bits[i / 8] >> (i % 8) & 1) {
+            n++;
+            last = base + i;
+        }
+    for (uint32_t i = 0, sent = 0; i < nbits && sent < n; i++) {
+        if (!(bits[i / 8] >> (i % 8) & 1))
+            continue;
+        sent++;
+        if (resend_one(w, k, base + i, base + i == last, r->emit, r->ctx))
+            break;
+    }
+    if (n) {
+        k->last = last;
+        k->probe_at_ms = now + probe_delay(w);
+    }
+    return ACCEPT;
+}
+
+int trp_wire_tick(trp_wire *w, trp_wire_emit_fn emit, void *ctx)
+{
+    uint64_t now = w->p.now_ms(w->p.ctx);
+    partials_expire(w, now);
+    uint64_t next = UINT64_MAX;
+    for (size_t i = 0; i < KEPT_MAX && w->c.kept_messages; i++) {
+        struct kept *k = &w->kept[i];
+        if (!k->used)
+            continue;
+        if (now - k->created_ms >= w->p.reassembly_timeout_ms) {
+            kept_give_up(w, k); /* the receiver has dropped its part by now */
+            continue;
+        }
+        if (now >= k->probe_at_ms) {
+            if (!emit || k->probes >= PROBES_MAX || k->resent >= kept_budget(k) ||
+                resend_one(w, k, k->last, true, emit, ctx) != 0) {
+                kept_give_up(w, k);
+                continue;
+            }
+            k->probes++;
+            k->probe_at_ms = now + (probe_delay(w) << k->probes);
+        }
+        if (k->probe_at_ms - now < next)
+            next = k->probe_at_ms - now;
+    }
+    return next == UINT64_MAX ? -1 : next > INT32_MAX ? INT32_MAX : (int)next;
+}
+
+int trp_wire_open_ex(trp_wire *w, const uint8_t *d, size_t len, trp_wire_emit_fn emit, void *ectx,
+                     uint64_t *from, const uint8_t **msg, size_t *msg_len)
 {
     free(w->delivered);
     w->delivered = NULL;
@@ -802,12 +1207,16 @@ int trp_wire_open(trp_wire *w, const uint8_t *d, size_t len, uint64_t *from, con
         /* Authentic: remember it even if reassembly refuses it, so that a
          * replay of it is stale rather than re-examined. */
         window_mark(pe, h.pn);
-        if (h.count == 1) {
+        struct reply r = {emit, ectx};
+        size_t plen = len - TRP_WIRE_OVERHEAD;
+        if (h.kind == KIND_NACK) {
+            v = on_nack(w, &h, plen, &r, now);
+        } else if (h.kind == KIND_FRAGMENT && h.count == 1) {
             *msg = w->scratch;
             *msg_len = h.msg_len;
             done = 1;
         } else {
-            done = reassemble(w, pe, &h, &v, msg, msg_len);
+            done = reassemble(w, pe, &h, plen, &r, &v, msg, msg_len);
         }
     }
     count_drop(w, v);
@@ -818,8 +1227,14 @@ int trp_wire_open(trp_wire *w, const uint8_t *d, size_t len, uint64_t *from, con
     assert(w->c.recv_datagrams == w->c.accepted_datagrams + w->c.drop_forged + w->c.drop_stale +
                                       w->c.drop_malformed + w->c.drop_oversized +
                                       w->c.drop_wrong_cluster + w->c.drop_unknown_sender +
-                                      w->c.drop_wrong_receiver);
+                                      w->c.drop_wrong_receiver + w->c.drop_nack);
     return done;
+}
+
+int trp_wire_open(trp_wire *w, const uint8_t *d, size_t len, uint64_t *from, const uint8_t **msg,
+                  size_t *msg_len)
+{
+    return trp_wire_open_ex(w, d, len, NULL, NULL, from, msg, msg_len);
 }
 
 const trp_wire_counters *trp_wire_counters_get(const trp_wire *w)
@@ -855,23 +1270,28 @@ cJSON *trp_wire_counters_json(const trp_wire_counters *c)
 {
     static const char *const sent[] = {"messages", "datagrams", "bytes"};
     static const char *const recv[] = {"datagrams", "bytes", "accepted", "messages"};
-    static const char *const drop[] = {"forged",        "stale",         "malformed",
-                                       "oversized",     "wrong_cluster", "unknown_sender",
-                                       "wrong_receiver"};
+    static const char *const drop[] = {"forged",         "stale",         "malformed",
+                                       "oversized",      "wrong_cluster", "unknown_sender",
+                                       "wrong_receiver", "nack"};
     static const char *const reasm[] = {"partial_messages", "partial_bytes", "evicted", "expired"};
+    static const char *const recov[] = {"nacks_sent", "acks_sent",     "resent",
+                                        "given_up",   "kept_messages", "kept_bytes"};
+    const uint64_t kv[] = {c->nacks_sent,    c->acks_sent,     c->resent_datagrams,
+                           c->kept_given_up, c->kept_messages, c->kept_bytes};
     const uint64_t sv[] = {c->sent_messages, c->sent_datagrams, c->sent_bytes};
     const uint64_t rv[] = {c->recv_datagrams, c->recv_bytes, c->accepted_datagrams,
                            c->delivered_messages};
-    const uint64_t dv[] = {c->drop_forged,        c->drop_stale,         c->drop_malformed,
-                           c->drop_oversized,     c->drop_wrong_cluster, c->drop_unknown_sender,
-                           c->drop_wrong_receiver};
+    const uint64_t dv[] = {c->drop_forged,         c->drop_stale,         c->drop_malformed,
+                           c->drop_oversized,      c->drop_wrong_cluster, c->drop_unknown_sender,
+                           c->drop_wrong_receiver, c->drop_nack};
     const uint64_t av[] = {c->partial_messages, c->partial_bytes, c->partial_evicted,
                            c->partial_expired};
     cJSON *o = cJSON_CreateObject();
     bool ok = o && json_add_all(cJSON_AddObjectToObject(o, "sent"), sent, sv, 3) &&
               json_add_all(cJSON_AddObjectToObject(o, "received"), recv, rv, 4) &&
-              json_add_all(cJSON_AddObjectToObject(o, "dropped"), drop, dv, 7) &&
+              json_add_all(cJSON_AddObjectToObject(o, "dropped"), drop, dv, 8) &&
               json_add_all(cJSON_AddObjectToObject(o, "reassembly"), reasm, av, 4) &&
+              json_add_all(cJSON_AddObjectToObject(o, "recovery"), recov, kv, 6) &&
               cJSON_AddNumberToObject(o, "peer_restarts", (double)c->peer_restarts) &&
               cJSON_AddNumberToObject(o, "clients_evicted", (double)c->clients_evicted);
     if (!ok) {

@@ -59,8 +59,8 @@ for size in 1400 65000; do
     recv=$(get "$tmp/sink" recv_datagrams)
     [ "$total" -eq $COUNT ] && [ "$recv" = $COUNT ] && echo "PASS ${name}_all_received" \
         || echo "FAIL ${name}_all_received: sent $total of $COUNT, received ${recv:-?} $(cat "$tmp/sink.err")"
-    acc=$(get "$tmp/sink" accepted); stale=$(get "$tmp/sink" stale)
-    [ "$acc" = 0 ] && [ "$stale" = 0 ] && echo "PASS ${name}_nothing_accepted" \
-        || echo "FAIL ${name}_nothing_accepted: accepted $acc, stale $stale"
+    acc=$(get "$tmp/sink" accepted); stale=$(get "$tmp/sink" stale); nack=$(get "$tmp/sink" nack)
+    [ "$acc" = 0 ] && [ "$stale" = 0 ] && [ "$nack" = 0 ] && echo "PASS ${name}_nothing_accepted" \
+        || echo "FAIL ${name}_nothing_accepted: accepted $acc, stale $stale, nack ${nack:-?}"
 done
 exit 0

@@ -8,7 +8,9 @@
  * authentic, so the target must drop each one and count it under the
  * matching reason: forged (wrong key, flipped bits, claimed sender),
  * wrong_cluster, wrong_receiver, unknown_sender, malformed (garbage,
- * truncated, bad version), oversized. The tool prints how many of each it
+ * truncated, bad version, bad kind, a resent fragment or NACK with
+ * impossible ids), oversized; forged resent fragments too. The tool prints
+ * how many of each it
  * sent ("sent KIND N"), so a test can compare with the node's counters.
  * Genuine datagrams are sealed with the real key as another node and then
  * altered; the unaltered original is never sent.
@@ -139,7 +141,15 @@ int main(int argc, char **argv)
         enum kind k = (enum kind)(next_rand() % NKINDS);
         switch (k) {
         case FORGED:
-            switch (next_rand() % 3) {
+            switch (next_rand() % 4) {
+            case 3: /* a resent fragment (kind 1 or 2) of message 1, under a new packet number */
+                genuine(good, target, &o, maxd);
+                if (o.len < 77)
+                    o.buf[o.len++] = 0; /* a fragment is never empty */
+                o.buf[3] = (uint8_t)(1 + next_rand() % 2);
+                put_be64(o.buf + 40, 2 + next_rand() % 1000000);
+                put_be64(o.buf + 48, 1);
+                break;
             case 0:
                 genuine(wrong_key, target, &o, maxd);
                 break;
@@ -168,7 +178,21 @@ int main(int argc, char **argv)
             put_be64(o.buf + 8, 1ull << 62); /* above any configurable id (2^53 - 1) */
             break;
         case MALFORMED:
-            switch (next_rand() % 3) {
+            switch (next_rand() % 5) {
+            case 3: /* a kind no version 1 sender uses */
+                genuine(good, target, &o, maxd);
+                o.buf[3] = (uint8_t)(4 + next_rand() % 252);
+                break;
+            case 4: /* a NACK about message 0, or a resent fragment older than its message */
+                genuine(good, target, &o, maxd);
+                if (next_rand() % 2) {
+                    o.buf[3] = 3;
+                    put_be64(o.buf + 48, 0);
+                } else {
+                    o.buf[3] = 1;
+                    put_be64(o.buf + 48, UINT64_MAX);
+                }
+                break;
             case 0: /* garbage shorter than a header, or with a wrong magic */
                 o.len = next_rand() % (maxd + 1);
                 for (size_t i = 0; i < o.len; i++)

@@ -102,6 +102,7 @@ int main(int argc, char **argv)
     printf("wrong_cluster %llu\n", (unsigned long long)c->drop_wrong_cluster);
     printf("unknown_sender %llu\n", (unsigned long long)c->drop_unknown_sender);
     printf("wrong_receiver %llu\n", (unsigned long long)c->drop_wrong_receiver);
+    printf("nack %llu\n", (unsigned long long)c->drop_nack);
     trp_loop_free(s.loop);
     trp_udp_close(s.udp);
     trp_wire_free(s.wire);

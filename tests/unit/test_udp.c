@@ -1,6 +1,7 @@
 /* test_udp.c: two real sockets on 127.0.0.1 carry a 1 MiB message
- * fragmented at 1400 and at 65000 bytes; the event loop dispatches fds,
- * timers and cross-thread wake-ups. */
+ * fragmented at 1400 and at 65000 bytes; a client and a node recover lost
+ * fragments both ways; the event loop dispatches fds, timers and
+ * cross-thread wake-ups. */
 #include "../check.h"
 #include "trp.h"
 
@@ -290,6 +291,88 @@ static void client_talks_to_node(void)
     trp_config_free(cfg);
 }
 
+/* Both ends lose every 5th datagram they receive (answers included): the
+ * wire's NACKs, resends and probes, through trp_udp_open_message and
+ * trp_udp_wire_tick, still carry a 150 kB request from a client to node 1
+ * and node 1's 150 kB reply back to the client's address. */
+struct lossy_end {
+    trp_wire *w;
+    trp_udp *u;
+    unsigned seen;
+    int messages;
+    bool intact;
+    const uint8_t *want;
+    size_t want_len;
+    bool echo; /* the node: answer each message to where it came from */
+};
+
+static void lossy_on_datagram(void *ctx, const uint8_t *d, size_t len, const struct sockaddr *from,
+                              socklen_t fromlen)
+{
+    struct lossy_end *x = ctx;
+    if (++x->seen % 5 == 0)
+        return; /* lost */
+    uint64_t id;
+    const uint8_t *msg;
+    size_t mlen;
+    if (trp_udp_open_message(x->u, x->w, d, len, from, fromlen, &id, &msg, &mlen) != 1)
+        return;
+    x->messages++;
+    x->intact = mlen == x->want_len && memcmp(msg, x->want, mlen) == 0;
+    trp_err e;
+    if (x->echo)
+        CHECK(trp_udp_send_message_to(x->u, x->w, id, from, fromlen, msg, mlen, &e) == TRP_OK);
+}
+
+static void lossy_client_and_node(void)
+{
+    trp_config *cfg = two_node_config(1400);
+    REQUIRE(cfg);
+    uint8_t key[TRP_KEY_LEN];
+    memset(key, 0x43, sizeof key);
+    uint64_t ids_n[2], ids_c[2], cid = trp_wire_new_client_id();
+    trp_wire_params pn, pc;
+    trp_err e;
+    static uint8_t req[150000];
+    for (size_t i = 0; i < sizeof req; i++)
+        req[i] = (uint8_t)(i * 7 + (i >> 8));
+    struct lossy_end node = {.want = req, .want_len = sizeof req, .echo = true};
+    struct lossy_end client = {.want = req, .want_len = sizeof req};
+    CHECK(trp_wire_params_from_config(&pn, cfg, key, 1, 4096, ids_n, &e) == TRP_OK);
+    pn.clients_max = 8;
+    CHECK(trp_wire_params_from_config(&pc, cfg, key, cid, 4096, ids_c, &e) == TRP_OK);
+    CHECK(trp_wire_new(&node.w, &pn, &e) == TRP_OK && trp_wire_new(&client.w, &pc, &e) == TRP_OK);
+    CHECK(trp_udp_open(&node.u, cfg, 1, &e) == TRP_OK);
+    CHECK(trp_udp_open_client(&client.u, cfg, &e) == TRP_OK);
+    if (node.w && client.w && node.u && client.u) {
+        CHECK(trp_udp_send_message(client.u, client.w, 1, req, sizeof req, &e) == TRP_OK);
+        CHECK(trp_udp_flush(client.u, &e) == TRP_OK);
+        for (int i = 0; i < 1000 && client.messages == 0; i++) {
+            struct pollfd pf[2] = {{.fd = trp_udp_fd(node.u), .events = POLLIN},
+                                   {.fd = trp_udp_fd(client.u), .events = POLLIN}};
+            poll(pf, 2, 5);
+            unsigned cnt;
+            CHECK(trp_udp_recv(node.u, lossy_on_datagram, &node, 1000, &cnt, &e) == TRP_OK);
+            CHECK(trp_udp_flush(node.u, &e) == TRP_OK);
+            CHECK(trp_udp_recv(client.u, lossy_on_datagram, &client, 1000, &cnt, &e) == TRP_OK);
+            CHECK(trp_udp_flush(client.u, &e) == TRP_OK);
+            trp_udp_wire_tick(node.u, node.w);
+            trp_udp_wire_tick(client.u, client.w);
+        }
+        CHECK(node.messages == 1 && node.intact);
+        CHECK(client.messages == 1 && client.intact);
+        const trp_wire_counters *cn = trp_wire_counters_get(node.w),
+                                *cc = trp_wire_counters_get(client.w);
+        CHECK(cn->nacks_sent > 0 && cc->resent_datagrams > 0); /* client -> node recovered */
+        CHECK(cc->nacks_sent > 0 && cn->resent_datagrams > 0); /* node -> client recovered */
+    }
+    trp_udp_close(client.u);
+    trp_udp_close(node.u);
+    trp_wire_free(client.w);
+    trp_wire_free(node.w);
+    trp_config_free(cfg);
+}
+
 /* ---- the loop ------------------------------------------------------------- */
 
 struct loop_state {
@@ -395,6 +478,7 @@ int main(void)
     RUN(one_mib_at_1400);
     RUN(one_mib_at_65000);
     RUN(client_talks_to_node);
+    RUN(lossy_client_and_node);
     RUN(loop_timers_fds_and_wakeups);
     return check_done();
 }
