@@ -23,7 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LANES 48 /* sessions: each holds TRP_CLIENT_SESSION_WINDOW open requests */
+#define LANES 128 /* sessions: each holds TRP_CLIENT_SESSION_WINDOW open requests */
+#define WINDOW_BYTES (64u << 20) /* bytes of appends in flight at most (one entry may pass it) */
 #define RETRY_MS 100
 #define ROTATE_MS 150 /* no answer from the node this long: try the next */
 #define CLIENT_WIRE_EXTRA (2u << 20)
@@ -75,6 +76,7 @@ struct trp_client {
     trp_cbuf out;
     uint64_t heard_ms; /* last answer from the target */
     bool leaderless;   /* the target is silent or knows no leader: ask every node */
+    size_t q_bytes;    /* payload bytes held in q */
     uint64_t now_ms;
     uint64_t srtt_ms; /* smoothed time from send to answer (first tries only) */
 
@@ -354,7 +356,7 @@ static int wait_and_receive(trp_client *c, int wait_ms, int extra_fd, short extr
 
 bool trp_client_can_submit(const trp_client *c)
 {
-    if (c->cond_busy)
+    if (c->cond_busy || (c->q_len && c->q_bytes >= WINDOW_BYTES))
         return false;
     for (size_t i = 0; i < LANES; i++)
         if (c->lanes[i].next - c->lanes[i].base < TRP_CLIENT_SESSION_WINDOW)
@@ -408,6 +410,7 @@ int trp_client_submit(trp_client *c, const void *data, size_t len, const uint8_t
     if (len)
         memcpy(p->data, data, len);
     p->len = len;
+    c->q_bytes += len;
     p->lane = (int)l;
     p->req = c->lanes[l].next++;
     c->lanes[l].slot[p->req % TRP_CLIENT_SESSION_WINDOW] = pos;
@@ -553,6 +556,7 @@ static void deliver(trp_client *c, trp_client_append_cb cb, void *arg)
     while (c->q_len && c->q[c->q_head].state == P_DONE) {
         struct pend *p = &c->q[c->q_head];
         cb(arg, p->status, p->seq, p->hash);
+        c->q_bytes -= p->len;
         free(p->data);
         p->data = NULL;
         c->q_head = (c->q_head + 1) % c->q_cap;

@@ -507,7 +507,8 @@ int trp_raft_read(trp_raft *r, uint64_t client, uint64_t req)
 
 bool trp_raft_has_ready(const trp_raft *r)
 {
-    return r->hard_state_dirty || r->sync_wanted || r->commit_changed || r->n_msgs || r->n_replies;
+    return r->hard_state_dirty || r->sync_wanted || r->commit_changed || r->n_msgs ||
+           r->n_replies || r->flush_wanted;
 }
 
 bool trp_raft_ready_needs_hard_state(const trp_raft *r)
@@ -517,6 +518,10 @@ bool trp_raft_ready_needs_hard_state(const trp_raft *r)
 
 void trp_raft_ready_take(trp_raft *r, trp_raft_ready *rd)
 {
+    if (r->flush_wanted) {
+        r->flush_wanted = false;
+        replication_flush(r);
+    }
     memset(rd, 0, sizeof *rd);
     /* the watermark to persist: committed AND durable here */
     if (mpz_cmp(r->commit_next, r->durable_next) <= 0)

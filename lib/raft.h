@@ -43,6 +43,12 @@ struct raft_peer {
 struct raft_session {
     uint64_t client;
     size_t n;
+    /* While request numbers have only grown (the usual case), req[] is a
+     * ring from head in increasing order: the smallest is at head and a
+     * new number above max_req is known not to be there. */
+    bool sorted;
+    size_t head;
+    uint64_t max_req;
     uint64_t req[RAFT_SESSION_REQS];
     mpz_t seq[RAFT_SESSION_REQS];
     mpz_t last; /* newest seq of this client (which session to forget first) */
@@ -83,6 +89,7 @@ struct trp_raft {
     mpz_t leader_commit; /* follower: highest commit the leader told us */
     bool ack_pending;    /* follower: an append ack waits for durability */
     bool sync_wanted;
+    bool flush_wanted; /* leader: new entries wait to be sent (at the next ready) */
     bool commit_changed;
 
     /* time */
@@ -103,8 +110,11 @@ struct trp_raft {
     /* clients */
     struct raft_session *sessions;
     size_t n_sessions, cap_sessions;
-    struct raft_waiter *waiters;
+    size_t session_hint;         /* index of the session found last */
+    struct raft_waiter *waiters; /* reads (any order) */
     size_t n_waiters;
+    struct raft_waiter *appends; /* appends, a ring in the order they were added */
+    size_t appends_head, n_appends;
 
     /* outbox */
     trp_raft_msg *msgs;

@@ -55,9 +55,14 @@ int trp_raft_envelope_get(const uint8_t *payload, size_t len, uint64_t *client, 
 
 static struct raft_session *session_find(trp_raft *r, uint64_t client)
 {
+    /* a client's appends come in runs on one session: try the last first */
+    if (r->session_hint < r->n_sessions && r->sessions[r->session_hint].client == client)
+        return &r->sessions[r->session_hint];
     for (size_t i = 0; i < r->n_sessions; i++)
-        if (r->sessions[i].client == client)
+        if (r->sessions[i].client == client) {
+            r->session_hint = i;
             return &r->sessions[i];
+        }
     return NULL;
 }
 
@@ -78,6 +83,8 @@ static void sessions_clear(trp_raft *r)
 /* Index of req in the session, or -1. */
 static int session_lookup(const struct raft_session *s, uint64_t req)
 {
+    if (s->n && req > s->max_req)
+        return -1;
     for (size_t k = 0; k < s->n; k++)
         if (s->req[k] == req)
             return (int)k;
@@ -88,7 +95,7 @@ static int session_lookup(const struct raft_session *s, uint64_t req)
  * cannot tell whether it was stored. */
 static bool session_too_old(const struct raft_session *s, uint64_t req)
 {
-    if (s->n < RAFT_SESSION_REQS)
+    if (s->n < RAFT_SESSION_REQS || req > s->max_req)
         return false;
     for (size_t k = 0; k < s->n; k++)
         if (s->req[k] < req)
@@ -119,6 +126,9 @@ static struct raft_session *session_new(trp_raft *r, uint64_t client)
     struct raft_session *s = &r->sessions[r->n_sessions++];
     s->client = client;
     s->n = 0;
+    s->sorted = true;
+    s->head = 0;
+    s->max_req = 0;
     for (size_t k = 0; k < RAFT_SESSION_REQS; k++)
         mpz_init(s->seq[k]);
     mpz_init(s->last);
@@ -138,18 +148,29 @@ void client_session_note(trp_raft *r, const mpz_t seq, const uint8_t *payload, s
         mpz_set(s->last, seq);
     if (session_lookup(s, req) >= 0)
         return;
+    bool grows = s->n == 0 || req > s->max_req;
     size_t k = s->n;
     if (s->n == RAFT_SESSION_REQS) { /* keep the highest request numbers */
-        k = 0;
-        for (size_t i = 1; i < s->n; i++)
-            if (s->req[i] < s->req[k])
-                k = i;
-        if (s->req[k] > req)
-            return;
+        if (s->sorted && grows) {
+            k = s->head; /* the smallest */
+            s->head = (s->head + 1) % RAFT_SESSION_REQS;
+        } else {
+            k = 0;
+            for (size_t i = 1; i < s->n; i++)
+                if (s->req[i] < s->req[k])
+                    k = i;
+            if (s->req[k] > req)
+                return;
+            s->sorted = false;
+        }
     } else {
         s->n++;
+        if (!grows)
+            s->sorted = false;
     }
     s->req[k] = req;
+    if (grows)
+        s->max_req = req;
     mpz_set(s->seq[k], seq);
 }
 
@@ -196,14 +217,20 @@ void client_sessions_truncated(trp_raft *r, const mpz_t from)
 static struct raft_waiter *waiter_add(trp_raft *r, int kind, uint64_t origin, uint64_t client,
                                       uint64_t req)
 {
-    if (!r->waiters) {
-        r->waiters = calloc(r->cfg.max_pending, sizeof *r->waiters);
-        if (!r->waiters)
+    struct raft_waiter *w;
+    if (kind == TRP_RAFT_REPLY_APPEND) {
+        if (!r->appends && !(r->appends = calloc(r->cfg.max_pending, sizeof *r->appends)))
             abort();
+        if (r->n_appends >= r->cfg.max_pending)
+            return NULL;
+        w = &r->appends[(r->appends_head + r->n_appends++) % r->cfg.max_pending];
+    } else {
+        if (!r->waiters && !(r->waiters = calloc(r->cfg.max_pending, sizeof *r->waiters)))
+            abort();
+        if (r->n_waiters >= r->cfg.max_pending)
+            return NULL;
+        w = &r->waiters[r->n_waiters++];
     }
-    if (r->n_waiters >= r->cfg.max_pending)
-        return NULL;
-    struct raft_waiter *w = &r->waiters[r->n_waiters++];
     memset(w, 0, sizeof *w);
     mpz_init(w->seq);
     w->kind = kind;
@@ -219,21 +246,25 @@ static void waiter_remove(trp_raft *r, size_t i)
     r->waiters[i] = r->waiters[--r->n_waiters];
 }
 
+/* Appends wait in the order the leader appended them, so each commit
+ * answers from the front and stops at the first one not yet committed
+ * (a retry of an older request may wait behind newer ones: a little
+ * later, never wrong). */
 void client_commit_advanced(trp_raft *r)
 {
     if (r->role != TRP_RAFT_LEADER)
         return;
-    for (size_t i = 0; i < r->n_waiters;) {
-        struct raft_waiter *w = &r->waiters[i];
-        if (w->kind != TRP_RAFT_REPLY_APPEND || mpz_cmp(w->seq, r->commit_next) >= 0) {
-            i++;
-            continue;
-        }
+    while (r->n_appends) {
+        struct raft_waiter *w = &r->appends[r->appends_head];
+        if (mpz_cmp(w->seq, r->commit_next) >= 0)
+            break;
         trp_raft_entry e;
         if (raft_read_entry(r, w->seq, &e))
             return;
         raft_reply(r, w->kind, w->origin, w->client, w->req, TRP_OK, w->seq, e.hash);
-        waiter_remove(r, i);
+        mpz_clear(w->seq);
+        r->appends_head = (r->appends_head + 1) % r->cfg.max_pending;
+        r->n_appends--;
     }
 }
 
@@ -275,10 +306,16 @@ void client_leader_can_read(trp_raft *r)
 
 void client_lost_leadership(trp_raft *r)
 {
-    for (size_t i = 0; i < r->n_waiters; i++) {
-        struct raft_waiter *w = &r->waiters[i];
+    for (; r->n_appends; r->n_appends--) {
+        struct raft_waiter *w = &r->appends[r->appends_head];
         /* Outcome unknown for appends: the client retries with the same
          * request number and the session table answers it exactly once. */
+        raft_reply(r, w->kind, w->origin, w->client, w->req, TRP_EUNAVAIL, NULL, NULL);
+        mpz_clear(w->seq);
+        r->appends_head = (r->appends_head + 1) % r->cfg.max_pending;
+    }
+    for (size_t i = 0; i < r->n_waiters; i++) {
+        struct raft_waiter *w = &r->waiters[i];
         raft_reply(r, w->kind, w->origin, w->client, w->req, TRP_EUNAVAIL, NULL, NULL);
         mpz_clear(w->seq);
     }
@@ -290,8 +327,11 @@ void client_free(trp_raft *r)
     sessions_clear(r);
     for (size_t i = 0; i < r->n_waiters; i++)
         mpz_clear(r->waiters[i].seq);
+    for (size_t i = 0; i < r->n_appends; i++)
+        mpz_clear(r->appends[(r->appends_head + i) % r->cfg.max_pending].seq);
     free(r->sessions);
     free(r->waiters);
+    free(r->appends);
 }
 
 /* ---- requests ----------------------------------------------------------- */
@@ -333,14 +373,19 @@ int client_propose(trp_raft *r, uint64_t origin, uint64_t client, uint64_t req, 
     }
     struct raft_session *s = client ? session_find(r, client) : NULL;
     int k = s ? session_lookup(s, req) : -1;
-    if (k >= 0) { /* a retry: answer with the original seq */
+    if (k >= 0) { /* a retry: answer with the original seq, once committed */
+        if (mpz_cmp(s->seq[k], r->commit_next) < 0) {
+            trp_raft_entry e;
+            if (raft_read_entry(r, s->seq[k], &e) == 0)
+                raft_reply(r, kind, origin, client, req, TRP_OK, s->seq[k], e.hash);
+            return 0;
+        }
         struct raft_waiter *w = waiter_add(r, kind, origin, client, req);
         if (!w) {
             raft_reply(r, kind, origin, client, req, TRP_EUNAVAIL, NULL, NULL);
             return 0;
         }
         mpz_set(w->seq, s->seq[k]);
-        client_commit_advanced(r);
         return 0;
     }
     if (s && session_too_old(s, req)) {
@@ -367,7 +412,10 @@ int client_propose(trp_raft *r, uint64_t origin, uint64_t client, uint64_t req, 
     free(buf);
     if (rc)
         return rc;
-    replication_flush(r);
+    /* sent when the driver next takes a ready: every proposal of one
+     * datagram (or one loop turn) goes out in the same append message,
+     * instead of the first few filling the window one entry each */
+    r->flush_wanted = true;
     return 0;
 }
 
