@@ -1524,8 +1524,25 @@ static int roll(trp_log *log, trp_err *err)
     return TRP_OK;
 }
 
+static int log_append_rec(trp_log *log, uint64_t term, int type, const void *payload, size_t len,
+                          const uint8_t *known_hash, uint8_t hash_out[TRP_HASH_LEN],
+                          trp_err *err);
+
 int trp_log_append(trp_log *log, uint64_t term, int type, const void *payload, size_t len,
                    uint8_t hash_out[TRP_HASH_LEN], trp_err *err)
+{
+    return log_append_rec(log, term, type, payload, len, NULL, hash_out, err);
+}
+
+int trp_log_append_hashed(trp_log *log, uint64_t term, int type, const void *payload, size_t len,
+                          const uint8_t hash[TRP_HASH_LEN], trp_err *err)
+{
+    return log_append_rec(log, term, type, payload, len, hash, NULL, err);
+}
+
+static int log_append_rec(trp_log *log, uint64_t term, int type, const void *payload, size_t len,
+                          const uint8_t *known_hash, uint8_t hash_out[TRP_HASH_LEN],
+                          trp_err *err)
 {
     if (log->failed)
         return dead(log, err);
@@ -1565,7 +1582,10 @@ int trp_log_append(trp_log *log, uint64_t term, int type, const void *payload, s
     size_t seq_len;
     const uint8_t *seq_min = seq_field_min(log->next_field, &seq_len);
     uint8_t hash[TRP_HASH_LEN];
-    hasher_entry(&log->h, hash, seq_min, seq_len, term, type, log->head, payload, len);
+    if (known_hash)
+        memcpy(hash, known_hash, TRP_HASH_LEN);
+    else
+        hasher_entry(&log->h, hash, seq_min, seq_len, term, type, log->head, payload, len);
     if (len)
         memcpy(p + REC_HDR_SIZE, payload, len);
     memset(p + REC_HDR_SIZE + len, 0, (size_t)(size - REC_HDR_SIZE - len));

@@ -113,6 +113,13 @@ const char *trp_log_dir(const trp_log *log);
  * TRP_ETOOBIG for a payload over max_entry; TRP_EINVAL for an unknown type. */
 int trp_log_append(trp_log *log, uint64_t term, int type, const void *payload, size_t len,
                    uint8_t hash_out[TRP_HASH_LEN], trp_err *err);
+/* The same, for a caller that has just computed the entry's hash with
+ * trp_entry_hash over (the log's next seq, term, type, its head, payload),
+ * as the Raft core does for every entry it creates or checks: the store
+ * takes that hash instead of computing it a second time. A wrong hash
+ * breaks the chain on disk, which trp_verify_dir reports. */
+int trp_log_append_hashed(trp_log *log, uint64_t term, int type, const void *payload, size_t len,
+                          const uint8_t hash[TRP_HASH_LEN], trp_err *err);
 /* Make every append so far durable with one fdatasync (plus a directory
  * fsync if a segment was created), and mark the end of the batch so that a
  * crash keeps all of it or none. An fsync failure is fatal for the handle:

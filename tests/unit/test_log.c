@@ -325,6 +325,41 @@ static void trim_drops_whole_segments_and_keeps_the_anchor(void)
     mpz_clear(s);
 }
 
+static void append_hashed_takes_the_callers_hash(void)
+{
+    const char *d = lt_dir("hashed");
+    trp_err e;
+    trp_log *log = lt_open(d, true, NULL, 0, &e);
+    REQUIRE(log);
+    mpz_t seq;
+    mpz_init(seq);
+    uint8_t h[32];
+    for (int i = 0; i < 20; i++) { /* what the Raft core hands over */
+        char p[32];
+        int n = snprintf(p, sizeof p, "entry %d", i);
+        trp_log_next(log, seq);
+        trp_entry_hash(h, seq, 1, TRP_ENTRY_DATA, trp_log_head_hash(log), p, (size_t)n);
+        CHECK(trp_log_append_hashed(log, 1, TRP_ENTRY_DATA, p, (size_t)n, h, &e) == TRP_OK);
+        CHECK(memcmp(trp_log_head_hash(log), h, 32) == 0);
+    }
+    CHECK(trp_log_sync(log, &e) == TRP_OK);
+    trp_log_close(log);
+    trp_verify_report r;
+    trp_verify_report_init(&r);
+    CHECK(trp_verify_dir(d, NULL, NULL, &r, &e) == TRP_OK && r.ok);
+    /* a wrong hash is taken as given, and verification finds the break */
+    log = lt_open(d, false, NULL, 0, &e);
+    REQUIRE(log);
+    memset(h, 0x5a, sizeof h);
+    CHECK(trp_log_append_hashed(log, 1, TRP_ENTRY_DATA, "bad", 3, h, &e) == TRP_OK);
+    CHECK(trp_log_append(log, 1, TRP_ENTRY_DATA, "next", 4, NULL, &e) == TRP_OK);
+    CHECK(trp_log_sync(log, &e) == TRP_OK);
+    trp_log_close(log);
+    CHECK(trp_verify_dir(d, NULL, NULL, &r, &e) == TRP_OK && !r.ok);
+    trp_verify_report_clear(&r);
+    mpz_clear(seq);
+}
+
 static void meta_is_replaced_atomically(void)
 {
     const char *d = lt_dir("meta");
@@ -961,6 +996,7 @@ int main(void)
     RUN(truncate_removes_durably);
     RUN(truncate_at_every_point_then_reopen);
     RUN(trim_drops_whole_segments_and_keeps_the_anchor);
+    RUN(append_hashed_takes_the_callers_hash);
     RUN(meta_is_replaced_atomically);
     RUN(one_writer_and_its_pid);
     RUN(bad_directories);
