@@ -125,10 +125,10 @@ static int conc_step(struct lclient *l, const char *entry, size_t len)
     trp_err err;
     if (trp_client_pump(l->c, 0, -1, on_done_conc, l, &err))
         return -1;
-    if (l->left > 0 && !l->busy) {
+    while (l->left > 0 && !l->busy) { /* the pump may deliver the answer at once */
         if (trp_client_submit(l->c, entry, len, NULL, &err))
             return -1;
-        l->busy = true; /* before the pump: it may already deliver the answer */
+        l->busy = true;
         if (trp_client_pump(l->c, 0, -1, on_done_conc, l, &err))
             return -1;
     }
@@ -163,7 +163,7 @@ static int run_conc(const char *config, int clients, long n)
         if (now_us() - all_at > 20000) { /* retries are due on the clock, not on input */
             all_at = now_us();
             for (int i = 0; i < clients; i++)
-                if (l[i].busy)
+                if (l[i].busy || l[i].left > 0)
                     failed += conc_step(&l[i], entry, sizeof entry) != 0;
         }
         active = 0;
