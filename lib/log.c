@@ -29,6 +29,7 @@
 #include "logfmt.h"
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -80,7 +81,10 @@ struct trp_log {
     char *dir;
     char *watch;
     bool read_only;
-    bool failed; /* an fsync failed: the handle is dead */
+    /* an fsync failed: the handle is dead. Atomic: trp-node's disk thread
+     * writes the term/vote file (trp_log_meta_set) while the loop thread
+     * appends, and either may find the handle dead. */
+    atomic_bool failed;
     bool manual_commit;
     uint64_t segment_bytes;
     uint32_t max_entry;
