@@ -427,6 +427,29 @@ int trp_client_submit(trp_client *c, const void *data, size_t len, const uint8_t
     return 0;
 }
 
+/* Start an APPEND message in b (conditional on p's head when p has one);
+ * returns where its item count goes. */
+static size_t append_msg_start(trp_cbuf *b, const struct pend *p)
+{
+    b->len = 0;
+    b->oom = false;
+    trp_cbuf_header(b, TRP_CMSG_APPEND, 0);
+    trp_cbuf_u8(b, p->has_if ? 1 : 0);
+    if (p->has_if)
+        trp_cbuf_bytes(b, p->if_head, TRP_HASH_LEN);
+    size_t count_at = b->len;
+    trp_cbuf_u32(b, 0);
+    return count_at;
+}
+
+static void append_msg_item(const trp_client *c, trp_cbuf *b, const struct pend *p)
+{
+    trp_cbuf_u64(b, c->lanes[p->lane].session);
+    trp_cbuf_u64(b, p->req);
+    trp_cbuf_u32(b, (uint32_t)p->len);
+    trp_cbuf_bytes(b, p->data, p->len);
+}
+
 /* Add entry p to the message being built for the target; send when full. */
 static void pack(trp_client *c, struct pend *p, size_t *count_at, uint32_t *count)
 {
@@ -436,20 +459,9 @@ static void pack(trp_client *c, struct pend *p, size_t *count_at, uint32_t *coun
         send_to(c, c->ids[c->target], b);
         *count = 0;
     }
-    if (*count == 0) {
-        b->len = 0;
-        b->oom = false;
-        trp_cbuf_header(b, TRP_CMSG_APPEND, 0);
-        trp_cbuf_u8(b, p->has_if ? 1 : 0);
-        if (p->has_if)
-            trp_cbuf_bytes(b, p->if_head, TRP_HASH_LEN);
-        *count_at = b->len;
-        trp_cbuf_u32(b, 0);
-    }
-    trp_cbuf_u64(b, c->lanes[p->lane].session);
-    trp_cbuf_u64(b, p->req);
-    trp_cbuf_u32(b, (uint32_t)p->len);
-    trp_cbuf_bytes(b, p->data, p->len);
+    if (*count == 0)
+        *count_at = append_msg_start(b, p);
+    append_msg_item(c, b, p);
     (*count)++;
     if (!p->first_ms)
         p->first_ms = c->now_ms;
@@ -489,17 +501,8 @@ static uint64_t rotate_after(const trp_client *c)
 static void ask_everyone(trp_client *c, const struct pend *p)
 {
     trp_cbuf *b = &c->out;
-    b->len = 0;
-    b->oom = false;
-    trp_cbuf_header(b, TRP_CMSG_APPEND, 0);
-    trp_cbuf_u8(b, p->has_if ? 1 : 0);
-    if (p->has_if)
-        trp_cbuf_bytes(b, p->if_head, TRP_HASH_LEN);
-    trp_cbuf_u32(b, 1);
-    trp_cbuf_u64(b, c->lanes[p->lane].session);
-    trp_cbuf_u64(b, p->req);
-    trp_cbuf_u32(b, (uint32_t)p->len);
-    trp_cbuf_bytes(b, p->data, p->len);
+    trp_cbuf_put_u32(b, append_msg_start(b, p), 1);
+    append_msg_item(c, b, p);
     for (size_t i = 0; i < c->n; i++)
         if (i != c->target)
             send_to(c, c->ids[i], b);
