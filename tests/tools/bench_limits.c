@@ -26,23 +26,38 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int bench_fsync(const char *path, size_t size, double seconds)
+/* Writes of size bytes, each followed by fdatasync, for `seconds`; prints
+ * the rate. span 0: appends at the file's end; otherwise pwrites from 0
+ * onward over the first span bytes, wrapping around. */
+static int timed_syncs(int fd, const char *buf, size_t size, size_t span, double seconds)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-        return perror(path), 74;
-    char *buf = calloc(1, size);
     unsigned long n = 0;
+    size_t off = 0;
     double t0 = now(), t = t0;
     while (t - t0 < seconds && n < 10000000) {
-        if (write(fd, buf, size) != (ssize_t)size || fdatasync(fd) != 0)
-            return perror(path), 74;
+        if (span && off + size > span)
+            off = 0;
+        ssize_t w = span ? pwrite(fd, buf, size, (off_t)off) : write(fd, buf, size);
+        if (w != (ssize_t)size || fdatasync(fd) != 0)
+            return -1;
+        off += size;
         n++;
         if ((n & 15) == 0)
             t = now();
     }
     t = now();
     printf("%.0f\n", (double)n / (t - t0));
+    return 0;
+}
+
+static int bench_fsync(const char *path, size_t size, double seconds)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return perror(path), 74;
+    char *buf = calloc(1, size);
+    if (timed_syncs(fd, buf, size, 0, seconds))
+        return perror(path), 74;
     close(fd);
     unlink(path);
     free(buf);
@@ -65,21 +80,8 @@ static int bench_overwrite(const char *path, size_t size, double seconds)
             return perror(path), 74;
     if (fsync(fd) != 0)
         return perror(path), 74;
-    unsigned long n = 0;
-    size_t off = 0;
-    double t0 = now(), t = t0;
-    while (t - t0 < seconds && n < 10000000) {
-        if (off + size > span)
-            off = 0;
-        if (pwrite(fd, buf, size, (off_t)off) != (ssize_t)size || fdatasync(fd) != 0)
-            return perror(path), 74;
-        off += size;
-        n++;
-        if ((n & 15) == 0)
-            t = now();
-    }
-    t = now();
-    printf("%.0f\n", (double)n / (t - t0));
+    if (timed_syncs(fd, buf, size, span, seconds))
+        return perror(path), 74;
     close(fd);
     unlink(path);
     free(zero);

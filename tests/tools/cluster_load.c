@@ -10,6 +10,8 @@
  *   cluster_load CONFIG failover BIN TRIALS   starts the nodes itself, then per
  *                                          trial kill -9s the leader and times
  *                                          until the next append commits
+ *                                          (FAILOVER_VERBOSE=1: each trial's time on
+ *                                          stderr, and the nodes' state lines)
  *   cluster_load - udprtt N                loopback UDP round trip (median us)
  *   cluster_load - etcd PORT seq N | etcd PORT conc CLIENTS N
  *                                          the same workloads as puts through
