@@ -67,7 +67,15 @@ done
 f=1; [ "$leader" = 1 ] && f=2
 i=0; intact=1
 for s in $(cat "$tmp/seqs"); do
-    "$BIN/trp-tail" -c "$C" -i $f --from "$s" -n 1 -o raw > "$tmp/got" 2>/dev/null
+    # equal heads say the follower holds the entry; it may learn that the
+    # entry is committed (what trp-tail serves) a heartbeat later
+    n=0
+    while :; do
+        "$BIN/trp-tail" -c "$C" -i $f --from "$s" -n 1 -o raw > "$tmp/got" 2>/dev/null
+        [ -s "$tmp/got" ] || [ $n -ge 40 ] && break
+        n=$((n + 1))
+        sleep 0.25
+    done
     head -c 1048576 "$tmp/got" | cmp -s - "$tmp/entry$i" || intact=
     i=$((i + 1))
 done
