@@ -84,6 +84,7 @@ struct trp_client {
     struct pend *q;
     size_t q_head, q_len, q_cap;
     struct lane lanes[LANES];
+    size_t lane_hint; /* the lane an answer named last: answers come in runs */
     uint64_t retry_check_ms;
     bool cond_busy; /* a conditional append is in flight: nothing passes it */
 
@@ -229,10 +230,12 @@ static void set_target(trp_client *c, uint64_t node)
 
 static struct pend *pend_of(trp_client *c, uint64_t session, uint64_t req)
 {
-    for (size_t l = 0; l < LANES; l++) {
+    for (size_t i = 0; i < LANES; i++) {
+        size_t l = (c->lane_hint + i) % LANES;
         struct lane *ln = &c->lanes[l];
         if (ln->session != session)
             continue;
+        c->lane_hint = l;
         if (req < ln->base || req >= ln->next || ln->done[req % TRP_CLIENT_SESSION_WINDOW])
             return NULL;
         return &c->q[ln->slot[req % TRP_CLIENT_SESSION_WINDOW]];

@@ -115,6 +115,8 @@ struct trp_raft {
     size_t n_waiters;
     struct raft_waiter *appends; /* appends, a ring in the order they were added */
     size_t appends_head, n_appends;
+    uint8_t *entry_buf; /* a proposal's envelope and payload, reused */
+    size_t entry_cap;
 
     /* outbox */
     trp_raft_msg *msgs;

@@ -219,8 +219,14 @@ static struct raft_waiter *waiter_add(trp_raft *r, int kind, uint64_t origin, ui
 {
     struct raft_waiter *w;
     if (kind == TRP_RAFT_REPLY_APPEND) {
-        if (!r->appends && !(r->appends = calloc(r->cfg.max_pending, sizeof *r->appends)))
-            abort();
+        /* the ring's seqs stay initialized from first use to client_free,
+         * so an append costs GMP no allocation */
+        if (!r->appends) {
+            if (!(r->appends = calloc(r->cfg.max_pending, sizeof *r->appends)))
+                abort();
+            for (size_t i = 0; i < r->cfg.max_pending; i++)
+                mpz_init(r->appends[i].seq);
+        }
         if (r->n_appends >= r->cfg.max_pending)
             return NULL;
         w = &r->appends[(r->appends_head + r->n_appends++) % r->cfg.max_pending];
@@ -230,9 +236,11 @@ static struct raft_waiter *waiter_add(trp_raft *r, int kind, uint64_t origin, ui
         if (r->n_waiters >= r->cfg.max_pending)
             return NULL;
         w = &r->waiters[r->n_waiters++];
+        mpz_init(w->seq);
     }
-    memset(w, 0, sizeof *w);
-    mpz_init(w->seq);
+    mpz_set_ui(w->seq, 0);
+    w->read_id = 0;
+    w->read_started = false;
     w->kind = kind;
     w->origin = origin;
     w->client = client;
@@ -262,7 +270,6 @@ void client_commit_advanced(trp_raft *r)
         if (raft_read_entry(r, w->seq, &e))
             return;
         raft_reply(r, w->kind, w->origin, w->client, w->req, TRP_OK, w->seq, e.hash);
-        mpz_clear(w->seq);
         r->appends_head = (r->appends_head + 1) % r->cfg.max_pending;
         r->n_appends--;
     }
@@ -311,7 +318,6 @@ void client_lost_leadership(trp_raft *r)
         /* Outcome unknown for appends: the client retries with the same
          * request number and the session table answers it exactly once. */
         raft_reply(r, w->kind, w->origin, w->client, w->req, TRP_EUNAVAIL, NULL, NULL);
-        mpz_clear(w->seq);
         r->appends_head = (r->appends_head + 1) % r->cfg.max_pending;
     }
     for (size_t i = 0; i < r->n_waiters; i++) {
@@ -327,11 +333,13 @@ void client_free(trp_raft *r)
     sessions_clear(r);
     for (size_t i = 0; i < r->n_waiters; i++)
         mpz_clear(r->waiters[i].seq);
-    for (size_t i = 0; i < r->n_appends; i++)
-        mpz_clear(r->appends[(r->appends_head + i) % r->cfg.max_pending].seq);
+    if (r->appends)
+        for (size_t i = 0; i < r->cfg.max_pending; i++)
+            mpz_clear(r->appends[i].seq);
     free(r->sessions);
     free(r->waiters);
     free(r->appends);
+    free(r->entry_buf);
 }
 
 /* ---- requests ----------------------------------------------------------- */
@@ -401,15 +409,19 @@ int client_propose(trp_raft *r, uint64_t origin, uint64_t client, uint64_t req, 
         raft_reply(r, kind, origin, client, req, TRP_EUNAVAIL, NULL, NULL);
         return 0;
     }
-    uint8_t *buf = malloc(TRP_RAFT_ENVELOPE_LEN + len);
-    if (!buf)
-        abort();
+    size_t need = TRP_RAFT_ENVELOPE_LEN + len;
+    if (need > r->entry_cap) {
+        uint8_t *nb = realloc(r->entry_buf, need);
+        if (!nb)
+            abort();
+        r->entry_buf = nb;
+        r->entry_cap = need;
+    }
+    uint8_t *buf = r->entry_buf;
     trp_raft_envelope_put(buf, client, req);
     if (len)
         memcpy(buf + TRP_RAFT_ENVELOPE_LEN, payload, len);
-    int rc = replication_leader_append(r, TRP_RAFT_ENTRY_DATA, buf, TRP_RAFT_ENVELOPE_LEN + len,
-                                       w->seq, NULL);
-    free(buf);
+    int rc = replication_leader_append(r, TRP_RAFT_ENTRY_DATA, buf, need, w->seq, NULL);
     if (rc)
         return rc;
     /* sent when the driver next takes a ready: every proposal of one

@@ -50,8 +50,11 @@ void trp_raft_msg_init(trp_raft_msg *m)
 
 void trp_raft_msg_clear(trp_raft_msg *m)
 {
-    for (size_t i = 0; i < m->n_entries; i++)
-        free(m->entries[i].payload);
+    if (m->block)
+        free(m->block);
+    else
+        for (size_t i = 0; i < m->n_entries; i++)
+            free(m->entries[i].payload);
     free(m->entries);
     free(m->payload);
     mpz_clears(m->seq, m->commit, m->hint, NULL);
@@ -315,19 +318,27 @@ static void get_entries(struct rbuf *r, trp_raft_msg *m)
     if (!count)
         return;
     m->entries = calloc(count, sizeof *m->entries);
-    if (!m->entries)
+    /* one copy of the rest of the message holds every payload */
+    size_t base = r->off, rest = r->len - r->off;
+    m->block = malloc(rest ? rest : 1);
+    if (!m->entries || !m->block)
         abort();
+    memcpy(m->block, r->p + base, rest);
     for (uint64_t i = 0; i < count && !r->bad; i++) {
         trp_raft_msg_entry *e = &m->entries[i];
         e->term = get_var(r);
         e->type = get_u8(r);
         if (e->type < 1 || e->type > 4)
             r->bad = true;
-        if (r->bad)
+        uint64_t n = get_var(r);
+        if (r->bad || n > r->len - r->off) {
+            r->bad = true;
             break;
-        e->payload = get_bytes(r, &e->len);
-        if (e->payload)
-            m->n_entries = i + 1;
+        }
+        e->payload = m->block + (r->off - base);
+        e->len = n;
+        r->off += n;
+        m->n_entries = i + 1;
     }
 }
 

@@ -165,12 +165,15 @@ static int send_append(trp_raft *r, struct raft_peer *p, const mpz_t from, mpz_t
         memcpy(m->hash, r->anchor, TRP_RAFT_HASH_LEN);
     }
     memcpy(m->last_hash, m->hash, TRP_RAFT_HASH_LEN);
-    size_t bytes = 0, count = 0, cap = 0;
+    /* the payloads go into one block, as decoding makes them: offsets
+     * first (the block may move as it grows), pointers at the end */
+    size_t bytes = 0, count = 0, cap = 0, block_cap = 0;
     mpz_set(end, from);
+    int rc = 0;
     while (mpz_cmp(end, r->next) < 0 && count < TRP_RAFT_CODEC_MAX_ENTRIES) {
         trp_raft_entry e;
-        if (raft_read_entry(r, end, &e))
-            return -1;
+        if ((rc = raft_read_entry(r, end, &e)))
+            break;
         if (count && bytes + e.len > r->cfg.max_msg_bytes)
             break; /* batching by bytes; the first entry always goes */
         if (count == cap) {
@@ -185,17 +188,28 @@ static int send_append(trp_raft *r, struct raft_peer *p, const mpz_t from, mpz_t
         me->term = e.term;
         me->type = e.type;
         me->len = e.len;
-        me->payload = malloc(e.len ? e.len : 1);
-        if (!me->payload)
-            abort();
+        if (bytes + e.len > block_cap) {
+            block_cap = block_cap ? block_cap : 4096;
+            while (block_cap < bytes + e.len)
+                block_cap *= 2;
+            uint8_t *nb = realloc(m->block, block_cap);
+            if (!nb)
+                abort();
+            m->block = nb;
+        }
         if (e.len)
-            memcpy(me->payload, e.payload, e.len);
+            memcpy(m->block + bytes, e.payload, e.len);
+        me->payload = (uint8_t *)(uintptr_t)bytes; /* an offset until the block is final */
         memcpy(m->last_hash, e.hash, TRP_RAFT_HASH_LEN);
         bytes += e.len;
         mpz_add_ui(end, end, 1);
     }
+    if (count && !m->block && !(m->block = malloc(1)))
+        abort();
+    for (size_t i = 0; i < count; i++)
+        m->entries[i].payload = m->block + (uintptr_t)m->entries[i].payload;
     *bytes_out = (uint32_t)(bytes > UINT32_MAX ? UINT32_MAX : bytes);
-    return 0;
+    return rc ? -1 : 0;
 }
 
 /* Send what the peer's progress allows: one probe, or a pipeline of

@@ -366,7 +366,7 @@ int trp_server_open(trp_server **out, const trp_server_options *o, trp_err *err)
     s->self = o->id;
     s->last_role = -1;
     trp_entry_init(&s->e);
-    mpz_inits(s->persisted_next, s->commit, s->cache_base, NULL);
+    mpz_inits(s->persisted_next, s->commit, s->cache_base, s->cache_tmp, NULL);
     trp_cmsg_init(&s->cm);
     s->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ o->id * 0x2545f4914f6cdd1dull;
     int rc = trp_config_load(&s->cfg, o->config_path, err);
@@ -451,7 +451,7 @@ void trp_server_close(trp_server *s)
     trp_cmsg_clear(&s->cm);
     trp_cbuf_free(&s->out);
     server_cache_free(s);
-    mpz_clears(s->persisted_next, s->commit, s->cache_base, NULL);
+    mpz_clears(s->persisted_next, s->commit, s->cache_base, s->cache_tmp, NULL);
     free(s->ids);
     free(s->rnodes);
     free(s);

@@ -45,11 +45,12 @@ struct cached {
     uint64_t term;
     int type;
     uint8_t hash[TRP_HASH_LEN];
-    uint8_t *payload;
-    size_t len;
+    size_t off, len; /* payload at bytes + off */
+    size_t span;     /* len plus the unused end of the ring skipped before it */
 };
 #define SERVER_CACHE_ENTRIES 65536
 #define SERVER_CACHE_BYTES (64u << 20)
+#define SERVER_CACHE_FIRST_BYTES (1u << 20)
 
 /* The disk thread's mailbox, under mu. */
 struct disk {
@@ -89,8 +90,10 @@ struct trp_server {
     trp_entry e;
     struct cached *cache; /* ring of the newest entries (see server_disk.c) */
     size_t cache_head, cache_count;
-    uint64_t cache_bytes;
-    mpz_t cache_base;       /* seq of the oldest cached entry */
+    uint8_t *cache_ring; /* their payloads, in the same order */
+    size_t ring_cap, ring_start, ring_used;
+    mpz_t cache_base; /* seq of the oldest cached entry */
+    mpz_t cache_tmp;
     bool persisted_pending; /* report persisted_next to the core */
     mpz_t persisted_next;
 
@@ -128,6 +131,13 @@ void server_send_client(trp_server *s, uint64_t client, const void *msg, size_t 
 int server_disk_open(trp_server *s, trp_err *err);
 void server_disk_close(trp_server *s);
 void server_storage(trp_server *s, trp_raft_storage *st);
+/* The cache of the newest entries: put keeps seq (the entry after the
+ * newest cached, or the cache restarts at seq); get finds a cached entry
+ * (its payload stays valid until the next put or cut); cut forgets the
+ * entries >= from. */
+void server_cache_put(trp_server *s, const mpz_t seq, const trp_raft_entry *e);
+bool server_cache_get(trp_server *s, const mpz_t seq, trp_raft_entry *e);
+void server_cache_cut(trp_server *s, const mpz_t from);
 void server_cache_free(trp_server *s);
 void server_disk_post_meta(trp_server *s, uint64_t term, uint64_t vote);
 void server_disk_kick(trp_server *s);

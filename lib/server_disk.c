@@ -47,6 +47,14 @@ static void st_anchor(void *u, uint8_t out[TRP_RAFT_HASH_LEN])
 
 /* ---- the cache of the newest entries --------------------------------------------- */
 
+/* The entries sit in a ring of SERVER_CACHE_ENTRIES records; their payloads
+ * sit in cache_ring, a ring of bytes filled in the same order: an entry
+ * goes at the tail, or at offset 0 when the tail has too little room left
+ * (its span then counts the skipped end). Entries leave from the head
+ * (oldest) or, on a truncation, from the tail, so the bytes in use are
+ * always ring_used bytes from ring_start. The byte ring starts small and
+ * doubles up to SERVER_CACHE_BYTES; no entry costs a malloc. */
+
 static struct cached *cache_at(trp_server *s, size_t i)
 {
     return &s->cache[(s->cache_head + i) % SERVER_CACHE_ENTRIES];
@@ -55,96 +63,158 @@ static struct cached *cache_at(trp_server *s, size_t i)
 static void cache_drop_oldest(trp_server *s)
 {
     struct cached *c = cache_at(s, 0);
-    s->cache_bytes -= c->len;
-    free(c->payload);
-    c->payload = NULL;
+    s->ring_start = (c->off + c->len) % (s->ring_cap ? s->ring_cap : 1);
+    s->ring_used -= c->span;
     s->cache_head = (s->cache_head + 1) % SERVER_CACHE_ENTRIES;
     s->cache_count--;
     mpz_add_ui(s->cache_base, s->cache_base, 1);
+    if (!s->cache_count)
+        s->ring_start = s->ring_used = 0;
+}
+
+static void cache_clear(trp_server *s)
+{
+    while (s->cache_count)
+        cache_drop_oldest(s);
+}
+
+/* Room for len payload bytes at the ring's tail: the offset, and the span
+ * it uses, or false. */
+static bool ring_fit(const trp_server *s, size_t len, size_t *off, size_t *span)
+{
+    size_t cap = s->ring_cap;
+    if (!cap)
+        return false;
+    size_t tail = (s->ring_start + s->ring_used) % cap;
+    bool wrapped = s->ring_used && tail <= s->ring_start;
+    size_t room = wrapped ? s->ring_start - tail : cap - tail;
+    if (len <= room && s->ring_used + len <= cap) {
+        *off = tail;
+        *span = len;
+        return true;
+    }
+    /* skip the end of the ring and start again at 0, before ring_start */
+    if (wrapped || len > (s->ring_used ? s->ring_start : cap))
+        return false;
+    *off = 0;
+    *span = (cap - tail) + len;
+    return s->ring_used + *span <= cap;
+}
+
+/* Double the byte ring (up to SERVER_CACHE_BYTES) to hold at least need
+ * more bytes, moving the cached payloads to its start, in order. */
+static bool ring_grow(trp_server *s, size_t need)
+{
+    size_t cap = s->ring_cap ? s->ring_cap : SERVER_CACHE_FIRST_BYTES;
+    while (cap < s->ring_used + need && cap < SERVER_CACHE_BYTES)
+        cap *= 2;
+    if (cap <= s->ring_cap)
+        cap = s->ring_cap * 2;
+    if (cap > SERVER_CACHE_BYTES || cap < s->ring_used + need)
+        return false;
+    uint8_t *n = malloc(cap);
+    if (!n)
+        return false;
+    size_t at = 0;
+    for (size_t i = 0; i < s->cache_count; i++) {
+        struct cached *c = cache_at(s, i);
+        if (c->len)
+            memcpy(n + at, s->cache_ring + c->off, c->len);
+        c->off = at;
+        c->span = c->len;
+        at += c->len;
+    }
+    free(s->cache_ring);
+    s->cache_ring = n;
+    s->ring_cap = cap;
+    s->ring_start = 0;
+    s->ring_used = at;
+    return true;
 }
 
 /* Keep entry seq (just appended at the log's end) in the cache. */
-static void cache_put(trp_server *s, const mpz_t seq, const trp_raft_entry *e)
+void server_cache_put(trp_server *s, const mpz_t seq, const trp_raft_entry *e)
 {
     if (!s->cache) {
         s->cache = calloc(SERVER_CACHE_ENTRIES, sizeof *s->cache);
         if (!s->cache)
             return;
     }
-    mpz_t end;
-    mpz_init(end);
-    mpz_add_ui(end, s->cache_base, s->cache_count);
-    if (mpz_cmp(end, seq) != 0) { /* not contiguous (first use, or after a gap): restart */
-        while (s->cache_count)
-            cache_drop_oldest(s);
+    mpz_add_ui(s->cache_tmp, s->cache_base, s->cache_count);
+    if (mpz_cmp(s->cache_tmp, seq) != 0) { /* not contiguous (first use, or after a gap): restart */
+        cache_clear(s);
         mpz_set(s->cache_base, seq);
     }
-    mpz_clear(end);
-    while (s->cache_count &&
-           (s->cache_count == SERVER_CACHE_ENTRIES || s->cache_bytes + e->len > SERVER_CACHE_BYTES))
-        cache_drop_oldest(s);
-    uint8_t *copy = malloc(e->len ? e->len : 1);
-    if (!copy)
+    if (e->len > SERVER_CACHE_BYTES / 4) { /* too big to keep: leave a gap */
+        cache_clear(s);
         return;
+    }
+    if (s->cache_count == SERVER_CACHE_ENTRIES)
+        cache_drop_oldest(s);
+    size_t off, span;
+    while (!ring_fit(s, e->len, &off, &span)) {
+        if (!ring_grow(s, e->len)) {
+            if (!s->cache_count) {
+                mpz_add_ui(s->cache_base, s->cache_base, 1); /* left out: the cache starts after it */
+                return;
+            }
+            cache_drop_oldest(s);
+        }
+    }
     if (e->len)
-        memcpy(copy, e->payload, e->len);
+        memcpy(s->cache_ring + off, e->payload, e->len);
     struct cached *c = cache_at(s, s->cache_count);
-    *c = (struct cached){e->term, e->type, {0}, copy, e->len};
+    *c = (struct cached){e->term, e->type, {0}, off, e->len, span};
     memcpy(c->hash, e->hash, TRP_HASH_LEN);
     s->cache_count++;
-    s->cache_bytes += e->len;
+    s->ring_used += span;
 }
 
 /* Forget cached entries >= from (a truncation). */
-static void cache_cut(trp_server *s, const mpz_t from)
+void server_cache_cut(trp_server *s, const mpz_t from)
 {
-    mpz_t end;
-    mpz_init(end);
     for (;;) {
-        mpz_add_ui(end, s->cache_base, s->cache_count);
-        if (!s->cache_count || mpz_cmp(end, from) <= 0)
+        mpz_add_ui(s->cache_tmp, s->cache_base, s->cache_count);
+        if (!s->cache_count || mpz_cmp(s->cache_tmp, from) <= 0)
             break;
         struct cached *c = cache_at(s, s->cache_count - 1);
-        s->cache_bytes -= c->len;
-        free(c->payload);
-        c->payload = NULL;
+        s->ring_used -= c->span;
         s->cache_count--;
     }
-    mpz_clear(end);
+    if (!s->cache_count)
+        s->ring_start = s->ring_used = 0;
 }
 
 void server_cache_free(trp_server *s)
 {
-    while (s->cache_count)
-        cache_drop_oldest(s);
+    cache_clear(s);
     free(s->cache);
     s->cache = NULL;
+    free(s->cache_ring);
+    s->cache_ring = NULL;
+    s->ring_cap = 0;
 }
 
-static bool cache_get(trp_server *s, const mpz_t seq, trp_raft_entry *e)
+bool server_cache_get(trp_server *s, const mpz_t seq, trp_raft_entry *e)
 {
     if (!s->cache_count || mpz_cmp(seq, s->cache_base) < 0)
         return false;
-    mpz_t off;
-    mpz_init(off);
-    mpz_sub(off, seq, s->cache_base);
-    bool hit = mpz_cmp_ui(off, s->cache_count) < 0;
-    if (hit) {
-        const struct cached *c = cache_at(s, (size_t)mpz_get_ui(off));
-        e->term = c->term;
-        e->type = c->type;
-        memcpy(e->hash, c->hash, TRP_RAFT_HASH_LEN);
-        e->payload = c->payload;
-        e->len = c->len;
-    }
-    mpz_clear(off);
-    return hit;
+    mpz_sub(s->cache_tmp, seq, s->cache_base);
+    if (mpz_cmp_ui(s->cache_tmp, s->cache_count) >= 0)
+        return false;
+    const struct cached *c = cache_at(s, (size_t)mpz_get_ui(s->cache_tmp));
+    e->term = c->term;
+    e->type = c->type;
+    memcpy(e->hash, c->hash, TRP_RAFT_HASH_LEN);
+    e->payload = s->cache_ring + c->off;
+    e->len = c->len;
+    return true;
 }
 
 static int st_read(void *u, const mpz_t seq, trp_raft_entry *e, trp_err *err)
 {
     trp_server *s = u;
-    if (cache_get(s, seq, e))
+    if (server_cache_get(s, seq, e))
         return 0;
     int rc = trp_log_read(s->log, seq, &s->e, err);
     if (rc)
@@ -165,7 +235,7 @@ static int st_append(void *u, const mpz_t seq, const trp_raft_entry *e, trp_err 
     int rc = trp_log_append_hashed(s->log, e->term, e->type, e->payload, e->len, e->hash, err);
     if (rc)
         return rc;
-    cache_put(s, seq, e);
+    server_cache_put(s, seq, e);
     s->sync_wanted = true;
     return 0;
 }
@@ -188,7 +258,7 @@ static int st_truncate(void *u, const mpz_t from, trp_err *err)
 {
     trp_server *s = u;
     int rc = disk_drain(s, err);
-    cache_cut(s, from);
+    server_cache_cut(s, from);
     if (!rc)
         rc = trp_log_truncate(s->log, from, err);
     if (!rc) {

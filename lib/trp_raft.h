@@ -146,7 +146,7 @@ enum trp_raft_msg_type {
 typedef struct trp_raft_msg_entry {
     uint64_t term;
     int type;
-    uint8_t *payload; /* owned by the message (malloc) */
+    uint8_t *payload; /* owned by the message (malloc), or in its block */
     size_t len;
 } trp_raft_msg_entry;
 
@@ -168,6 +168,8 @@ typedef struct trp_raft_msg {
     uint64_t leader_hint;
     trp_raft_msg_entry *entries; /* APPEND */
     size_t n_entries;
+    uint8_t *block; /* APPEND: when set, every entry's payload points into
+                       this one allocation (owned), and is not freed alone */
     uint8_t *payload; /* PROPOSE (owned) */
     size_t len;
 } trp_raft_msg;
