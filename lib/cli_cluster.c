@@ -258,7 +258,8 @@ static int report_conflict(struct cappend *a)
 
 int cli_append_cluster_run(const cli_append_cluster *o)
 {
-    trp_err err = {0};
+    trp_err err;
+    trp_err_clear(&err);
     struct cappend a = {.o = o};
     mpz_init(a.conflict_next);
     if (o->have_if_prev)
@@ -303,7 +304,8 @@ int cli_append_cluster_run(const cli_append_cluster *o)
 
 int cli_tail_cluster_run(const cli_tail_cluster *o)
 {
-    trp_err err = {0};
+    trp_err err;
+    trp_err_clear(&err);
     trp_client *c;
     int rc = trp_client_open(&c, o->config, o->node, o->timeout_ms, &err);
     if (rc)

@@ -213,7 +213,8 @@ static void send_to(trp_client *c, uint64_t node, const trp_cbuf *b)
 {
     if (b->oom)
         return;
-    trp_err err = {0};
+    trp_err err;
+    trp_err_clear(&err);
     trp_udp_send_message(c->udp, c->wire, node, b->p, b->len, &err);
 }
 
@@ -343,7 +344,8 @@ static int wait_and_receive(trp_client *c, int wait_ms, int extra_fd, short extr
         return 0;
     if (p[0].revents & POLLIN) {
         unsigned count;
-        trp_err err = {0};
+        trp_err err;
+        trp_err_clear(&err);
         for (int i = 0; i < 64; i++) {
             count = 0;
             trp_udp_recv(c->udp, on_message, c, 256, &count, &err);
@@ -553,7 +555,8 @@ static void send_appends(trp_client *c)
     }
     if (head && c->leaderless)
         ask_everyone(c, head);
-    trp_err err = {0};
+    trp_err err;
+    trp_err_clear(&err);
     trp_udp_flush(c->udp, &err);
 }
 
@@ -696,7 +699,8 @@ static void read_ask(trp_client *c, bool restart)
     trp_cbuf_u64(&b, c->r_back);
     trp_cbuf_seq(&b, c->r_until);
     send_to(c, c->ids[c->target], &b);
-    trp_err err = {0};
+    trp_err err;
+    trp_err_clear(&err);
     trp_udp_flush(c->udp, &err);
     trp_cbuf_free(&b);
     c->r_asked_ms = c->now_ms;

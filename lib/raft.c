@@ -24,6 +24,8 @@ static void fill_defaults(trp_raft_config *c)
         c->max_msg_bytes = TRP_RAFT_MAX_MSG_BYTES;
     if (!c->max_inflight_msgs)
         c->max_inflight_msgs = TRP_RAFT_MAX_INFLIGHT_MSGS;
+    if (!c->max_inflight_trickle || c->max_inflight_trickle > c->max_inflight_msgs)
+        c->max_inflight_trickle = c->max_inflight_msgs;
     if (!c->max_inflight_bytes)
         c->max_inflight_bytes = TRP_RAFT_MAX_INFLIGHT_BYTES;
     if (!c->max_entry)
@@ -113,7 +115,8 @@ int raft_fail(trp_raft *r, int code, const trp_err *err)
 
 int raft_read_entry(trp_raft *r, const mpz_t seq, trp_raft_entry *e)
 {
-    trp_err err = {0};
+    trp_err err;
+    trp_err_clear(&err);
     assert(mpz_cmp(seq, r->first) >= 0 && mpz_cmp(seq, r->next) < 0);
     int rc = r->st.read(r->st.user, seq, e, &err);
     if (rc)
@@ -241,7 +244,8 @@ static int load_log(trp_raft *r)
     }
     mpz_sub_ui(r->tmp, r->next, 1);
     trp_raft_entry e;
-    trp_err err = {0};
+    trp_err err;
+    trp_err_clear(&err);
     int rc = r->st.read(r->st.user, r->tmp, &e, &err);
     if (rc)
         return rc;

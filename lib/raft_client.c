@@ -188,7 +188,8 @@ int client_sessions_rebuild(trp_raft *r)
     for (uint32_t i = 0; i < r->cfg.session_window && mpz_cmp(seq, r->first) > 0; i++) {
         mpz_sub_ui(seq, seq, 1);
         trp_raft_entry e;
-        trp_err err = {0};
+        trp_err err;
+        trp_err_clear(&err);
         if ((rc = r->st.read(r->st.user, seq, &e, &err)))
             break;
         uint64_t client, req;

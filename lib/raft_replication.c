@@ -69,7 +69,8 @@ static int log_append(trp_raft *r, uint64_t term, int type, const uint8_t *paylo
 {
     trp_raft_entry e = {.term = term, .type = type, .payload = payload, .len = len};
     memcpy(e.hash, hash, TRP_RAFT_HASH_LEN);
-    trp_err err = {0};
+    trp_err err;
+    trp_err_clear(&err);
     int rc = r->st.append(r->st.user, r->next, &e, &err);
     if (rc)
         return raft_fail(r, rc, &err);
@@ -86,7 +87,8 @@ static int log_truncate(trp_raft *r, const mpz_t from)
 {
     assert(mpz_cmp(from, r->commit_next) >= 0);
     assert(mpz_cmp(from, r->verified_next) >= 0);
-    trp_err err = {0};
+    trp_err err;
+    trp_err_clear(&err);
     int rc = r->st.truncate(r->st.user, from, &err);
     if (rc)
         return raft_fail(r, rc, &err);
@@ -226,6 +228,11 @@ static void send_appends(trp_raft *r, struct raft_peer *p)
         for (unsigned i = 0; i < r->cfg.max_inflight_msgs; i++) {
             if (inflight_full(r, p) || mpz_cmp(p->next, r->next) >= 0)
                 break;
+            if (p->inflight_count >= r->cfg.max_inflight_trickle) {
+                mpz_sub(r->tmp2, r->next, p->next); /* the backlog */
+                if (mpz_cmp_ui(r->tmp2, TRP_RAFT_BACKLOG_ENTRIES) < 0)
+                    break;
+            }
             if (send_append(r, p, p->next, end, &bytes))
                 break;
             inflight_add(r, p, end, bytes);

@@ -86,7 +86,8 @@ static void send_msgs(trp_server *s, trp_raft_ready *rd)
     for (size_t i = 0; i < rd->n_msgs; i++) {
         uint8_t *buf;
         size_t len;
-        trp_err err = {0};
+        trp_err err;
+        trp_err_clear(&err);
         if (trp_raft_msg_encode(&rd->msgs[i], &buf, &len, &err) != 0)
             continue;
         trp_udp_send_message(s->udp, s->wire, rd->msgs[i].to, buf, len, &err);
@@ -104,7 +105,8 @@ static void finish_ready(trp_server *s, trp_raft_ready *rd)
 
 static void socket_input(trp_server *s, bool on)
 {
-    trp_err err = {0};
+    trp_err err;
+    trp_err_clear(&err);
     trp_loop_mod(s->loop, trp_udp_fd(s->udp), on ? EPOLLIN : 0, &err);
 }
 
@@ -121,7 +123,8 @@ void server_pump(trp_server *s)
         trp_raft_ready rd;
         trp_raft_ready_take(s->raft, &rd);
         if (rd.commit_changed && mpz_cmp(rd.commit_next, s->commit) > 0) {
-            trp_err err = {0};
+            trp_err err;
+            trp_err_clear(&err);
             if (trp_log_set_commit(s->log, rd.commit_next, &err)) {
                 server_fail(s, &err);
                 trp_raft_advance(s->raft, &rd);
@@ -139,7 +142,8 @@ void server_pump(trp_server *s)
             finish_ready(s, &rd);
         }
     }
-    trp_err err = {0};
+    trp_err err;
+    trp_err_clear(&err);
     if (trp_raft_failed(s->raft, &err))
         server_fail(s, &err);
     if (commit_moved)
@@ -180,7 +184,8 @@ static void on_udp(void *ctx, int fd, uint32_t events)
     (void)fd;
     (void)events;
     unsigned count = 0;
-    trp_err err = {0};
+    trp_err err;
+    trp_err_clear(&err);
     if (!s->holding)
         trp_udp_recv(s->udp, on_datagram, s, SERVER_RECV_BATCH, &count, &err);
     server_pump(s);
@@ -209,7 +214,8 @@ static void on_tick(void *ctx, int timer_id, uint64_t now_ms)
 {
     trp_server *s = ctx;
     if (!s->holding && trp_raft_tick(s->raft, now_ms) != 0) {
-        trp_err err = {0};
+        trp_err err;
+        trp_err_clear(&err);
         trp_raft_failed(s->raft, &err);
         server_fail(s, &err);
         return;
@@ -302,8 +308,12 @@ static int open_raft(trp_server *s, trp_err *err)
                           .election_timeout_max_ms = cfg->election_timeout_max_ms,
                           .heartbeat_ms = cfg->heartbeat_ms,
                           .max_msg_bytes = msg_bytes,
-                          .max_inflight_msgs =
-                              4, /* fewer, bigger appends: proposals batch while these fly */
+                          /* a trickle of proposals batches behind 4 appends in
+                           * flight; a backlog (a piped trp-append) streams through
+                           * 16 (100 B entries, loopback: 16 gave +20% over 4, and
+                           * 4 kept 64 clients' datagrams 15% fewer) */
+                          .max_inflight_msgs = 16,
+                          .max_inflight_trickle = 4,
                           .max_entry = cfg->max_entry + TRP_RAFT_ENVELOPE_LEN};
     trp_raft_config_defaults(&rc);
     int st = trp_raft_config_check(&rc, err);
@@ -424,7 +434,8 @@ void trp_server_close(trp_server *s)
             while (!s->d.batch_done)
                 pthread_cond_wait(&s->d.done_cv, &s->d.mu);
             pthread_mutex_unlock(&s->d.mu);
-            trp_err err = {0};
+            trp_err err;
+            trp_err_clear(&err);
             trp_log_mark_durable(s->log, &s->d.batch, &err);
             s->batch_inflight = false;
         }

@@ -66,7 +66,8 @@ void server_send_client(trp_server *s, uint64_t client, const void *msg, size_t 
     struct peer_addr *p = client_find(s, client);
     if (!p)
         return;
-    trp_err err = {0};
+    trp_err err;
+    trp_err_clear(&err);
     trp_udp_send_message_to(s->udp, s->wire, client, (const struct sockaddr *)&p->addr, p->len, msg,
                             len, &err);
 }
@@ -294,7 +295,8 @@ static void stream_serve(trp_server *s, struct stream *st, bool always)
         int rc = 0;
         while (mpz_cmp(st->next, end) < 0 && b->len < SERVER_READ_MSG_BYTES &&
                count < TRP_CLIENT_MAX_ITEMS) {
-            trp_err err = {0};
+            trp_err err;
+            trp_err_clear(&err);
             if ((rc = trp_log_read(s->log, st->next, &e, &err)))
                 break;
             uint64_t session = 0, req = 0;

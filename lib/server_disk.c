@@ -355,7 +355,8 @@ void server_disk_kick(trp_server *s)
     if (s->batch_inflight || !s->sync_wanted || s->failed)
         return;
     s->sync_wanted = false;
-    trp_err err = {0};
+    trp_err err;
+    trp_err_clear(&err);
     int rc = trp_log_write(s->log, &s->d.batch, &err);
     if (rc) {
         server_fail(s, &err);
@@ -386,7 +387,8 @@ void server_disk_collect(trp_server *s, bool *meta_done, int *meta_rc, trp_err *
     pthread_mutex_unlock(&s->d.mu);
     if (batch_done && s->batch_inflight) {
         s->batch_inflight = false;
-        trp_err err = {0};
+        trp_err err;
+        trp_err_clear(&err);
         if (trp_log_mark_durable(s->log, &s->d.batch, &err)) {
             server_fail(s, &err);
             return;

@@ -413,7 +413,8 @@ static int handle_ready(trp_node *node)
 {
     trp_raft_ready rd;
     trp_raft_ready_take(node->r, &rd);
-    trp_err err = {0};
+    trp_err err;
+    trp_err_clear(&err);
     void *u = node->log->st.user;
     if (rd.hard_state && node->log->meta_set(u, rd.term, rd.vote, &err)) {
         /* cannot persist the vote: send nothing that depends on it */

@@ -44,6 +44,15 @@ typedef struct trp_err {
     char msg[TRP_ERR_MSG_MAX];  /* "events/00000000000000000000.seg: ..." */
 } trp_err;
 
+/* Make err empty. Cheaper than `trp_err err = {0}`, which writes all of
+ * msg: for paths that run once per entry or datagram. */
+static inline void trp_err_clear(trp_err *err)
+{
+    err->code = 0;
+    err->sys_errno = 0;
+    err->msg[0] = '\0';
+}
+
 /* Fill err (if not NULL) and return code; printf-style message. */
 int trp_err_set(trp_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -43,6 +43,7 @@ extern "C" {
 #define TRP_RAFT_MAX_MSG_BYTES (256u << 10)
 #define TRP_RAFT_MAX_INFLIGHT_MSGS 32
 #define TRP_RAFT_MAX_INFLIGHT_BYTES (8u << 20)
+#define TRP_RAFT_BACKLOG_ENTRIES 256
 #define TRP_RAFT_MAX_ENTRY (1u << 20)
 #define TRP_RAFT_SESSION_MAX 4096
 #define TRP_RAFT_SESSION_WINDOW 65536
@@ -68,6 +69,11 @@ typedef struct trp_raft_config {
     uint32_t heartbeat_ms;            /* 0 = default; must be < election_timeout_ms / 2 */
     uint32_t max_msg_bytes;           /* entry bytes per append message (>= 1 entry) */
     uint32_t max_inflight_msgs;       /* pipelined appends per follower */
+    uint32_t max_inflight_trickle;    /* 0 = max_inflight_msgs; the pipeline's depth
+                                         while fewer than TRP_RAFT_BACKLOG_ENTRIES
+                                         entries wait for a follower: a trickle of
+                                         proposals batches while these fly, a
+                                         backlog streams through the whole depth */
     uint32_t max_inflight_bytes;      /* entry bytes in flight per follower */
     uint32_t max_entry;               /* largest payload accepted */
     uint32_t session_max;             /* clients remembered for exactly-once */

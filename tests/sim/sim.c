@@ -96,6 +96,7 @@ typedef struct sim_cfg {
     int group_of[SIM_MAXN];
     uint32_t priority[SIM_MAXN];
     uint32_t election_ms, heartbeat_ms, max_msg_bytes, max_inflight;
+    uint32_t max_inflight_trickle; /* 0: max_inflight */
     int base_kind; /* 0: seq 0, 1: 2^64-3, 2: 10^30 */
     double drop, dup, corrupt, stale;
     uint32_t delay_min, delay_max;
@@ -443,6 +444,7 @@ static void node_start(sim *s, sim_node *nd)
     c.heartbeat_ms = s->cfg.heartbeat_ms;
     c.max_msg_bytes = s->cfg.max_msg_bytes;
     c.max_inflight_msgs = s->cfg.max_inflight;
+    c.max_inflight_trickle = s->cfg.max_inflight_trickle;
     trp_raft_storage st = {nd, st_bounds, st_anchor, st_read, st_append, st_truncate};
     trp_raft_env env = {nd, env_rand, trp_entry_hash};
     mpz_t commit;
@@ -1195,6 +1197,7 @@ SIM_API void sim_random_cfg(sim_cfg *c, uint64_t seed)
     c->heartbeat_ms = c->election_ms / (uint32_t)rng_range(&r, 3, 6);
     c->max_msg_bytes = rng_chance(&r, 0.3) ? 64 : 0;
     c->max_inflight = (uint32_t)rng_range(&r, 1, 8);
+    c->max_inflight_trickle = (c->max_inflight + 1) / 2; /* no draw: seeds keep their runs */
     c->base_kind = (int)rng_below(&r, 3);
     c->drop = rng_chance(&r, 0.7) ? (double)rng_below(&r, 30) / 100 : 0;
     c->dup = (double)rng_below(&r, 10) / 100;

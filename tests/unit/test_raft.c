@@ -943,6 +943,44 @@ static void test_pipeline_window_and_batching(void)
     free_cluster(s);
 }
 
+/* The pipeline is max_inflight_trickle deep while a follower's backlog is
+ * short, so a trickle of proposals batches; a backlog of
+ * TRP_RAFT_BACKLOG_ENTRIES or more streams through max_inflight_msgs. */
+static void test_pipeline_deepens_for_a_backlog(void)
+{
+    sim *s = new_cluster(3, 0);
+    s->cfg.max_inflight = 8;
+    s->cfg.max_inflight_trickle = 2;
+    s->cfg.max_msg_bytes = 60;
+    restart_node(s, 0);
+    outbox o = {0};
+    uint64_t v[] = {2};
+    make_leader(s, 0, v, 1, &o);
+    REQUIRE(trp_raft_role(s->node[0].r) == TRP_RAFT_LEADER);
+    outbox_clear(&o);
+    trp_raft_msg m;
+    msg_to(&m, TRP_RAFT_APPEND_RESP, 2, 1, trp_raft_term(s->node[0].r));
+    m.flag = true;
+    mpz_set(m.seq, s->base);
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    outbox_clear(&o);
+    for (int i = 0; i < 10; i++)
+        trp_raft_propose(s->node[0].r, 5, (uint64_t)i + 1, "12345678", 8, NULL);
+    drain(s, 0, &o);
+    CHECKF(count_msgs(&o, TRP_RAFT_APPEND, 2) == 2, "%zu sent for a short backlog",
+           count_msgs(&o, TRP_RAFT_APPEND, 2));
+    outbox_clear(&o);
+    for (int i = 10; i < 10 + 2 * TRP_RAFT_BACKLOG_ENTRIES; i++)
+        trp_raft_propose(s->node[0].r, 5, (uint64_t)i + 1, "12345678", 8, NULL);
+    drain(s, 0, &o);
+    /* 2 already in flight: the backlog fills the other 6 slots */
+    CHECKF(count_msgs(&o, TRP_RAFT_APPEND, 2) == 6, "%zu sent for a backlog",
+           count_msgs(&o, TRP_RAFT_APPEND, 2));
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
 static void test_storage_failure_fail_stops(void)
 {
     sim *s = new_cluster(1, 0);
@@ -993,5 +1031,6 @@ int main(void)
     RUN(test_follower_forwards);
     RUN(test_storage_failure_fail_stops);
     RUN(test_pipeline_window_and_batching);
+    RUN(test_pipeline_deepens_for_a_backlog);
     return check_done();
 }
