@@ -13,6 +13,12 @@
  *                                          (FAILOVER_VERBOSE=1: each trial's time on
  *                                          stderr, and the nodes' state lines)
  *   cluster_load - udprtt N                loopback UDP round trip (median us)
+ *   cluster_load - udpecho CLIENTS N       CLIENTS sockets driven as conc drives its
+ *                                          clients, one 128-byte datagram in flight
+ *                                          each, against a bare echo process
+ *                                          (recvmmsg/sendmmsg): the rate this
+ *                                          machine allows the conc workload with no
+ *                                          Raft, crypto or disk at all
  *   cluster_load - etcd PORT seq N | etcd PORT conc CLIENTS N
  *                                          the same workloads as puts through
  *                                          etcd's v3 HTTP gateway (keep-alive)
@@ -295,6 +301,89 @@ static void *echo_main(void *arg)
     }
 }
 
+/* The echo process of udpecho: batches of datagrams in, the same out. */
+static void echo_batches(int fd)
+{
+    enum { BATCH = 64 };
+    static char bufs[BATCH][256];
+    struct mmsghdr msgs[BATCH];
+    struct iovec iov[BATCH];
+    struct sockaddr_in from[BATCH];
+    for (;;) {
+        for (int i = 0; i < BATCH; i++) {
+            iov[i] = (struct iovec){bufs[i], sizeof bufs[i]};
+            msgs[i].msg_hdr = (struct msghdr){.msg_name = &from[i],
+                                              .msg_namelen = sizeof from[i],
+                                              .msg_iov = &iov[i],
+                                              .msg_iovlen = 1};
+        }
+        int k = recvmmsg(fd, msgs, BATCH, MSG_WAITFORONE, NULL);
+        if (k <= 0)
+            _exit(1);
+        for (int i = 0; i < k; i++) {
+            if (bufs[i][0] == 'q')
+                _exit(0);
+            iov[i].iov_len = msgs[i].msg_len;
+        }
+        sendmmsg(fd, msgs, (unsigned)k, 0);
+    }
+}
+
+static int run_udpecho(int clients, long n)
+{
+    int srv = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    if (clients < 1 || bind(srv, (struct sockaddr *)&a, sizeof a) ||
+        getsockname(srv, (struct sockaddr *)&a, &al))
+        return 1;
+    pid_t echo = fork();
+    if (echo == 0)
+        echo_batches(srv);
+    close(srv);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    int *fds = calloc((size_t)clients, sizeof *fds);
+    long *left = calloc((size_t)clients, sizeof *left);
+    char b[256];
+    memset(b, 'e', 128);
+    for (int i = 0; i < clients; i++) {
+        fds[i] = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+        connect(fds[i], (struct sockaddr *)&a, sizeof a);
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+        epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
+        left[i] = n / clients;
+    }
+    uint64_t t0 = now_us();
+    for (int i = 0; i < clients; i++)
+        send(fds[i], b, 128, 0);
+    long done = 0, want = n / clients * clients;
+    while (done < want) {
+        struct epoll_event evs[256];
+        int k = epoll_wait(ep, evs, 256, 1000);
+        if (k <= 0)
+            break; /* a datagram lost: report what was done */
+        for (int e = 0; e < k; e++) {
+            int i = (int)evs[e].data.u32;
+            while (recv(fds[i], b, sizeof b, 0) > 0) {
+                done++;
+                if (--left[i] > 0)
+                    send(fds[i], b, 128, 0);
+            }
+        }
+    }
+    double secs = (double)(now_us() - t0) / 1e6;
+    b[0] = 'q';
+    send(fds[0], b, 1, 0);
+    waitpid(echo, NULL, 0);
+    printf("udpecho clients %d n %ld rate %.0f\n", clients, done, (double)done / secs);
+    for (int i = 0; i < clients; i++)
+        close(fds[i]);
+    close(ep);
+    free(fds);
+    free(left);
+    return done == want ? 0 : 1;
+}
+
 static int run_udprtt(long n)
 {
     int srv = socket(AF_INET, SOCK_DGRAM, 0), cli = socket(AF_INET, SOCK_DGRAM, 0);
@@ -438,6 +527,8 @@ static int run_etcd(int port, const char *mode, int clients, long n)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 5 && strcmp(argv[2], "udpecho") == 0)
+        return run_udpecho(atoi(argv[3]), atol(argv[4]));
     if (argc >= 4 && strcmp(argv[2], "udprtt") == 0)
         return run_udprtt(atol(argv[3]));
     if (argc >= 6 && strcmp(argv[2], "etcd") == 0 && strcmp(argv[4], "seq") == 0)
