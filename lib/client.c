@@ -338,7 +338,13 @@ static int wait_and_receive(trp_client *c, int wait_ms, int extra_fd, short extr
     int probe_ms = trp_udp_wire_tick(c->udp, c->wire); /* lost fragments of big appends */
     if (probe_ms >= 0 && (wait_ms < 0 || probe_ms < wait_ms))
         wait_ms = probe_ms;
-    int n = poll(p, extra_fd >= 0 ? 2 : 1, wait_ms);
+    int n;
+    if (wait_ms == 0 && extra_fd < 0) { /* no wait: the socket is non-blocking, just read */
+        p[0].revents = POLLIN;
+        n = 1;
+    } else {
+        n = poll(p, extra_fd >= 0 ? 2 : 1, wait_ms);
+    }
     c->now_ms = trp_loop_now_ms();
     if (n <= 0)
         return 0;

@@ -44,6 +44,8 @@ wait
 fs3=$(cat "$W/fs1" "$W/fs2" "$W/fs3" | awk '{ s += $1 } END { printf "%.0f", s / 3 }')
 row "limit: write+fdatasync, 3 at once" "$(awk -v r="$fs3" 'BEGIN { printf "%.0f", 1e6 / r }') us" "($fs3 /s each)" ""
 row "limit: UDP round trip, loopback" "$rtt us" "(p50)" ""
+echo_rate=$(cluster_load - udpecho 64 200000 | field rate)
+row "limit: 64 clients' datagrams, bare echo" "$echo_rate /s" "(no Raft, crypto or disk)" ""
 row "limit: fdatasync + 2 round trips" "$((fs_us + 2 * rtt)) us" "$(awk -v u=$((fs_us + 2 * rtt)) 'BEGIN { printf "= %.0f appends/s sequential", 1e6 / u }')" ""
 echo
 
