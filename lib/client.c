@@ -85,6 +85,9 @@ struct trp_client {
     size_t q_head, q_len, q_cap;
     struct lane lanes[LANES];
     size_t lane_hint; /* the lane an answer named last: answers come in runs */
+    size_t lane_room; /* lanes below it are full (submit looks from here) */
+    size_t open_reqs; /* open requests over all lanes: room while < LANES x window */
+    size_t unsent_from; /* queue offset (from q_head) before which nothing is unsent */
     uint64_t retry_check_ms;
     bool cond_busy; /* a conditional append is in flight: nothing passes it */
 
@@ -260,6 +263,9 @@ static void on_append_resp(trp_client *c, const trp_cmsg *m)
                 c->leaderless = true;
             p->state = P_UNSENT;
             p->resend_at = c->now_ms + (m->leader_hint ? 0 : RETRY_MS / 4);
+            size_t off = ((size_t)(p - c->q) + c->q_cap - c->q_head) % c->q_cap;
+            if (off < c->unsent_from)
+                c->unsent_from = off;
             continue;
         }
         if (p->tries == 1) {
@@ -275,6 +281,9 @@ static void on_append_resp(trp_client *c, const trp_cmsg *m)
         while (ln->base < ln->next && ln->done[ln->base % TRP_CLIENT_SESSION_WINDOW]) {
             ln->done[ln->base % TRP_CLIENT_SESSION_WINDOW] = false;
             ln->base++;
+            c->open_reqs--;
+            if (p->lane < (int)c->lane_room)
+                c->lane_room = (size_t)p->lane;
         }
         if (p->has_if)
             c->cond_busy = false;
@@ -369,10 +378,7 @@ bool trp_client_can_submit(const trp_client *c)
 {
     if (c->cond_busy || (c->q_len && c->q_bytes >= WINDOW_BYTES))
         return false;
-    for (size_t i = 0; i < LANES; i++)
-        if (c->lanes[i].next - c->lanes[i].base < TRP_CLIENT_SESSION_WINDOW)
-            return true;
-    return false;
+    return c->open_reqs < (size_t)LANES * TRP_CLIENT_SESSION_WINDOW;
 }
 
 size_t trp_client_pending(const trp_client *c)
@@ -392,9 +398,10 @@ int trp_client_submit(trp_client *c, const void *data, size_t len, const uint8_t
         return trp_err_set(err, TRP_ESTATE, "the append window is full");
     /* lowest lane with room: a client with few appends in flight uses one
      * session, which keeps the leader's session table small */
-    size_t l = 0;
+    size_t l = c->lane_room;
     while (c->lanes[l].next - c->lanes[l].base >= TRP_CLIENT_SESSION_WINDOW)
         l++;
+    c->lane_room = l;
     if (c->q_len == c->q_cap) {
         size_t cap = c->q_cap ? c->q_cap * 2 : 256;
         struct pend *nq = malloc(cap * sizeof *nq);
@@ -424,6 +431,7 @@ int trp_client_submit(trp_client *c, const void *data, size_t len, const uint8_t
     c->q_bytes += len;
     p->lane = (int)l;
     p->req = c->lanes[l].next++;
+    c->open_reqs++;
     c->lanes[l].slot[p->req % TRP_CLIENT_SESSION_WINDOW] = pos;
     c->lanes[l].done[p->req % TRP_CLIENT_SESSION_WINDOW] = false;
     p->has_if = if_head != NULL;
@@ -432,6 +440,8 @@ int trp_client_submit(trp_client *c, const void *data, size_t len, const uint8_t
         c->cond_busy = true;
     }
     p->state = P_UNSENT;
+    if (c->q_len < c->unsent_from)
+        c->unsent_from = c->q_len;
     p->sent_ms = p->first_ms = p->resend_at = 0;
     p->tries = 0;
     c->q_len++;
@@ -542,11 +552,15 @@ static void send_appends(trp_client *c)
                         p->tries = 0;
                     }
                 }
+                c->unsent_from = 0;
             }
         }
     }
+    /* a scan (due every RETRY_MS / 4) looks at every append for retries;
+     * between scans only the unsent tail can hold work */
     struct pend *head = NULL;
-    for (size_t i = 0; i < c->q_len; i++) {
+    size_t still_unsent = c->q_len;
+    for (size_t i = scan ? 0 : c->unsent_from; i < c->q_len; i++) {
         struct pend *p = &c->q[(c->q_head + i) % c->q_cap];
         if ((p->state == P_UNSENT && c->now_ms >= p->resend_at) ||
             (scan && p->state == P_SENT && c->now_ms - p->sent_ms >= retry_after(c, p))) {
@@ -554,7 +568,10 @@ static void send_appends(trp_client *c)
                 head = p;
             pack(c, p, &count_at, &count);
         }
+        if (p->state == P_UNSENT && still_unsent == c->q_len)
+            still_unsent = i;
     }
+    c->unsent_from = still_unsent;
     if (count) {
         trp_cbuf_put_u32(&c->out, count_at, count);
         send_to(c, c->ids[c->target], &c->out);
@@ -576,6 +593,8 @@ static void deliver(trp_client *c, trp_client_append_cb cb, void *arg)
         p->data = NULL;
         c->q_head = (c->q_head + 1) % c->q_cap;
         c->q_len--;
+        if (c->unsent_from)
+            c->unsent_from--;
     }
 }
 

@@ -517,8 +517,14 @@ void hasher_entry(hasher *h, uint8_t out[TRP_HASH_LEN], const uint8_t *seq, size
 int seq_to_field(const mpz_t seq, uint8_t field[SEQ_BYTES_MAX])
 {
     assert(mpz_sgn(seq) >= 0);
-    size_t bytes = (mpz_sizeinbase(seq, 2) + 7) / 8;
     memset(field, 0, SEQ_BYTES_MAX);
+    if (mpz_size(seq) <= 1 && GMP_NUMB_BITS == 64) { /* the common case: one 64-bit limb */
+        uint64_t v = mpz_size(seq) ? (uint64_t)mpz_getlimbn(seq, 0) : 0;
+        for (int i = 0; i < 8; i++)
+            field[SEQ_BYTES_MAX - 1 - i] = (uint8_t)(v >> (8 * i));
+        return 0;
+    }
+    size_t bytes = (mpz_sizeinbase(seq, 2) + 7) / 8;
     if (mpz_sgn(seq) == 0)
         return 0;
     if (bytes > SEQ_BYTES_MAX)

@@ -59,6 +59,9 @@ struct raft_waiter {
     uint64_t client, req;
     uint64_t origin;   /* node to answer (0 = local) */
     mpz_t seq;         /* APPEND: entry's seq; READ: read index */
+    bool has_hash;     /* APPEND: hash holds the entry's hash (it was appended
+                          for this waiter, in this term; a retry reads it) */
+    uint8_t hash[TRP_RAFT_HASH_LEN];
     uint64_t read_id;  /* READ: heartbeat ctx that must be confirmed */
     bool read_started; /* READ: index taken (leader had a current-term commit) */
 };

@@ -240,6 +240,7 @@ static struct raft_waiter *waiter_add(trp_raft *r, int kind, uint64_t origin, ui
         mpz_init(w->seq);
     }
     mpz_set_ui(w->seq, 0);
+    w->has_hash = false;
     w->read_id = 0;
     w->read_started = false;
     w->kind = kind;
@@ -268,9 +269,12 @@ void client_commit_advanced(trp_raft *r)
         if (mpz_cmp(w->seq, r->commit_next) >= 0)
             break;
         trp_raft_entry e;
-        if (raft_read_entry(r, w->seq, &e))
-            return;
-        raft_reply(r, w->kind, w->origin, w->client, w->req, TRP_OK, w->seq, e.hash);
+        if (!w->has_hash) {
+            if (raft_read_entry(r, w->seq, &e))
+                return;
+            memcpy(w->hash, e.hash, TRP_RAFT_HASH_LEN);
+        }
+        raft_reply(r, w->kind, w->origin, w->client, w->req, TRP_OK, w->seq, w->hash);
         r->appends_head = (r->appends_head + 1) % r->cfg.max_pending;
         r->n_appends--;
     }
@@ -422,7 +426,8 @@ int client_propose(trp_raft *r, uint64_t origin, uint64_t client, uint64_t req, 
     trp_raft_envelope_put(buf, client, req);
     if (len)
         memcpy(buf + TRP_RAFT_ENVELOPE_LEN, payload, len);
-    int rc = replication_leader_append(r, TRP_RAFT_ENTRY_DATA, buf, need, w->seq, NULL);
+    int rc = replication_leader_append(r, TRP_RAFT_ENTRY_DATA, buf, need, w->seq, w->hash);
+    w->has_hash = rc == 0;
     if (rc)
         return rc;
     /* sent when the driver next takes a ready: every proposal of one

@@ -126,6 +126,14 @@ int trp_raft_msg_encode(const trp_raft_msg *m, uint8_t **out, size_t *len, trp_e
     int bad = 0;
     if (m->type < 1 || m->type > TRP_RAFT_MSG_TYPE_MAX)
         return trp_err_set(err, TRP_EINVAL, "raft message: unknown type %d", m->type);
+    if (m->type == TRP_RAFT_APPEND && m->n_entries) { /* one allocation, no regrowth */
+        size_t cap = 256 + 2 * TRP_RAFT_HASH_LEN;
+        for (size_t i = 0; i < m->n_entries; i++)
+            cap += 22 + m->entries[i].len; /* term, type, length: at most 21 bytes */
+        if (!(w.p = malloc(cap)))
+            abort();
+        w.cap = cap;
+    }
     put_u8(&w, CODEC_VERSION);
     put_u8(&w, (uint8_t)m->type);
     put_var(&w, m->from);

@@ -151,7 +151,8 @@ static void on_append(trp_server *s, uint64_t client, const trp_cmsg *m)
             append_refuse(s, client, it, TRP_ETOOBIG);
             continue;
         }
-        smap_put(s, it->session, client);
+        if (i == 0 || it->session != m->items[i - 1].session)
+            smap_put(s, it->session, client);
         trp_raft_propose(s->raft, it->session, it->req, it->data, it->len,
                          i == 0 && m->has_if_head ? m->if_head : NULL);
     }
