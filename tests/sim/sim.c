@@ -20,6 +20,7 @@
  * the durable values); and once faults stop, a leader and a new commit
  * within SIM_LIVENESS_MS.
  */
+#include "../rng.h"
 #include "trp_log.h"
 #include "trp_node.h"
 #include "trp_raft.h"
@@ -44,18 +45,10 @@ typedef struct {
     uint64_t s[4];
 } sim_rng;
 
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static void rng_seed(sim_rng *r, uint64_t seed)
 {
     for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix(&seed);
+        r->s[i] = splitmix64(&seed);
 }
 
 static uint64_t rotl(uint64_t x, int k)

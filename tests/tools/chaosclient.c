@@ -23,6 +23,8 @@
  * other end is "unknown", never "failed", because an append that was sent
  * may still commit. The checker then allows it at most once.
  */
+#include "../rng.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -62,10 +64,7 @@ static long long now_us(void)
 static uint64_t rng;
 static uint64_t rng_next(void)
 {
-    uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return splitmix64(&rng);
 }
 
 static struct {

@@ -33,6 +33,7 @@
  * (real timing still varies between runs; the seed is printed to replay
  * the fault schedule, not the interleaving).
  */
+#include "../rng.h"
 #include "trp.h"
 
 #include <errno.h>
@@ -108,10 +109,7 @@ static uint64_t now_ns(void)
 /* splitmix64: small, seedable, good enough to pick faults. */
 static uint64_t rng_next(void)
 {
-    uint64_t z = (px.rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return splitmix64(&px.rng);
 }
 
 static double rng_unit(void)

@@ -15,6 +15,7 @@
  * Genuine datagrams are sealed with the real key as another node and then
  * altered; the unaltered original is never sent.
  */
+#include "../rng.h"
 #include "trp.h"
 
 #include <errno.h>
@@ -30,10 +31,7 @@ static const char *const kind_names[] = {"forged",         "wrong_cluster", "wro
 static uint64_t rng = 88172645463325252ull;
 static uint64_t next_rand(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return xorshift64(&rng);
 }
 
 static void put_be64(uint8_t *p, uint64_t v)

@@ -897,24 +897,34 @@ static size_t count_msgs(outbox *o, int type, uint64_t to)
     return k;
 }
 
-static void test_pipeline_window_and_batching(void)
+/* Node 0 (restarted with s->cfg) leads, elected by node 2, whose answer
+ * to the probe put it in replication. */
+static bool lead_replicating_to_2(sim *s, outbox *o)
 {
-    sim *s = new_cluster(3, 0);
-    s->cfg.max_inflight = 2;
-    s->cfg.max_msg_bytes = 60; /* two 25-byte entries per message at most */
     restart_node(s, 0);
-    outbox o = {0};
     uint64_t v[] = {2};
-    make_leader(s, 0, v, 1, &o);
-    REQUIRE(trp_raft_role(s->node[0].r) == TRP_RAFT_LEADER);
-    outbox_clear(&o);
+    make_leader(s, 0, v, 1, o);
+    if (trp_raft_role(s->node[0].r) != TRP_RAFT_LEADER)
+        return false;
+    outbox_clear(o);
     trp_raft_msg m;
     msg_to(&m, TRP_RAFT_APPEND_RESP, 2, 1, trp_raft_term(s->node[0].r));
     m.flag = true;
     mpz_set(m.seq, s->base); /* probe answered: replicate */
     step(s, 0, &m);
-    drain(s, 0, &o);
-    outbox_clear(&o);
+    drain(s, 0, o);
+    outbox_clear(o);
+    return true;
+}
+
+static void test_pipeline_window_and_batching(void)
+{
+    sim *s = new_cluster(3, 0);
+    s->cfg.max_inflight = 2;
+    s->cfg.max_msg_bytes = 60; /* two 25-byte entries per message at most */
+    outbox o = {0};
+    REQUIRE(lead_replicating_to_2(s, &o));
+    trp_raft_msg m;
     for (int i = 0; i < 10; i++)
         trp_raft_propose(s->node[0].r, 5, (uint64_t)i + 1, "12345678", 8, NULL);
     drain(s, 0, &o);
@@ -952,19 +962,8 @@ static void test_pipeline_deepens_for_a_backlog(void)
     s->cfg.max_inflight = 8;
     s->cfg.max_inflight_trickle = 2;
     s->cfg.max_msg_bytes = 60;
-    restart_node(s, 0);
     outbox o = {0};
-    uint64_t v[] = {2};
-    make_leader(s, 0, v, 1, &o);
-    REQUIRE(trp_raft_role(s->node[0].r) == TRP_RAFT_LEADER);
-    outbox_clear(&o);
-    trp_raft_msg m;
-    msg_to(&m, TRP_RAFT_APPEND_RESP, 2, 1, trp_raft_term(s->node[0].r));
-    m.flag = true;
-    mpz_set(m.seq, s->base);
-    step(s, 0, &m);
-    drain(s, 0, &o);
-    outbox_clear(&o);
+    REQUIRE(lead_replicating_to_2(s, &o));
     for (int i = 0; i < 10; i++)
         trp_raft_propose(s->node[0].r, 5, (uint64_t)i + 1, "12345678", 8, NULL);
     drain(s, 0, &o);

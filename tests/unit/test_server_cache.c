@@ -4,16 +4,14 @@
  * entry the cache returns is the entry at that seq, byte for byte, and the
  * cached entries are always the newest ones, without a hole. */
 #include "../check.h"
+#include "../rng.h"
 #include "server.h"
 
 static uint64_t rng = 88172645463325252ull;
 
 static uint64_t next_rand(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return xorshift64(&rng);
 }
 
 struct model {

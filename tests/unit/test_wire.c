@@ -2,6 +2,7 @@
  * and reordering; every hostile or misdirected datagram is dropped under the
  * right counter; reassembly memory stays bounded; counters always add up. */
 #include "../check.h"
+#include "../rng.h"
 #include "trp.h"
 
 #include <cjson/cJSON.h>
@@ -19,10 +20,7 @@ static uint64_t fake_clock(void *ctx)
 static uint64_t prng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t prng(void)
 {
-    prng_state ^= prng_state << 13;
-    prng_state ^= prng_state >> 7;
-    prng_state ^= prng_state << 17;
-    return prng_state;
+    return xorshift64(&prng_state);
 }
 
 static int fake_rand(void *ctx, void *buf, size_t len)
