@@ -148,8 +148,9 @@ fuzz:
 	@for f in $(FUZZ_SRC:tests/fuzz/%.c=%); do \
 	  n=$${f#fuzz_}; mkdir -p $(FUZZ_B)/corpus/$$n; \
 	  echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
+	  seeds=tests/fuzz/corpus/$$n; [ -d $$seeds ] || seeds=; \
 	  $(FUZZ_B)/$$f -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -print_final_stats=1 \
-	    -artifact_prefix=$(FUZZ_B)/$$f- $(FUZZ_B)/corpus/$$n tests/fuzz/corpus/$$n \
+	    -artifact_prefix=$(FUZZ_B)/$$f- $(FUZZ_B)/corpus/$$n $$seeds \
 	    > $(FUZZ_B)/$$f.log 2>&1 || { tail -40 $(FUZZ_B)/$$f.log; echo "FAIL $$f"; exit 1; }; \
 	  grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' $(FUZZ_B)/$$f.log; \
 	  echo "PASS $$f"; \
