@@ -541,6 +541,8 @@ int main(int argc, char **argv)
         return run_conc(argv[1], atoi(argv[3]), atol(argv[4]));
     if (argc >= 5 && strcmp(argv[2], "failover") == 0)
         return run_failover(argv[1], argv[3], atoi(argv[4]));
-    fprintf(stderr, "usage: cluster_load CONFIG seq N | conc CLIENTS N | failover BIN TRIALS\n");
+    fprintf(stderr, "usage: cluster_load CONFIG seq N | conc CLIENTS N | failover BIN TRIALS\n"
+                    "       cluster_load - udprtt N | udpecho CLIENTS N | etcd PORT seq N | "
+                    "etcd PORT conc CLIENTS N\n");
     return 64;
 }
