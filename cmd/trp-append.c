@@ -38,7 +38,7 @@ enum output { OUT_SEQ, OUT_JSON, OUT_NONE };
 enum input { IN_LINES, IN_NUL, IN_WHOLE };
 
 struct append_opts {
-    const char *dir;
+    cli_where w; /* -d DIR, or cluster mode: -c CONFIG (TRP_CONFIG), -i, --timeout */
     enum input input;
     enum output output;
     const char *start_seq; /* NULL: the log's default (0) */
@@ -47,9 +47,6 @@ struct append_opts {
     uint64_t max_entry; /* 0: the library default */
     char **entries;     /* from the command line; NULL: read stdin */
     int entry_count;
-    const char *config; /* cluster mode: -c CONFIG or TRP_CONFIG */
-    uint64_t node;      /* -i ID: the node to send to first */
-    uint64_t timeout_s; /* --timeout */
 };
 
 /* Smallest stdin buffer: the most one read of a stream takes. */
@@ -124,29 +121,16 @@ static int parse_args(int argc, char **argv, struct append_opts *o)
     memset(o, 0, sizeof *o);
     trp_err err = {0};
     mpz_t scratch;
-    int c;
+    int c, rc;
     opterr = 0;
-    o->config = getenv("TRP_CONFIG");
-    if (o->config && !o->config[0])
-        o->config = NULL;
-    bool explicit_config = false;
+    cli_where_init(&o->w);
     while ((c = getopt_long(argc, argv, ":d:c:i:zqh", longopts, NULL)) != -1) {
+        if ((rc = cli_where_option(&o->w, c, OPT_TIMEOUT, optarg)) >= 0) {
+            if (rc)
+                return rc;
+            continue;
+        }
         switch (c) {
-        case 'd':
-            o->dir = optarg;
-            break;
-        case 'c':
-            o->config = optarg;
-            explicit_config = true;
-            break;
-        case 'i':
-            if (cli_parse_u64(optarg, "-i", 1, 9007199254740991ull, &o->node, &err))
-                return cli_usage_fail("%s", err.msg);
-            break;
-        case OPT_TIMEOUT:
-            if (cli_parse_u64(optarg, "--timeout", 1, 86400, &o->timeout_s, &err))
-                return cli_usage_fail("%s", err.msg);
-            break;
         case 'z':
             o->input = IN_NUL;
             break;
@@ -176,25 +160,14 @@ static int parse_args(int argc, char **argv, struct append_opts *o)
             if (cli_parse_size(optarg, "--max-entry", 1, MAX_ENTRY_LIMIT, &o->max_entry, &err))
                 return cli_usage_fail("%s", err.msg);
             break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case OPT_VERSION:
-            cli_print_version();
-            return 0;
-        case ':':
-            return cli_usage_fail("option '%s' needs an argument", argv[optind - 1]);
         default:
-            return cli_usage_fail("unknown option '%s'", argv[optind - 1]);
+            rc = cli_option_end(c, OPT_VERSION, argv, usage);
+            return rc >= 0 ? rc : cli_usage_fail("unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (o->dir && explicit_config)
-        return cli_usage_fail("-d DIR and -c CONFIG exclude each other");
-    if (o->dir)
-        o->config = NULL; /* -d wins over TRP_CONFIG */
-    if (!o->dir && !o->config)
-        return cli_usage_fail("no log directory (-d DIR) or cluster (-c CONFIG)");
-    if (o->config && (o->start_seq || o->max_entry))
+    if ((rc = cli_where_check(&o->w)))
+        return rc;
+    if (o->w.config && (o->start_seq || o->max_entry))
         return cli_usage_fail("--start-seq and --max-entry are set by the cluster's config");
     if (optind < argc) {
         if (o->input != IN_LINES)
@@ -437,7 +410,7 @@ static int too_big(const struct batch *b, size_t len, trp_err *err)
     return trp_err_set(err, TRP_ETOOBIG,
                        "%s: entry too large (more than %u bytes, see --max-entry); "
                        "nothing of this batch was appended",
-                       b->opts->dir, trp_log_max_entry(b->log));
+                       b->opts->w.dir, trp_log_max_entry(b->log));
 }
 
 static int append_args(struct batch *b, trp_err *err)
@@ -683,7 +656,7 @@ static int report_head_mismatch(const struct batch *b)
             printf("{\"seq\":\"%s\",\"hash\":\"%s\"}\n", seq, hex);
     }
     fflush(stdout);
-    cli_warn("%s: head is seq %s with hash %s, not %s; nothing appended", b->opts->dir,
+    cli_warn("%s: head is seq %s with hash %s, not %s; nothing appended", b->opts->w.dir,
              none ? "(none)" : seq, hex, want);
     free(seq);
     mpz_clear(head);
@@ -715,9 +688,9 @@ static int check_start_seq(trp_log *log, const char *start_seq, trp_err *err)
 
 static int append_cluster(const struct append_opts *o)
 {
-    cli_append_cluster co = {.config = o->config,
-                             .node = o->node,
-                             .timeout_ms = (uint32_t)(o->timeout_s * 1000),
+    cli_append_cluster co = {.config = o->w.config,
+                             .node = o->w.node,
+                             .timeout_ms = (uint32_t)(o->w.timeout_s * 1000),
                              .input = o->input == IN_NUL     ? CLI_IN_NUL
                                       : o->input == IN_WHOLE ? CLI_IN_WHOLE
                                                              : CLI_IN_LINES,
@@ -735,10 +708,10 @@ static int append_local(const struct append_opts *o)
 {
     trp_err err = {0};
     /* a node's replica changes only through Raft: appending here would fork it */
-    if (trp_dir_has_envelope(o->dir)) {
+    if (trp_dir_has_envelope(o->w.dir)) {
         cli_warn("%s: this directory belongs to a trp-node cluster member; append through the "
                  "cluster with -c CONFIG",
-                 o->dir);
+                 o->w.dir);
         return EX_USAGE;
     }
     trp_log_options lo = {
@@ -747,7 +720,7 @@ static int append_local(const struct append_opts *o)
         .max_entry = (uint32_t)o->max_entry,
     };
     trp_log *log = NULL;
-    int rc = trp_log_open(&log, o->dir, &lo, &err);
+    int rc = trp_log_open(&log, o->w.dir, &lo, &err);
     if (rc != TRP_OK)
         return cli_fail(&err);
     rc = check_start_seq(log, o->start_seq, &err);
@@ -798,5 +771,5 @@ int main(int argc, char **argv)
     int status = parse_args(argc, argv, &opts);
     if (status >= 0)
         return status;
-    return opts.config ? append_cluster(&opts) : append_local(&opts);
+    return opts.w.config ? append_cluster(&opts) : append_local(&opts);
 }

@@ -30,17 +30,14 @@
 enum format { FMT_RAW, FMT_JSON };
 
 struct tail_opts {
-    const char *dir;
+    cli_where w; /* -d DIR, or cluster mode: -c CONFIG (TRP_CONFIG), -i, --timeout */
     uint64_t lines;   /* -n: how many of the last entries */
     const char *from; /* --from SEQ instead of -n; NULL: use -n */
     bool follow;
     bool have_count;
     uint64_t count; /* --count: stop after this many */
     enum format format;
-    char terminator;    /* after each raw entry: '\n', or '\0' with -z */
-    const char *config; /* cluster mode: -c CONFIG or TRP_CONFIG */
-    uint64_t node;      /* -i ID: read from this node */
-    uint64_t timeout_s;
+    char terminator; /* after each raw entry: '\n', or '\0' with -z */
     bool linearizable;
     bool envelope; /* local mode on a node's directory: strip the client envelope */
 };
@@ -98,31 +95,18 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
     o->terminator = '\n';
     trp_err err = {0};
     mpz_t scratch;
-    int c;
+    int c, rc;
     opterr = 0;
-    o->config = getenv("TRP_CONFIG");
-    if (o->config && !o->config[0])
-        o->config = NULL;
-    bool explicit_config = false;
+    cli_where_init(&o->w);
     while ((c = getopt_long(argc, argv, ":d:c:i:n:fo:zh", longopts, NULL)) != -1) {
+        if ((rc = cli_where_option(&o->w, c, OPT_TIMEOUT, optarg)) >= 0) {
+            if (rc)
+                return rc;
+            continue;
+        }
         switch (c) {
-        case 'd':
-            o->dir = optarg;
-            break;
-        case 'c':
-            o->config = optarg;
-            explicit_config = true;
-            break;
-        case 'i':
-            if (cli_parse_u64(optarg, "-i", 1, 9007199254740991ull, &o->node, &err))
-                return cli_usage_fail("%s", err.msg);
-            break;
         case OPT_LINEARIZABLE:
             o->linearizable = true;
-            break;
-        case OPT_TIMEOUT:
-            if (cli_parse_u64(optarg, "--timeout", 1, 86400, &o->timeout_s, &err))
-                return cli_usage_fail("%s", err.msg);
             break;
         case 'n':
             if (cli_parse_u64(optarg, "-n", 0, UINT64_MAX, &o->lines, &err))
@@ -155,25 +139,14 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
         case 'z':
             o->terminator = '\0';
             break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case OPT_VERSION:
-            cli_print_version();
-            return 0;
-        case ':':
-            return cli_usage_fail("option '%s' needs an argument", argv[optind - 1]);
         default:
-            return cli_usage_fail("unknown option '%s'", argv[optind - 1]);
+            rc = cli_option_end(c, OPT_VERSION, argv, usage);
+            return rc >= 0 ? rc : cli_usage_fail("unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (o->dir && explicit_config)
-        return cli_usage_fail("-d DIR and -c CONFIG exclude each other");
-    if (o->dir)
-        o->config = NULL; /* -d wins over TRP_CONFIG */
-    if (!o->dir && !o->config)
-        return cli_usage_fail("no log directory (-d DIR) or cluster (-c CONFIG)");
-    if (o->linearizable && !o->config)
+    if ((rc = cli_where_check(&o->w)))
+        return rc;
+    if (o->linearizable && !o->w.config)
         return cli_usage_fail("--linearizable needs a cluster (-c CONFIG)");
     if (optind < argc)
         return cli_usage_fail("unexpected argument '%s'", argv[optind]);
@@ -406,9 +379,9 @@ static int tail_entries(trp_log *log, struct printer *p, const mpz_t start, trp_
 
 static int tail_cluster(const struct tail_opts *o)
 {
-    cli_tail_cluster co = {.config = o->config,
-                           .node = o->node,
-                           .timeout_ms = (uint32_t)(o->timeout_s * 1000),
+    cli_tail_cluster co = {.config = o->w.config,
+                           .node = o->w.node,
+                           .timeout_ms = (uint32_t)(o->w.timeout_s * 1000),
                            .lines = o->lines,
                            .from = o->from,
                            .follow = o->follow,
@@ -424,11 +397,11 @@ static int tail_cluster(const struct tail_opts *o)
 
 static int tail_local(struct tail_opts *o)
 {
-    o->envelope = trp_dir_has_envelope(o->dir);
+    o->envelope = trp_dir_has_envelope(o->w.dir);
     trp_err err = {0};
     trp_log_options lo = {.read_only = true};
     trp_log *log = NULL;
-    int rc = trp_log_open(&log, o->dir, &lo, &err);
+    int rc = trp_log_open(&log, o->w.dir, &lo, &err);
     if (rc != TRP_OK)
         return cli_fail(&err);
     struct printer p = {.opts = o};
@@ -459,5 +432,5 @@ int main(int argc, char **argv)
         return status;
     /* A reader that goes away is a normal end: see EPIPE, exit 0 quietly. */
     signal(SIGPIPE, SIG_IGN);
-    return opts.config ? tail_cluster(&opts) : tail_local(&opts);
+    return opts.w.config ? tail_cluster(&opts) : tail_local(&opts);
 }

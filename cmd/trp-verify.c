@@ -100,16 +100,10 @@ static int parse_args(int argc, char **argv, struct verify_opts *o)
         case 'q':
             o->quiet = true;
             break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case OPT_VERSION:
-            cli_print_version();
-            return 0;
-        case ':':
-            return cli_usage_fail("option '%s' needs an argument", argv[optind - 1]);
-        default:
-            return cli_usage_fail("unknown option '%s'", argv[optind - 1]);
+        default: {
+            int rc = cli_option_end(c, OPT_VERSION, argv, usage);
+            return rc >= 0 ? rc : cli_usage_fail("unknown option '%s'", argv[optind - 1]);
+        }
         }
     }
     if (optind == argc)

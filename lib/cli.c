@@ -58,6 +58,63 @@ void cli_print_version(void)
     printf("%s (trp) %s\n", cli_prog(), trp_version());
 }
 
+int cli_option_end(int c, int version_opt, char *const argv[], void (*usage)(FILE *))
+{
+    if (c == 'h') {
+        usage(stdout);
+        return 0;
+    }
+    if (c == version_opt) {
+        cli_print_version();
+        return 0;
+    }
+    if (c == ':')
+        return cli_usage_fail("option '%s' needs an argument", argv[optind - 1]);
+    if (c == '?')
+        return cli_usage_fail("unknown option '%s'", argv[optind - 1]);
+    return -1;
+}
+
+void cli_where_init(cli_where *w)
+{
+    memset(w, 0, sizeof *w);
+    w->config = getenv("TRP_CONFIG");
+    if (w->config && !w->config[0])
+        w->config = NULL;
+}
+
+int cli_where_option(cli_where *w, int c, int timeout_opt, const char *arg)
+{
+    trp_err err;
+    trp_err_clear(&err);
+    if (c == 'd') {
+        w->dir = arg;
+    } else if (c == 'c') {
+        w->config = arg;
+        w->explicit_config = true;
+    } else if (c == 'i') {
+        if (cli_parse_u64(arg, "-i", 1, 9007199254740991ull, &w->node, &err))
+            return cli_usage_fail("%s", err.msg);
+    } else if (c == timeout_opt) {
+        if (cli_parse_u64(arg, "--timeout", 1, 86400, &w->timeout_s, &err))
+            return cli_usage_fail("%s", err.msg);
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+int cli_where_check(cli_where *w)
+{
+    if (w->dir && w->explicit_config)
+        return cli_usage_fail("-d DIR and -c CONFIG exclude each other");
+    if (w->dir)
+        w->config = NULL; /* -d wins over TRP_CONFIG */
+    if (!w->dir && !w->config)
+        return cli_usage_fail("no log directory (-d DIR) or cluster (-c CONFIG)");
+    return 0;
+}
+
 static int parse_digits(const char *text, uint64_t *out)
 {
     if (!text || !*text)

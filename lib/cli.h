@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* The program's name as invoked (basename of argv[0]). */
 const char *cli_prog(void);
@@ -28,6 +29,30 @@ int cli_fail(const trp_err *err);
 int cli_usage_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "prog (trp) VERSION" on stdout. */
 void cli_print_version(void);
+/* getopt_long's result c when it is -h, --version (version_opt) or one of
+ * getopt's complaints (':' missing argument, anything else unknown): what
+ * the tool prints, and the exit status it returns; -1 for any other c. */
+int cli_option_end(int c, int version_opt, char *const argv[], void (*usage)(FILE *));
+
+/* Where a tool finds the log: a local directory (-d DIR) or a cluster
+ * (-c CONFIG, else TRP_CONFIG from the environment), with -i ID (the node
+ * to ask first; 0: any) and --timeout SECONDS (0: the default). */
+typedef struct cli_where {
+    const char *dir;
+    const char *config;
+    uint64_t node;
+    uint64_t timeout_s;
+    bool explicit_config; /* -c given (TRP_CONFIG alone yields to -d) */
+} cli_where;
+
+/* Start with TRP_CONFIG (when set and not empty). */
+void cli_where_init(cli_where *w);
+/* Take c when it is -d, -c, -i or --timeout (timeout_opt): 0; an exit
+ * status for a bad value (usage error printed); -1 for any other c. */
+int cli_where_option(cli_where *w, int c, int timeout_opt, const char *arg);
+/* After the options: -d and -c exclude each other, -d wins over
+ * TRP_CONFIG, and one of them is needed. 0, or the exit status. */
+int cli_where_check(cli_where *w);
 
 /* A decimal integer in [min, max] for option `what`; TRP_EINVAL otherwise. */
 int cli_parse_u64(const char *text, const char *what, uint64_t min, uint64_t max, uint64_t *out,
