@@ -6,16 +6,20 @@
  * comparing two hashes at one seq compares the whole prefixes up to it.
  * CRC32C only guards against accidental damage; it uses the SSE4.2 crc32
  * instruction when the CPU has it (checked at run time) and a table
- * otherwise, and both give the same value.
+ * otherwise, and both give the same value. The entry hash likewise runs on
+ * the CPU's SHA extensions when it has them, and on OpenSSL's EVP otherwise.
  */
 #include "hash.h"
 
 #include <pthread.h>
 
 #include <assert.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
 #include <nmmintrin.h>
 #endif
 
@@ -485,6 +489,157 @@ static void put_be64(uint8_t *p, uint64_t v)
     }
 }
 
+/* ---- SHA-256 on the x86 SHA extensions ------------------------------------
+ * Through OpenSSL's EVP interface an entry of a few hundred bytes costs
+ * about twice its compression (measured here, 189 bytes: 320 ns by EVP,
+ * 150 ns with these instructions), and every node hashes every entry. So
+ * when the CPU has the SHA extensions (checked once, at run time) the
+ * entry hash runs the compression function on them directly; otherwise,
+ * and when a test asks (hash_use_evp), it goes through EVP. Both give the
+ * same digest: test_hash compares them on FIPS 180-4 vectors and on random
+ * inputs of every length up to several blocks. */
+
+static const uint32_t sha256_k[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+/* A running SHA-256: state, the partial block, bytes so far. */
+typedef struct sha_run {
+    uint32_t h[8];
+    uint8_t buf[64];
+    size_t used;
+    uint64_t bytes;
+} sha_run;
+
+#if defined(__x86_64__)
+/* Compress n 64-byte blocks at p into h. */
+__attribute__((target("sha,sse4.1,ssse3"))) static void sha_ni_blocks(uint32_t h[8],
+                                                                       const uint8_t *p, size_t n)
+{
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bll, 0x0405060700010203ll);
+    /* the instructions keep the state as (A,B,E,F) and (C,D,G,H) */
+    __m128i dcba = _mm_loadu_si128((const __m128i *)&h[0]);
+    __m128i hgfe = _mm_loadu_si128((const __m128i *)&h[4]);
+    __m128i cdab = _mm_shuffle_epi32(dcba, 0xB1);
+    __m128i efgh = _mm_shuffle_epi32(hgfe, 0x1B);
+    __m128i abef = _mm_alignr_epi8(cdab, efgh, 8);
+    __m128i cdgh = _mm_blend_epi16(efgh, cdab, 0xF0);
+    for (; n; n--, p += 64) {
+        __m128i abef0 = abef, cdgh0 = cdgh, w[4];
+#pragma GCC unroll 16
+        for (int g = 0; g < 16; g++) { /* rounds 4g .. 4g+3 */
+            __m128i m;
+            if (g < 4) {
+                m = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * g)), bswap);
+            } else { /* W[t] from W[t-16], W[t-15], W[t-7], W[t-2] */
+                m = _mm_sha256msg1_epu32(w[g & 3], w[(g + 1) & 3]);
+                m = _mm_add_epi32(m, _mm_alignr_epi8(w[(g + 3) & 3], w[(g + 2) & 3], 4));
+                m = _mm_sha256msg2_epu32(m, w[(g + 3) & 3]);
+            }
+            w[g & 3] = m;
+            __m128i k = _mm_add_epi32(m, _mm_loadu_si128((const __m128i *)&sha256_k[4 * g]));
+            cdgh = _mm_sha256rnds2_epu32(cdgh, abef, k);
+            abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(k, 0x0E));
+        }
+        abef = _mm_add_epi32(abef, abef0);
+        cdgh = _mm_add_epi32(cdgh, cdgh0);
+    }
+    __m128i feba = _mm_shuffle_epi32(abef, 0x1B);
+    __m128i dchg = _mm_shuffle_epi32(cdgh, 0xB1);
+    _mm_storeu_si128((__m128i *)&h[0], _mm_blend_epi16(feba, dchg, 0xF0));
+    _mm_storeu_si128((__m128i *)&h[4], _mm_alignr_epi8(dchg, feba, 8));
+}
+
+static bool cpu_has_sha_ni(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 19)) || !(c & (1u << 9)))
+        return false; /* SSE4.1, SSSE3 */
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29)); /* SHA */
+}
+#else
+static void sha_ni_blocks(uint32_t h[8], const uint8_t *p, size_t n)
+{
+    (void)h, (void)p, (void)n;
+    abort();
+}
+
+static bool cpu_has_sha_ni(void)
+{
+    return false;
+}
+#endif
+
+static void sha_run_add(sha_run *r, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    r->bytes += len;
+    if (r->used) {
+        size_t take = 64 - r->used < len ? 64 - r->used : len;
+        memcpy(r->buf + r->used, p, take);
+        r->used += take;
+        p += take;
+        len -= take;
+        if (r->used < 64)
+            return;
+        sha_ni_blocks(r->h, r->buf, 1);
+        r->used = 0;
+    }
+    if (len >= 64) {
+        sha_ni_blocks(r->h, p, len / 64);
+        p += len / 64 * 64;
+        len %= 64;
+    }
+    memcpy(r->buf, p, len);
+    r->used = len;
+}
+
+static void sha_run_end(sha_run *r, uint8_t out[TRP_HASH_LEN])
+{
+    uint64_t bits = r->bytes * 8;
+    uint8_t pad[64 + 8] = {0x80};
+    size_t n = r->used < 56 ? 56 - r->used : 120 - r->used;
+    for (int i = 0; i < 8; i++)
+        pad[n + (size_t)i] = (uint8_t)(bits >> (56 - 8 * i));
+    sha_run_add(r, pad, n + 8);
+    for (int i = 0; i < 8; i++) {
+        out[4 * i] = (uint8_t)(r->h[i] >> 24);
+        out[4 * i + 1] = (uint8_t)(r->h[i] >> 16);
+        out[4 * i + 2] = (uint8_t)(r->h[i] >> 8);
+        out[4 * i + 3] = (uint8_t)r->h[i];
+    }
+}
+
+/* SHA-256 with the domain tag absorbed (12 bytes: still in the buffer). */
+static const sha_run sha_tagged = {
+    {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+     0x5be0cd19},
+    {'t', 'r', 'p', '-', 'e', 'n', 't', 'r', 'y', '-', 'v', '1'},
+    ENTRY_TAG_LEN,
+    ENTRY_TAG_LEN};
+
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+static bool sha_ni;
+static _Atomic bool sha_force_evp;
+
+static void sha_pick(void)
+{
+    sha_ni = cpu_has_sha_ni();
+}
+
+bool hash_use_evp(bool on)
+{
+    pthread_once(&sha_once, sha_pick);
+    sha_force_evp = on;
+    return sha_ni;
+}
+
 void hasher_entry(hasher *h, uint8_t out[TRP_HASH_LEN], const uint8_t *seq, size_t seq_len,
                   uint64_t term, int type, const uint8_t prev[TRP_HASH_LEN], const void *payload,
                   size_t len)
@@ -505,6 +660,15 @@ void hasher_entry(hasher *h, uint8_t out[TRP_HASH_LEN], const uint8_t *seq, size
     n += TRP_HASH_LEN;
     put_be64(pre + n, (uint64_t)len);
     n += 8;
+    pthread_once(&sha_once, sha_pick);
+    if (sha_ni && !sha_force_evp) {
+        sha_run r = sha_tagged;
+        sha_run_add(&r, pre, n);
+        if (len)
+            sha_run_add(&r, payload, len);
+        sha_run_end(&r, out);
+        return;
+    }
     unsigned int outlen = 0;
     int ok = EVP_MD_CTX_copy_ex(h->ctx, h->start) && EVP_DigestUpdate(h->ctx, pre, n) &&
              (len == 0 || EVP_DigestUpdate(h->ctx, payload, len)) &&
@@ -619,11 +783,22 @@ void trp_entry_hash(uint8_t out[TRP_HASH_LEN], const mpz_t seq, uint64_t term, i
                     const uint8_t prev[TRP_HASH_LEN], const void *payload, size_t len)
 {
     uint8_t field[SEQ_BYTES_MAX];
-    int rc = seq_to_field(seq, field);
-    assert(rc == 0); /* callers hold seqs the format can store */
-    (void)rc;
     size_t n;
-    const uint8_t *m = seq_field_min(field, &n);
+    const uint8_t *m;
+    if (mpz_size(seq) <= 1 && GMP_NUMB_BITS == 64) { /* one limb: its minimal bytes directly */
+        uint64_t v = mpz_size(seq) ? (uint64_t)mpz_getlimbn(seq, 0) : 0;
+        n = 0;
+        for (uint64_t t = v; t; t >>= 8)
+            n++;
+        for (size_t i = 0; i < n; i++)
+            field[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+        m = field;
+    } else {
+        int rc = seq_to_field(seq, field);
+        assert(rc == 0); /* callers hold seqs the format can store */
+        (void)rc;
+        m = seq_field_min(field, &n);
+    }
     hasher *cached = thread_hasher();
     if (cached) {
         hasher_entry(cached, out, m, n, term, type, prev, payload, len);

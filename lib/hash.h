@@ -35,6 +35,11 @@ void hasher_entry(hasher *h, uint8_t out[TRP_HASH_LEN], const uint8_t *seq, size
                   uint64_t term, int type, const uint8_t prev[TRP_HASH_LEN], const void *payload,
                   size_t len);
 
+/* Tests: make hasher_entry use OpenSSL's EVP even where the CPU's SHA
+ * extensions would serve (on), or not (off). Returns whether the CPU has
+ * them. */
+bool hash_use_evp(bool on);
+
 /* Seq <-> fixed 64-byte big-endian field. seq_to_field fails (returns -1) for
  * a seq of 2^512 or more. */
 int seq_to_field(const mpz_t seq, uint8_t field[SEQ_BYTES_MAX]);
