@@ -12,35 +12,12 @@
  * each silence, as Raft's or the client's retransmission did, up to 200 transmissions (then "not
  * delivered"). The one idea: same channel, same seed, only the recovery differs.
  */
+#include "../unit/wiretest.h" /* the fake clock and PRNG */
 #include "trp.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static uint64_t now_ms = 1000;
-static uint64_t clock_ms(void *ctx)
-{
-    (void)ctx;
-    return now_ms;
-}
-
-static uint64_t rng;
-static uint64_t next_rand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
-static int fill_rand(void *ctx, void *buf, size_t len)
-{
-    (void)ctx;
-    for (size_t i = 0; i < len; i++)
-        ((uint8_t *)buf)[i] = (uint8_t)next_rand();
-    return 1;
-}
 
 #define NET_MAX 8192
 
@@ -77,11 +54,11 @@ static int push(void *ctx, uint64_t to_id, const uint8_t *d, size_t len)
 static void run(int answer)
 {
     while (qn) {
-        size_t pick = (size_t)(next_rand() % (qn < reorder ? qn : reorder));
+        size_t pick = (size_t)(prng() % (qn < reorder ? qn : reorder));
         struct dgram d = q[pick];
         memmove(&q[pick], &q[pick + 1], (qn - pick - 1) * sizeof d);
         qn--;
-        if ((double)(next_rand() >> 11) / (double)(1ull << 53) >= loss) {
+        if (chance() >= loss) {
             struct to back = {1 - d.to};
             uint64_t from;
             const uint8_t *m;
@@ -104,8 +81,8 @@ static trp_wire *make(uint64_t self, uint64_t epoch)
     p.npeers = 2;
     p.max_message = (1u << 20) + 4096;
     p.boot_epoch = epoch;
-    p.rand = fill_rand;
-    p.now_ms = clock_ms;
+    p.rand = fake_rand;
+    p.now_ms = fake_clock;
     trp_wire *w;
     trp_err e;
     if (trp_wire_new(&w, &p, &e)) {
@@ -137,10 +114,10 @@ static double measure(size_t size, double l, int recover, int messages, int *los
                 trp_wire_tick(ends[1], push, &back);
                 if (next < 0 && !qn)
                     break;
-                now_ms += next > 0 ? (uint64_t)next : 1;
+                fake_now_ms += next > 0 ? (uint64_t)next : 1;
                 run(recover);
             }
-            now_ms += 100; /* the upper layer's retransmission timeout */
+            fake_now_ms += 100; /* the upper layer's retransmission timeout */
             if (recover)
                 break;
         }
@@ -156,6 +133,7 @@ static double measure(size_t size, double l, int recover, int messages, int *los
 
 int main(int argc, char **argv)
 {
+    fake_now_ms = 1000;
     int messages = argc > 1 ? atoi(argv[1]) : 20;
     uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 10) : 1;
     if (argc > 3 && atoi(argv[3]) > 0)
@@ -165,7 +143,7 @@ int main(int argc, char **argv)
     for (size_t si = 0; si < 2; si++)
         for (size_t li = 0; li < 3; li++)
             for (int recover = 1; recover >= 0; recover--) {
-                rng = 0x9e3779b97f4a7c15ull ^ seed;
+                prng_state = 0x9e3779b97f4a7c15ull ^ seed;
                 int lost;
                 int n =
                     si ? (messages + 3) / 4 : messages; /* 1 MiB: fewer, they are slow to lose */

@@ -2,56 +2,22 @@
  * and reordering; every hostile or misdirected datagram is dropped under the
  * right counter; reassembly memory stays bounded; counters always add up. */
 #include "../check.h"
-#include "../rng.h"
 #include "trp.h"
+#include "wiretest.h"
 
 #include <cjson/cJSON.h>
 #include <time.h>
 
-/* ---- fixtures ------------------------------------------------------------- */
-
-static uint64_t fake_now_ms;
-static uint64_t fake_clock(void *ctx)
-{
-    (void)ctx;
-    return fake_now_ms;
-}
-
-static uint64_t prng_state = 0x9e3779b97f4a7c15ull;
-static uint64_t prng(void)
-{
-    return xorshift64(&prng_state);
-}
-
-static int fake_rand(void *ctx, void *buf, size_t len)
-{
-    (void)ctx;
-    for (size_t i = 0; i < len; i++)
-        ((uint8_t *)buf)[i] = (uint8_t)prng();
-    return 1;
-}
+/* ---- fixtures (the clock, PRNG and wires: wiretest.h) ---------------------- */
 
 static const uint64_t ids[] = {1, 2, 3};
 
 static trp_wire *make_wire(uint64_t self, uint32_t max_datagram, uint32_t max_message,
                            uint8_t key_byte, uint8_t cluster_byte, uint64_t epoch)
 {
-    trp_wire_params p;
-    trp_wire_params_default(&p);
-    memset(p.key, key_byte, sizeof p.key);
-    memset(p.cluster_id, cluster_byte, sizeof p.cluster_id);
-    p.self_id = self;
-    p.peer_ids = ids;
-    p.npeers = 3;
-    p.max_datagram = max_datagram;
-    p.max_message = max_message;
-    p.boot_epoch = epoch;
-    p.rand = fake_rand;
-    p.now_ms = fake_clock;
-    trp_wire *w = NULL;
     trp_err e;
-    int rc = trp_wire_new(&w, &p, &e);
-    CHECKF(rc == TRP_OK, "%s", e.msg);
+    trp_wire *w = wiretest_new(self, max_datagram, max_message, key_byte, cluster_byte, epoch, 0, &e);
+    CHECKF(w != NULL, "%s", e.msg);
     return w;
 }
 
@@ -687,6 +653,7 @@ static void throughput_report(void)
 
 int main(void)
 {
+    prng_state = 0x9e3779b97f4a7c15ull;
     RUN(round_trip_sizes);
     RUN(fragments_reordered_duplicated_dropped);
     RUN(misdirected_and_forged);

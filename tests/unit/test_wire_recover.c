@@ -6,60 +6,18 @@
  * clock. */
 #include "../check.h"
 #include "trp.h"
+#include "wiretest.h"
 
-/* ---- fixtures ------------------------------------------------------------- */
-
-static uint64_t fake_now_ms = 1000;
-static uint64_t fake_clock(void *ctx)
-{
-    (void)ctx;
-    return fake_now_ms;
-}
-
-static uint64_t prng_state;
-static uint64_t prng(void)
-{
-    prng_state ^= prng_state << 13;
-    prng_state ^= prng_state >> 7;
-    prng_state ^= prng_state << 17;
-    return prng_state;
-}
-
-static double chance(void)
-{
-    return (double)(prng() >> 11) / (double)(1ull << 53);
-}
-
-static int fake_rand(void *ctx, void *buf, size_t len)
-{
-    (void)ctx;
-    for (size_t i = 0; i < len; i++)
-        ((uint8_t *)buf)[i] = (uint8_t)prng();
-    return 1;
-}
+/* ---- fixtures (the clock, PRNG and wires: wiretest.h) ---------------------- */
 
 #define CLIENT_ID 0x8000000000000042ull
 static const uint64_t ids[] = {1, 2, 3};
 
 static trp_wire *make_wire(uint64_t self, uint32_t max_message, uint64_t epoch)
 {
-    trp_wire_params p;
-    trp_wire_params_default(&p);
-    memset(p.key, 9, sizeof p.key);
-    memset(p.cluster_id, 4, sizeof p.cluster_id);
-    p.self_id = self;
-    p.peer_ids = ids;
-    p.npeers = 3;
-    p.clients_max = 4;
-    p.max_datagram = 1400;
-    p.max_message = max_message;
-    p.boot_epoch = epoch;
-    p.rand = fake_rand;
-    p.now_ms = fake_clock;
-    trp_wire *w = NULL;
     trp_err e;
-    int rc = trp_wire_new(&w, &p, &e);
-    CHECKF(rc == TRP_OK, "%s", e.msg);
+    trp_wire *w = wiretest_new(self, 1400, max_message, 9, 4, epoch, 4, &e);
+    CHECKF(w != NULL, "%s", e.msg);
     return w;
 }
 
@@ -524,6 +482,7 @@ static void probes_wait_for_the_round_trip(void)
 
 int main(void)
 {
+    fake_now_ms = 1000;
     RUN(lossy_channel_delivers);
     RUN(client_and_node_recover);
     RUN(memory_and_resends_bounded);
