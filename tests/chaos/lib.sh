@@ -48,15 +48,7 @@ make_cluster() {
     nodes=$1; base=$2
     "$BIN/trp-node" init --nodes "$1" --dir "$run/c" --base-port "$2" ${3:+--groups "$3"} \
         ${4:+--max-datagram "$4"} > "$run/init.out" 2>&1 || { echo "init failed: $(cat "$run/init.out")"; return 1; }
-    cp "$run/c/cluster.json" "$run/c/init.json"
-    # nodes: address = the proxy (base+i-1), bind = the node (base+10+i-1)
-    awk '/"address":/ { match($0, /:[0-9]+"/); p = substr($0, RSTART + 1, RLENGTH - 2);
-                        print; printf "\t\t\t\"bind\":\t\"127.0.0.1:%d\",\n", p + 10; next } { print }' \
-        "$run/c/init.json" > "$run/c/cluster.json"
-    # clients: address = the node itself
-    awk '/"address":/ { match($0, /:[0-9]+"/); p = substr($0, RSTART + 1, RLENGTH - 2);
-                        sub(/:[0-9]+"/, ":" (p + 10) "\""); } { print }' \
-        "$run/c/init.json" > "$run/c/client.json"
+    proxy_configs "$run/c" || return 1
     cfg=$run/c/cluster.json
     ccfg=$run/c/client.json
     : > "$run/rules"

@@ -20,6 +20,7 @@ BIN=${BIN:-build/bin}
 T=${T:-build/t}
 here=$(dirname "$0")
 . "$here/lib.sh"
+. "$here/../proxyconf.sh"
 
 ALL="leader-kill minority-kill leader-isolate partition-swap flapping lossy leader-pause restart-all disk-full groups"
 SCENARIO=${SCENARIO:-$ALL}

@@ -7,6 +7,7 @@
 # (0.92^800, never); with it each costs about 800/0.92 datagrams.
 # One "PASS name" or "FAIL name: reason" line per check.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../proxyconf.sh"
 
 ENTRIES=3
 proxy_pid=
@@ -15,15 +16,7 @@ trap 'stop_proxy; cleanup' EXIT
 
 for attempt in 0 1 2; do
     make_cluster 3 --max-datagram 1400 || continue
-    # nodes: address = the proxy (base+i-1), bind = the node (base+10+i-1);
-    # clients (client.json) talk to the nodes directly
-    cp "$tmp/c/cluster.json" "$tmp/c/init.json"
-    awk '/"address":/ { match($0, /:[0-9]+"/); p = substr($0, RSTART + 1, RLENGTH - 2);
-                        print; printf "\t\t\t\"bind\":\t\"127.0.0.1:%d\",\n", p + 10; next } { print }' \
-        "$tmp/c/init.json" > "$tmp/c/cluster.json"
-    awk '/"address":/ { match($0, /:[0-9]+"/); p = substr($0, RSTART + 1, RLENGTH - 2);
-                        sub(/:[0-9]+"/, ":" (p + 10) "\""); } { print }' \
-        "$tmp/c/init.json" > "$tmp/c/client.json"
+    proxy_configs "$tmp/c" || continue
     printf '* * drop=0.08 dup=0.02\n' > "$tmp/rules"
     "$T/chaosproxy" -c "$tmp/c/cluster.json" -r "$tmp/rules" -s 7 -S "$tmp/stats" 2> "$tmp/proxy.err" &
     proxy_pid=$!
