@@ -314,7 +314,7 @@ static int open_raft(trp_server *s, trp_err *err)
                            * piped trp-append) streams through 16 (100 B entries:
                            * +20% over 4) */
                           .max_inflight_msgs = 16,
-                          .max_inflight_trickle = 4,
+                          .max_inflight_trickle = 1,
                           .max_entry = cfg->max_entry + TRP_RAFT_ENVELOPE_LEN};
     trp_raft_config_defaults(&rc);
     int st = trp_raft_config_check(&rc, err);
