@@ -296,7 +296,7 @@ static const char *const root_keys[] = {"cluster",      "cluster_id", "key_file"
                                         "max_datagram", "max_entry",  "start_seq",
                                         "timeouts",     "nodes",      NULL};
 static const char *const timeout_keys[] = {"heartbeat_ms", "election_timeout_ms",
-                                           "election_timeout_max_ms", NULL};
+                                           "election_timeout_max_ms", "spare_sync_ms", NULL};
 static const char *const node_keys[] = {"id",       "address",  "bind", "group",
                                         "priority", "data_dir", NULL};
 
@@ -405,13 +405,16 @@ static int parse_timeouts(trp_config *cfg, const cJSON *root, trp_err *err)
         return trp_err_set(err, TRP_ECONFIG, "timeouts: must be an object");
     else if ((rc = check_keys(t, "timeouts", timeout_keys, err)))
         return rc;
-    uint64_t hb, el, elmax;
+    uint64_t hb, el, elmax, spare;
     if ((rc = get_uint(t, "heartbeat_ms", "timeouts", 1, TRP_TIMEOUT_MS_MAX,
                        TRP_HEARTBEAT_MS_DEFAULT, &hb, err)) ||
         (rc = get_uint(t, "election_timeout_ms", "timeouts", 2, TRP_TIMEOUT_MS_MAX,
                        TRP_ELECTION_TIMEOUT_MS_DEFAULT, &el, err)) ||
         (rc = get_uint(t, "election_timeout_max_ms", "timeouts", 2, TRP_TIMEOUT_MS_MAX,
-                       el + el / 2, &elmax, err)))
+                       el + el / 2, &elmax, err)) ||
+        (rc = get_uint(t, "spare_sync_ms", "timeouts", 0, TRP_TIMEOUT_MS_MAX,
+                       hb > TRP_SPARE_SYNC_MS_DEFAULT ? TRP_SPARE_SYNC_MS_DEFAULT : hb - 1,
+                       &spare, err)))
         return rc;
     /* Several heartbeats must fit in one election timeout, or a single lost
      * datagram starts an election. */
@@ -425,6 +428,14 @@ static int parse_timeouts(trp_config *cfg, const cJSON *root, trp_err *err)
                            "timeouts.election_timeout_max_ms: %llu is less than "
                            "timeouts.election_timeout_ms (%llu)",
                            (unsigned long long)elmax, (unsigned long long)el);
+    /* A spare's acks must come more often than heartbeats, or its leader
+     * would take it for stalled. */
+    if (spare >= hb)
+        return trp_err_set(err, TRP_ECONFIG,
+                           "timeouts.spare_sync_ms: %llu must be less than "
+                           "timeouts.heartbeat_ms (%llu)",
+                           (unsigned long long)spare, (unsigned long long)hb);
+    cfg->spare_sync_ms = (uint32_t)spare;
     cfg->heartbeat_ms = (uint32_t)hb;
     cfg->election_timeout_ms = (uint32_t)el;
     cfg->election_timeout_max_ms = (uint32_t)elmax;

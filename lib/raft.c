@@ -583,6 +583,10 @@ uint64_t trp_raft_leader(const trp_raft *r)
 {
     return r->leader;
 }
+bool trp_raft_spare(const trp_raft *r)
+{
+    return r->role == TRP_RAFT_FOLLOWER && r->spare;
+}
 uint64_t trp_raft_vote(const trp_raft *r)
 {
     return r->vote;

@@ -34,6 +34,7 @@ struct raft_peer {
     uint64_t read_ctx;      /* highest heartbeat ctx echoed this term */
     bool granted;           /* granted our (pre)vote in this election */
     unsigned stall_ticks;   /* heartbeats without progress while behind */
+    bool spare;             /* a quorum does not wait for it (replication_pick_spares) */
 };
 
 /* One client's recent requests: the RAFT_SESSION_REQS highest request
@@ -91,6 +92,7 @@ struct trp_raft {
     mpz_t verified_next; /* prefix known to match the current leader's log */
     mpz_t leader_commit; /* follower: highest commit the leader told us */
     bool ack_pending;    /* follower: an append ack waits for durability */
+    bool spare;          /* follower: the leader's last append called us a spare */
     bool sync_wanted;
     bool flush_wanted; /* leader: new entries wait to be sent (at the next ready) */
     bool commit_changed;
@@ -180,6 +182,7 @@ void replication_maybe_commit(trp_raft *r);
 void replication_persisted(trp_raft *r);
 void replication_tick(trp_raft *r);
 void replication_reset_peer(trp_raft *r, struct raft_peer *p);
+void replication_pick_spares(trp_raft *r);
 
 /* raft_client.c */
 int client_sessions_rebuild(trp_raft *r);

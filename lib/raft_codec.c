@@ -14,10 +14,10 @@
  * Layout after "version type from to term" (all varints but the bytes):
  *   PREVOTE/VOTE      seq log_term priority
  *   *VOTE_RESP        flag
- *   APPEND            seq commit log_term hash[32] last_hash[32] count
+ *   APPEND            seq commit flag log_term hash[32] last_hash[32] count
  *                     count x (term type:1 len bytes)
  *   APPEND_RESP       flag seq hint
- *   HEARTBEAT         commit ctx
+ *   HEARTBEAT         commit ctx flag
  *   HEARTBEAT_RESP    ctx
  *   PROPOSE           client req flag [hash[32] if flag] len bytes
  *   PROPOSE_RESP      client req status seq hash[32] leader_hint
@@ -153,6 +153,7 @@ int trp_raft_msg_encode(const trp_raft_msg *m, uint8_t **out, size_t *len, trp_e
     case TRP_RAFT_APPEND:
         bad |= put_seq(&w, m->seq);
         bad |= put_seq(&w, m->commit);
+        put_u8(&w, m->flag ? 1 : 0);
         put_var(&w, m->log_term);
         put(&w, m->hash, TRP_RAFT_HASH_LEN);
         put(&w, m->last_hash, TRP_RAFT_HASH_LEN);
@@ -175,6 +176,7 @@ int trp_raft_msg_encode(const trp_raft_msg *m, uint8_t **out, size_t *len, trp_e
     case TRP_RAFT_HEARTBEAT:
         bad |= put_seq(&w, m->commit);
         put_var(&w, m->ctx);
+        put_u8(&w, m->flag ? 1 : 0);
         break;
     case TRP_RAFT_HEARTBEAT_RESP:
         put_var(&w, m->ctx);
@@ -387,6 +389,7 @@ int trp_raft_msg_decode(const uint8_t *buf, size_t len, trp_raft_msg *m, trp_err
     case TRP_RAFT_APPEND:
         get_seq(&r, m->seq);
         get_seq(&r, m->commit);
+        m->flag = get_flag(&r);
         m->log_term = get_var(&r);
         get_hash(&r, m->hash);
         get_hash(&r, m->last_hash);
@@ -400,6 +403,7 @@ int trp_raft_msg_decode(const uint8_t *buf, size_t len, trp_raft_msg *m, trp_err
     case TRP_RAFT_HEARTBEAT:
         get_seq(&r, m->commit);
         m->ctx = get_var(&r);
+        m->flag = get_flag(&r);
         break;
     case TRP_RAFT_HEARTBEAT_RESP:
         m->ctx = get_var(&r);

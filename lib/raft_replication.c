@@ -59,6 +59,7 @@ void replication_reset_peer(trp_raft *r, struct raft_peer *p)
     p->stall_ticks = 0;
     p->last_heard_ms = r->now_ms;
     p->read_ctx = 0;
+    p->spare = false;
     inflight_clear(r, p);
 }
 
@@ -126,6 +127,50 @@ int replication_leader_append(trp_raft *r, int type, const void *payload, size_t
 /* Raft §5.2/§8: a new leader. It appends a no-op only when its log holds
  * entries it does not know to be committed: that entry of its own term is
  * what lets it commit them (figure 8) and serve reads. */
+/* Spares (trp_raft_spare): the followers a commit does not wait for. The
+ * leader keeps the followers it needed that still answer (within two
+ * heartbeats) and replicate (a new leader: the first whose probe is
+ * answered, as it is the first to replicate), then adds, in config order,
+ * spares that also hold everything committed, until they and it form a
+ * quorum, and drops any it can do without; the rest are spares. If those
+ * cannot form a quorum, no follower is a spare. Safety does not depend on
+ * the choice (every follower acknowledges only what is durable); only
+ * which acks come late does. Recomputed every heartbeat and when a probe
+ * succeeds, so a needed follower that falls silent is replaced within
+ * about two heartbeats, and meanwhile the spares' batched syncs still
+ * commit. */
+void replication_pick_spares(trp_raft *r)
+{
+    bool in[TRP_RAFT_MAX_NODES] = {false};
+    in[r->self] = true;
+    bool q = quorum_of(r, in);
+    uint64_t window = 2 * (uint64_t)r->cfg.heartbeat_ms;
+    uint64_t since = r->now_ms > window ? r->now_ms - window : 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < r->n && !q; i++) {
+            const struct raft_peer *p = &r->peers[i];
+            if (i == r->self || in[i] || p->last_heard_ms < since ||
+                p->progress != PROGRESS_REPLICATE)
+                continue;
+            if (pass == 0 ? p->spare : mpz_cmp(p->match, r->commit_next) < 0)
+                continue;
+            in[i] = true;
+            q = quorum_of(r, in);
+        }
+    }
+    /* with groups, config order may have taken more than needed (a second
+     * node of a group that already had its majority): drop those */
+    for (size_t i = r->n; q && i-- > 0;) {
+        if (i == r->self || !in[i])
+            continue;
+        in[i] = false;
+        if (!quorum_of(r, in))
+            in[i] = true;
+    }
+    for (size_t i = 0; i < r->n; i++)
+        r->peers[i].spare = r->cfg.spares && q && !in[i];
+}
+
 void replication_become_leader(trp_raft *r)
 {
     r->role = TRP_RAFT_LEADER;
@@ -141,6 +186,7 @@ void replication_become_leader(trp_raft *r)
         replication_leader_append(r, TRP_RAFT_ENTRY_NOOP, NULL, 0, NULL, NULL))
         return;
     r->heartbeat_due_ms = r->now_ms + r->cfg.heartbeat_ms;
+    replication_pick_spares(r);
     replication_flush(r);
     replication_maybe_commit(r);
     if (r->leader_can_read)
@@ -155,6 +201,7 @@ static int send_append(trp_raft *r, struct raft_peer *p, const mpz_t from, mpz_t
     trp_raft_msg *m = raft_msg_new(r, TRP_RAFT_APPEND, p->id);
     mpz_set(m->seq, from);
     mpz_set(m->commit, r->commit_next);
+    m->flag = p->spare;
     if (mpz_cmp(from, r->first) > 0) {
         mpz_sub_ui(r->tmp, from, 1);
         trp_raft_entry e;
@@ -265,6 +312,7 @@ void replication_heartbeat(trp_raft *r, uint64_t ctx)
         else
             mpz_set(m->commit, r->commit_next);
         m->ctx = ctx;
+        m->flag = p->spare;
     }
 }
 
@@ -300,6 +348,7 @@ void replication_tick(trp_raft *r)
     if (r->now_ms < r->heartbeat_due_ms)
         return;
     r->heartbeat_due_ms = r->now_ms + r->cfg.heartbeat_ms;
+    replication_pick_spares(r);
     replication_heartbeat(r, r->read_ctx);
     for (size_t i = 0; i < r->n; i++) {
         struct raft_peer *p = &r->peers[i];
@@ -479,6 +528,7 @@ void replication_receive_append(trp_raft *r, const trp_raft_msg *m)
             reply_append(r, m->from, false, m->seq, r->next); /* tells it our term */
         goto out;
     }
+    r->spare = m->flag;
     if (mpz_cmp(m->seq, r->first) < 0)
         goto out; /* below our log: needs a snapshot (not supported) */
     if (mpz_cmp(m->seq, r->next) > 0) {
@@ -538,6 +588,7 @@ void replication_receive_append_resp(trp_raft *r, const trp_raft_msg *m)
             p->probe_sent = false;
             mpz_set(p->next, p->match);
             inflight_clear(r, p);
+            replication_pick_spares(r);
         } else if (mpz_cmp(p->next, p->match) < 0) {
             mpz_set(p->next, p->match);
         }
@@ -569,6 +620,7 @@ void replication_receive_heartbeat(trp_raft *r, const trp_raft_msg *m)
         }
         return;
     }
+    r->spare = m->flag;
     follower_commit(r);
     trp_raft_msg *resp = raft_msg_new(r, TRP_RAFT_HEARTBEAT_RESP, m->from);
     resp->ctx = m->ctx;

@@ -225,6 +225,13 @@ static void on_tick(void *ctx, int timer_id, uint64_t now_ms)
     server_pump(s);
 }
 
+static void on_spare_timer(void *ctx, int timer_id, uint64_t now_ms)
+{
+    (void)timer_id;
+    (void)now_ms;
+    server_pump(ctx); /* a spare's deferred sync is due */
+}
+
 static void on_housekeeping(void *ctx, int timer_id, uint64_t now_ms)
 {
     trp_server *s = ctx;
@@ -315,6 +322,7 @@ static int open_raft(trp_server *s, trp_err *err)
                            * +20% over 4) */
                           .max_inflight_msgs = 16,
                           .max_inflight_trickle = 1,
+                          .spares = cfg->spare_sync_ms > 0,
                           .max_entry = cfg->max_entry + TRP_RAFT_ENVELOPE_LEN};
     trp_raft_config_defaults(&rc);
     int st = trp_raft_config_check(&rc, err);
@@ -364,6 +372,8 @@ static int open_loop(trp_server *s, trp_err *err)
         rc = trp_loop_timer_new(s->loop, on_tick, s, &s->tick_timer, err);
     if (!rc)
         rc = trp_loop_timer_new(s->loop, on_housekeeping, s, &s->expire_timer, err);
+    if (!rc)
+        rc = trp_loop_timer_new(s->loop, on_spare_timer, s, &s->spare_timer, err);
     return rc;
 }
 
@@ -447,6 +457,11 @@ void trp_server_close(trp_server *s)
             pthread_mutex_unlock(&s->d.mu);
         }
         server_disk_close(s);
+        if (s->sync_wanted && !s->failed) { /* a spare's deferred sync: a clean stop keeps it */
+            trp_err err;
+            trp_err_clear(&err);
+            (void)trp_log_sync(s->log, &err);
+        }
     }
     if (s->holding) {
         trp_raft_advance(s->raft, &s->held);

@@ -84,7 +84,7 @@ struct trp_server {
     uint64_t rng;
     trp_err fatal;
     bool failed, stopping;
-    int tick_timer, expire_timer;
+    int tick_timer, expire_timer, spare_timer;
 
     /* storage adapter */
     trp_entry e;
@@ -100,6 +100,7 @@ struct trp_server {
     /* disk */
     struct disk d;
     bool batch_inflight, sync_wanted;
+    uint64_t spare_since_ms; /* a spare's first deferred sync (0: none; server_disk.c) */
     bool holding; /* a ready waits for its term/vote to be durable */
     trp_raft_ready held;
 

@@ -461,6 +461,7 @@ static char *status_json(trp_server *s)
     add_seq(o, "next", b);
     trp_log_durable_next(s->log, a);
     add_seq(o, "durable", a);
+    cJSON_AddBoolToObject(o, "spare", trp_raft_spare(s->raft));
     cJSON *head = cJSON_AddObjectToObject(o, "head");
     char hex[TRP_HASH_HEX_LEN + 1];
     if (head) {
@@ -484,6 +485,7 @@ static char *status_json(trp_server *s)
         if (is_leader) {
             add_seq(p, "match", i == r->self ? r->durable_next : r->peers[i].match);
             add_seq(p, "next", i == r->self ? r->next : r->peers[i].next);
+            cJSON_AddBoolToObject(p, "spare", r->peers[i].spare);
         } else {
             cJSON_AddNullToObject(p, "match");
         }

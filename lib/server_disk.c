@@ -349,10 +349,36 @@ void server_disk_post_meta(trp_server *s, uint64_t term, uint64_t vote)
     pthread_mutex_unlock(&s->d.mu);
 }
 
+/* A spare (trp_raft_spare: a follower the leader's commits do not wait
+ * for) defers its sync up to spare_sync_ms after the first entry it holds
+ * unsynced, and then syncs them all at once. Its acknowledgements (and its
+ * own commit) come that much later; nothing else changes, since it still
+ * acknowledges only what is durable. What it saves is fdatasyncs: where
+ * the nodes share a disk, the quorum's syncs no longer queue behind the
+ * spare's (this machine, 100 B writes: one fdatasync alone about 175 us,
+ * two at once 275 us, three 435 us). */
+static bool spare_defers(trp_server *s)
+{
+    if (!s->cfg->spare_sync_ms || s->stopping || !trp_raft_spare(s->raft)) {
+        s->spare_since_ms = 0;
+        return false;
+    }
+    uint64_t now = trp_loop_now_ms();
+    if (!s->spare_since_ms)
+        s->spare_since_ms = now ? now : 1;
+    uint64_t due = s->spare_since_ms + s->cfg->spare_sync_ms;
+    if (now >= due) {
+        s->spare_since_ms = 0;
+        return false;
+    }
+    trp_loop_timer_arm(s->loop, s->spare_timer, due);
+    return true;
+}
+
 /* Write what was appended as a batch and hand its fsync to the thread. */
 void server_disk_kick(trp_server *s)
 {
-    if (s->batch_inflight || !s->sync_wanted || s->failed)
+    if (s->batch_inflight || !s->sync_wanted || s->failed || spare_defers(s))
         return;
     s->sync_wanted = false;
     trp_err err;

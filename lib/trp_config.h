@@ -37,6 +37,7 @@ extern "C" {
 #define TRP_MAX_ENTRY_CONFIG_MAX (64u << 20)
 #define TRP_HEARTBEAT_MS_DEFAULT 50u
 #define TRP_ELECTION_TIMEOUT_MS_DEFAULT 300u /* randomized in [min, max] */
+#define TRP_SPARE_SYNC_MS_DEFAULT 5u
 #define TRP_PRIORITY_MAX 1000000u
 #define TRP_TIMEOUT_MS_MAX 600000u
 
@@ -69,6 +70,7 @@ typedef struct trp_config {
     uint32_t heartbeat_ms;
     uint32_t election_timeout_ms;     /* lower bound of the randomized election timeout */
     uint32_t election_timeout_max_ms; /* upper bound; default 1.5 * election_timeout_ms */
+    uint32_t spare_sync_ms;           /* a spare follower's longest sync delay; 0: no spares */
     bool has_groups;
     size_t ngroups;
     char **groups; /* distinct group names in order of first appearance */

@@ -79,6 +79,8 @@ typedef struct trp_raft_config {
     uint32_t session_max;             /* clients remembered for exactly-once */
     uint32_t session_window;          /* entries scanned back to rebuild sessions */
     uint32_t max_pending;             /* proposals/reads waiting at once */
+    bool spares;                      /* leader: mark spare followers (see
+                                         trp_raft_spare) */
 } trp_raft_config;
 
 /* Fill every 0 field of cfg with its default. */
@@ -164,7 +166,8 @@ typedef struct trp_raft_msg {
     mpz_t hint;        /* APPEND_RESP when rejected: where the leader should retry */
     uint64_t log_term; /* PREVOTE/VOTE: last log term; APPEND: prev entry's term */
     uint32_t priority;
-    bool flag; /* *VOTE_RESP: granted; APPEND_RESP: success; PROPOSE: has if_head */
+    bool flag; /* *VOTE_RESP: granted; APPEND_RESP: success; PROPOSE: has if_head;
+                  APPEND, HEARTBEAT: the receiver is a spare (trp_raft_spare) */
     uint8_t hash[TRP_RAFT_HASH_LEN];      /* APPEND: prev hash; PROPOSE: if_head;
                                              PROPOSE_RESP: the entry's hash */
     uint8_t last_hash[TRP_RAFT_HASH_LEN]; /* APPEND: hash of the last entry */
@@ -273,6 +276,13 @@ void trp_raft_advance(trp_raft *r, trp_raft_ready *rd);
 int trp_raft_role(const trp_raft *r);
 uint64_t trp_raft_term(const trp_raft *r);
 uint64_t trp_raft_leader(const trp_raft *r); /* 0 = unknown */
+/* A follower whose leader counts a quorum without it (config.spares): the
+ * leader waits for the healthy followers it needs, in config order, and
+ * tells the others, in the flag of their appends and heartbeats, that
+ * they are spares.
+ * A spare may defer its syncs (trp-node batches them for spare_sync_ms):
+ * it still acknowledges only what is durable, so only its acks are late. */
+bool trp_raft_spare(const trp_raft *r);
 uint64_t trp_raft_vote(const trp_raft *r);
 uint64_t trp_raft_id(const trp_raft *r);
 /* Entries below it are committed (a leader's may pass its own durable log). */

@@ -90,6 +90,7 @@ typedef struct sim_cfg {
     uint32_t priority[SIM_MAXN];
     uint32_t election_ms, heartbeat_ms, max_msg_bytes, max_inflight;
     uint32_t max_inflight_trickle; /* 0: max_inflight */
+    uint32_t spare_ms; /* leaders mark spares, which defer syncs this long; 0: no spares */
     int base_kind; /* 0: seq 0, 1: 2^64-3, 2: 10^30 */
     double drop, dup, corrupt, stale;
     uint32_t delay_min, delay_max;
@@ -180,6 +181,7 @@ typedef struct sim_stats {
     uint64_t crashes, torn, pauses, stalls, partitions, oneway, nontransitive, flaps, heals;
     uint64_t disk_errors, fail_stops;
     uint64_t acks, conflicts, reads, elections, commits_end, truncations;
+    uint64_t spare_syncs; /* syncs a spare deferred */
     uint64_t recovery_ms_max, recovery_ms_sum, recoveries, too_old;
     uint64_t sim_ms;
     uint64_t real_seeds, real_opens, real_kept, real_partial; /* real disk */
@@ -438,6 +440,7 @@ static void node_start(sim *s, sim_node *nd)
     c.max_msg_bytes = s->cfg.max_msg_bytes;
     c.max_inflight_msgs = s->cfg.max_inflight;
     c.max_inflight_trickle = s->cfg.max_inflight_trickle;
+    c.spares = s->cfg.spare_ms > 0;
     trp_raft_storage st = {nd, st_bounds, st_anchor, st_read, st_append, st_truncate};
     trp_raft_env env = {nd, env_rand, trp_entry_hash};
     mpz_t commit;
@@ -589,6 +592,15 @@ static void trace_msg(sim *s, const trp_raft_msg *m)
               trp_raft_msg_type_name(m->type), m->term, detail);
 }
 
+/* A spare defers its sync (as trp-node does for spare_sync_ms). */
+static uint64_t spare_delay(sim *s, const sim_node *nd)
+{
+    if (!s->cfg.spare_ms || !trp_raft_spare(nd->r))
+        return 0;
+    s->st.spare_syncs++;
+    return s->cfg.spare_ms;
+}
+
 static void node_drain(sim *s, sim_node *nd)
 {
     for (int guard = 0; guard < 4 && nd->up && trp_raft_has_ready(nd->r); guard++) {
@@ -655,7 +667,8 @@ static void node_drain(sim *s, sim_node *nd)
             } else {
                 nd->syncing = true;
                 nd->sync_target = nd->n;
-                nd->sync_done_ms = s->now + rng_range(&s->rng, 0, s->cfg.disk_ms_max);
+                nd->sync_done_ms = s->now + spare_delay(s, nd) +
+                                   rng_range(&s->rng, 0, s->cfg.disk_ms_max);
             }
         }
         trp_raft_advance(nd->r, &rd);
@@ -684,7 +697,8 @@ static void node_disk_step(sim *s, sim_node *nd)
         nd->sync_again = false;
         nd->syncing = true;
         nd->sync_target = nd->n;
-        nd->sync_done_ms = s->now + rng_range(&s->rng, 0, s->cfg.disk_ms_max);
+        nd->sync_done_ms =
+            s->now + spare_delay(s, nd) + rng_range(&s->rng, 0, s->cfg.disk_ms_max);
     }
     mpz_add_ui(s->tmp, s->base, nd->durable);
     mpz_t d;
@@ -1191,6 +1205,9 @@ SIM_API void sim_random_cfg(sim_cfg *c, uint64_t seed)
     c->max_msg_bytes = rng_chance(&r, 0.3) ? 64 : 0;
     c->max_inflight = (uint32_t)rng_range(&r, 1, 8);
     c->max_inflight_trickle = (c->max_inflight + 1) / 2; /* no draw: seeds keep their runs */
+    /* spares in three runs of four, deferring up to a third of a heartbeat
+     * (trp-node: 5 of 50 ms); no draw either */
+    c->spare_ms = c->election_ms % 4 ? c->heartbeat_ms / 3 : 0;
     c->base_kind = (int)rng_below(&r, 3);
     c->drop = rng_chance(&r, 0.7) ? (double)rng_below(&r, 30) / 100 : 0;
     c->dup = (double)rng_below(&r, 10) / 100;

@@ -115,13 +115,14 @@ int main(int argc, char **argv)
            ", disk write errors %" PRIu64 " (fail-stops %" PRIu64 ")"
            "; leaders elected %" PRIu64 ", appends acknowledged %" PRIu64
            " (too old to tell %" PRIu64 "), conflicts %" PRIu64 ", reads %" PRIu64
-           ", committed entries %" PRIu64 ", truncations %" PRIu64
+           ", committed entries %" PRIu64 ", truncations %" PRIu64 ", syncs deferred by spares %" PRIu64
            "; after faults stop, first new commit in %.0f ms on average, %" PRIu64 " ms at most\n",
            ran, have_one ? one : base, failed, (double)tot.sim_ms / 3.6e6, secs, tot.msgs,
            tot.dropped, tot.duplicated, tot.corrupted, tot.rejected, tot.cut, tot.stale,
            tot.crashes, tot.torn, tot.pauses, tot.stalls, tot.partitions, tot.oneway,
            tot.nontransitive, tot.flaps, tot.heals, tot.disk_errors, tot.fail_stops, tot.elections,
            tot.acks, tot.too_old, tot.conflicts, tot.reads, tot.commits_end, tot.truncations,
+           tot.spare_syncs,
            tot.recoveries ? (double)tot.recovery_ms_sum / (double)tot.recoveries : 0.0,
            tot.recovery_ms_max);
     if (tot.real_seeds)

@@ -50,6 +50,7 @@ static void minimal_config_gets_defaults(void)
     CHECK(c->heartbeat_ms == 50);
     CHECK(c->election_timeout_ms == 300);
     CHECK(c->election_timeout_max_ms == 450);
+    CHECK(c->spare_sync_ms == 5);
     CHECK(strcmp(c->key_file, "/etc/trp/cluster.key") == 0);
     CHECK(strcmp(c->nodes[1].data_dir, "/etc/trp/2") == 0);
     CHECK(c->nodes[2].port == 7102);
@@ -87,6 +88,7 @@ static void full_config_is_read(void)
     CHECK(strcmp(c->start_seq, "18446744073709551616") == 0);
     CHECK(c->heartbeat_ms == 10 && c->election_timeout_ms == 100 &&
           c->election_timeout_max_ms == 150);
+    CHECK(c->spare_sync_ms == 5);
     CHECK(strcmp(c->nodes[0].host, "::1") == 0 && c->nodes[0].port == 9000);
     CHECK(strcmp(c->nodes[0].bind_host, "0.0.0.0") == 0 && c->nodes[0].bind_port == 9001);
     CHECK(c->nodes[0].priority == 5);
@@ -152,6 +154,20 @@ static void timeouts_are_checked(void)
     REFUSED("{\"cluster\":\"x\",\"timeouts\":{\"election_timeout_ms\":400,"
             "\"election_timeout_max_ms\":399},\"nodes\":" N3 "}",
             "timeouts.election_timeout_max_ms: 399 is less than timeouts.election_timeout_ms");
+    /* a spare must answer more often than heartbeats come */
+    REFUSED("{\"cluster\":\"x\",\"timeouts\":{\"spare_sync_ms\":50},\"nodes\":" N3 "}",
+            "timeouts.spare_sync_ms: 50 must be less than timeouts.heartbeat_ms (50)");
+    REFUSED("{\"cluster\":\"x\",\"timeouts\":{\"spare_sync_ms\":-1},\"nodes\":" N3 "}",
+            "timeouts.spare_sync_ms");
+    trp_err e;
+    trp_config *c = parse("{\"cluster\":\"x\",\"timeouts\":{\"spare_sync_ms\":0},\"nodes\":" N3 "}", &e);
+    CHECK(c && c->spare_sync_ms == 0); /* 0: no spares */
+    trp_config_free(c);
+    c = parse("{\"cluster\":\"x\",\"timeouts\":{\"heartbeat_ms\":3,\"election_timeout_ms\":10},"
+              "\"nodes\":" N3 "}",
+              &e);
+    CHECK(c && c->spare_sync_ms == 2); /* the default stays below a short heartbeat */
+    trp_config_free(c);
 }
 
 static void nodes_are_checked(void)

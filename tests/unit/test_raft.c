@@ -9,6 +9,7 @@
  */
 #include "../check.h"
 #include "../sim/sim.c"
+#include "raft.h" /* the spare tests look at the leader's peers */
 
 /* ---- harness -------------------------------------------------------------- */
 
@@ -980,6 +981,186 @@ static void test_pipeline_deepens_for_a_backlog(void)
     free_cluster(s);
 }
 
+/* ---- spares ------------------------------------------------------------------ */
+
+/* Find the last APPEND to `to` in the outbox. */
+static trp_raft_msg *last_append_to(outbox *o, uint64_t to)
+{
+    trp_raft_msg *m = NULL;
+    for (size_t i = 0; i < o->n; i++)
+        if (o->m[i].type == TRP_RAFT_APPEND && o->m[i].to == to)
+            m = &o->m[i];
+    return m;
+}
+
+/* Node 0 of a cluster with spares leads; every follower answered its probe
+ * (so all replicate); the outbox is empty. */
+static bool lead_with_spares(sim *s, outbox *o)
+{
+    s->cfg.spare_ms = 5;
+    restart_node(s, 0);
+    uint64_t v[TRP_RAFT_MAX_NODES];
+    for (int i = 1; i < s->cfg.n; i++)
+        v[i - 1] = (uint64_t)i + 1;
+    make_leader(s, 0, v, (size_t)s->cfg.n - 1, o);
+    if (trp_raft_role(s->node[0].r) != TRP_RAFT_LEADER)
+        return false;
+    outbox_clear(o);
+    for (int i = 1; i < s->cfg.n; i++) {
+        trp_raft_msg m;
+        msg_to(&m, TRP_RAFT_APPEND_RESP, (uint64_t)i + 1, 1, trp_raft_term(s->node[0].r));
+        m.flag = true;
+        mpz_set(m.seq, s->base);
+        step(s, 0, &m);
+    }
+    drain(s, 0, o);
+    outbox_clear(o);
+    return true;
+}
+
+/* Which followers the next proposal's appends call spares, as a bit mask
+ * of node indexes (bit i: node id i+1); -1 if a follower got no append. */
+static int spares_of_next_append(sim *s, outbox *o, uint64_t req)
+{
+    trp_raft_propose(s->node[0].r, 5, req, "x", 1, NULL);
+    drain(s, 0, o);
+    int mask = 0;
+    for (int i = 1; i < s->cfg.n; i++) {
+        trp_raft_msg *m = last_append_to(o, (uint64_t)i + 1);
+        if (!m)
+            return -1;
+        mask |= m->flag ? 1 << i : 0;
+    }
+    outbox_clear(o);
+    return mask;
+}
+
+/* With spares on, the leader needs the first followers in config order
+ * that with it form a quorum and calls the others spares, in the flag of
+ * their appends: 3 nodes, 5 nodes, and two groups of 3 (a majority of
+ * each: ids 1-2 and 4-5). Without the option nobody is a spare. */
+static void test_spares_complete_a_quorum(void)
+{
+    static const struct {
+        int n, groups, mask;
+    } cases[] = {{3, 0, 1 << 2}, {5, 0, 1 << 3 | 1 << 4}, {6, 2, 1 << 2 | 1 << 5}, {2, 0, 0}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        sim *s = new_cluster(cases[c].n, cases[c].groups);
+        outbox o = {0};
+        REQUIRE(lead_with_spares(s, &o));
+        int mask = spares_of_next_append(s, &o, 1);
+        CHECKF(mask == cases[c].mask, "%d nodes, %d groups: spares 0x%x, want 0x%x", cases[c].n,
+               cases[c].groups, (unsigned)mask, (unsigned)cases[c].mask);
+        free_cluster(s);
+    }
+    sim *s = new_cluster(3, 0);
+    outbox o = {0};
+    REQUIRE(lead_with_spares(s, &o));
+    s->node[0].r->cfg.spares = false; /* as a node configured without them */
+    replication_pick_spares(s->node[0].r);
+    CHECK(spares_of_next_append(s, &o, 1) == 0);
+    free_cluster(s);
+}
+
+/* A needed follower that falls silent for two heartbeats hands its place
+ * to a spare that holds everything committed; the choice then stays put
+ * while the new one answers, even when the old one is back. */
+static void test_spare_replaces_a_silent_follower(void)
+{
+    sim *s = new_cluster(3, 0);
+    outbox o = {0};
+    REQUIRE(lead_with_spares(s, &o));
+    REQUIRE(spares_of_next_append(s, &o, 1) == 1 << 2); /* id 3 spare */
+    trp_raft *r = s->node[0].r;
+    uint64_t term = trp_raft_term(r);
+    /* id 3 acknowledges everything (it commits with the leader); id 2 is silent */
+    for (int k = 0; k < 6; k++) {
+        trp_raft_tick(r, s->now += 25);
+        trp_raft_msg m;
+        msg_to(&m, TRP_RAFT_APPEND_RESP, 3, 1, term);
+        m.flag = true;
+        mpz_add_ui(m.seq, s->base, s->node[0].n);
+        step(s, 0, &m);
+        drain(s, 0, &o);
+        outbox_clear(&o);
+    }
+    CHECK(trp_raft_role(r) == TRP_RAFT_LEADER);
+    int mask = spares_of_next_append(s, &o, 2);
+    CHECKF(mask == 1 << 1 || mask == -1, "spares 0x%x after id 2 fell silent", (unsigned)mask);
+    CHECK(!r->peers[2].spare && r->peers[1].spare);
+    /* id 2 answers again, and holds everything: id 3 keeps its place */
+    for (int k = 0; k < 4; k++) {
+        trp_raft_tick(r, s->now += 25);
+        for (uint64_t id = 2; id <= 3; id++) {
+            trp_raft_msg m;
+            msg_to(&m, TRP_RAFT_APPEND_RESP, id, 1, term);
+            m.flag = true;
+            mpz_add_ui(m.seq, s->base, s->node[0].n);
+            step(s, 0, &m);
+        }
+        drain(s, 0, &o);
+        outbox_clear(&o);
+    }
+    CHECK(!r->peers[2].spare && r->peers[1].spare);
+    free_cluster(s);
+}
+
+/* A follower is a spare while its leader's appends say so, and stops being
+ * one with an append that does not, or with a new leader or term. */
+static void test_follower_follows_the_spare_flag(void)
+{
+    sim *s = new_cluster(3, 0);
+    outbox o = {0};
+    trp_raft *r = s->node[0].r;
+    uint64_t t1[] = {1};
+    const char *a[] = {"a"}, *b[] = {"b"};
+    trp_raft_msg m;
+    append_msg(s, &m, 1, 0, t1, a, 1, s->anchor, 0);
+    m.flag = true;
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    CHECK(trp_raft_spare(r));
+    outbox_clear(&o);
+    append_msg(s, &m, 1, 1, t1, b, 1, s->node[0].e[0].hash, 1);
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    CHECK(!trp_raft_spare(r));
+    outbox_clear(&o);
+    append_msg(s, &m, 1, 2, t1, a, 1, s->node[0].e[1].hash, 1);
+    m.flag = true;
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    REQUIRE(trp_raft_spare(r));
+    outbox_clear(&o);
+    for (int flag = 0; flag < 2; flag++) { /* heartbeats carry it too */
+        msg_to(&m, TRP_RAFT_HEARTBEAT, 2, 1, 1);
+        mpz_set(m.commit, s->base);
+        m.flag = flag;
+        step(s, 0, &m);
+        drain(s, 0, &o);
+        CHECKF(trp_raft_spare(r) == flag, "heartbeat flag %d", flag);
+        outbox_clear(&o);
+    }
+    trp_raft_tick(r, s->now += 1000); /* the leader fell silent */
+    drain(s, 0, &o);
+    outbox_clear(&o);
+    msg_to(&m, TRP_RAFT_VOTE, 3, 1, 5); /* a candidate of a later term: no leader now */
+    mpz_add_ui(m.seq, s->base, 3);
+    m.log_term = 1;
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    CHECKF(trp_raft_term(r) == 5 && trp_raft_role(r) == TRP_RAFT_FOLLOWER && !trp_raft_spare(r),
+           "term %" PRIu64 ", role %d", trp_raft_term(r), trp_raft_role(r));
+    outbox_clear(&o);
+    msg_to(&m, TRP_RAFT_HEARTBEAT, 3, 1, 5); /* its leadership, no flag */
+    mpz_set(m.commit, s->base);
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    CHECK(trp_raft_leader(r) == 3 && !trp_raft_spare(r));
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
 static void test_storage_failure_fail_stops(void)
 {
     sim *s = new_cluster(1, 0);
@@ -1031,5 +1212,8 @@ int main(void)
     RUN(test_storage_failure_fail_stops);
     RUN(test_pipeline_window_and_batching);
     RUN(test_pipeline_deepens_for_a_backlog);
+    RUN(test_spares_complete_a_quorum);
+    RUN(test_spare_replaces_a_silent_follower);
+    RUN(test_follower_follows_the_spare_flag);
     return check_done();
 }

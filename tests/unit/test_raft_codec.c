@@ -81,9 +81,12 @@ static void test_roundtrip_every_type(void)
             CHECK(mpz_cmp(a.seq, b.seq) == 0 && mpz_cmp(a.commit, b.commit) == 0);
             CHECK(b.n_entries == 3 && b.entries[2].len == 200 && b.entries[2].payload[199] == 'c');
             CHECK(!memcmp(a.last_hash, b.last_hash, 32));
+            CHECK(b.flag); /* the spare flag */
         }
         if (type == TRP_RAFT_APPEND_RESP)
             CHECK(mpz_cmp(a.hint, b.hint) == 0 && b.flag);
+        if (type == TRP_RAFT_HEARTBEAT)
+            CHECK(b.ctx == a.ctx && b.flag); /* the spare flag */
         if (type == TRP_RAFT_PROPOSE)
             CHECK(b.len == 5 && !memcmp(b.payload, "hello", 5) && !memcmp(b.hash, a.hash, 32));
         if (type == TRP_RAFT_PROPOSE_RESP)
@@ -213,8 +216,8 @@ static void test_random_and_mutated_buffers(void)
 static void test_caps(void)
 {
     /* an APPEND claiming 2^32 entries in a few bytes: refused, no huge alloc */
-    uint8_t b[128] = {1, TRP_RAFT_APPEND, 1, 2, 3, 0, 0, 0};
-    size_t n = 8;
+    uint8_t b[128] = {1, TRP_RAFT_APPEND, 1, 2, 3, 0, 0, 0, 0}; /* ... commit flag log_term */
+    size_t n = 9;
     memset(b + n, 0, 64);
     n += 64; /* hashes */
     b[n++] = 0xff;
