@@ -823,6 +823,49 @@ static void test_exactly_once_and_restart(void)
     free_cluster(s);
 }
 
+/* More clients than session_max: the table forgets the one whose newest
+ * entry is oldest, and still finds every client it keeps (through its hash
+ * index, with structured ids that share low bits): retries of the kept
+ * clients get their original seqs and store nothing; a forgotten client's
+ * retry is stored anew. */
+static void test_sessions_past_session_max(void)
+{
+    sim *s = new_cluster(1, 0);
+    outbox o = {0};
+    trp_raft *r = s->node[0].r;
+    r->cfg.session_max = 64; /* before the first session */
+    trp_raft_tick(r, 1);
+    drain(s, 0, &o);
+    outbox_clear(&o);
+    enum { CLIENTS = 200 };
+    static mpz_t seq[CLIENTS];
+    for (uint64_t k = 0; k < CLIENTS; k++) {
+        trp_raft_propose(r, (k + 1) << 40, 1, "s", 1, NULL);
+        drain(s, 0, &o);
+        REQUIRE(o.n_rep == 1 && o.rep[0].status == TRP_OK);
+        mpz_init_set(seq[k], o.rep[0].seq);
+        outbox_clear(&o);
+    }
+    size_t stored = s->node[0].n;
+    CHECK(r->n_sessions == 64);
+    int same = 0;
+    for (uint64_t k = CLIENTS - 64; k < CLIENTS; k++) {
+        trp_raft_propose(r, (k + 1) << 40, 1, "s", 1, NULL);
+        drain(s, 0, &o);
+        same += o.n_rep == 1 && o.rep[0].status == TRP_OK && mpz_cmp(o.rep[0].seq, seq[k]) == 0;
+        outbox_clear(&o);
+    }
+    CHECKF(same == 64 && s->node[0].n == stored, "%d of 64 retries answered with their seq", same);
+    trp_raft_propose(r, 1ull << 40, 1, "s", 1, NULL); /* the first client: forgotten */
+    drain(s, 0, &o);
+    CHECK(o.n_rep == 1 && o.rep[0].status == TRP_OK && mpz_cmp(o.rep[0].seq, seq[0]) != 0);
+    CHECK(s->node[0].n == stored + 1);
+    outbox_clear(&o);
+    for (int k = 0; k < CLIENTS; k++)
+        mpz_clear(seq[k]);
+    free_cluster(s);
+}
+
 static void test_conditional_append(void)
 {
     sim *s = new_cluster(1, 0);
@@ -1206,6 +1249,7 @@ int main(void)
     RUN(test_fast_backtrack_hint);
     RUN(test_follower_commit_clamped);
     RUN(test_exactly_once_and_restart);
+    RUN(test_sessions_past_session_max);
     RUN(test_conditional_append);
     RUN(test_read_index_needs_quorum);
     RUN(test_follower_forwards);
