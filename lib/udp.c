@@ -123,6 +123,14 @@ static int udp_buffers(trp_udp *u, trp_err *err)
     if (!u->sbuf || !u->smsg || !u->siov || !u->saddr || !u->rbuf || !u->rmsg || !u->riov ||
         !u->raddr)
         return trp_err_set(err, TRP_ENOMEM, "udp: out of memory");
+    size_t slot = (size_t)u->max_datagram + 1;
+    for (size_t i = 0; i < b; i++) { /* the receive headers point at their slots for good */
+        u->riov[i].iov_base = u->rbuf + i * slot;
+        u->riov[i].iov_len = slot;
+        u->rmsg[i].msg_hdr.msg_name = &u->raddr[i];
+        u->rmsg[i].msg_hdr.msg_iov = &u->riov[i];
+        u->rmsg[i].msg_hdr.msg_iovlen = 1;
+    }
     return TRP_OK;
 }
 
@@ -485,15 +493,8 @@ int trp_udp_recv(trp_udp *u, trp_udp_recv_fn fn, void *ctx, unsigned max_datagra
         unsigned want = max_datagrams - *count;
         if (want > u->batch)
             want = u->batch;
-        for (unsigned i = 0; i < want; i++) {
-            u->riov[i].iov_base = u->rbuf + i * slot;
-            u->riov[i].iov_len = slot;
-            memset(&u->rmsg[i], 0, sizeof u->rmsg[i]);
-            u->rmsg[i].msg_hdr.msg_name = &u->raddr[i];
+        for (unsigned i = 0; i < want; i++) /* the kernel wrote the last lengths here */
             u->rmsg[i].msg_hdr.msg_namelen = sizeof u->raddr[i];
-            u->rmsg[i].msg_hdr.msg_iov = &u->riov[i];
-            u->rmsg[i].msg_hdr.msg_iovlen = 1;
-        }
         int n = recvmmsg(u->fd, u->rmsg, want, MSG_DONTWAIT, NULL);
         if (n < 0) {
             if (errno == EINTR)

@@ -125,6 +125,8 @@ struct trp_wire {
     EVP_KDF *hkdf;
     struct peer *peers; /* npeers nodes, then nclients client slots */
     size_t npeers, nclients;
+    uint32_t *client_index; /* client id -> slot (see client_find), CLIENT_NONE = free */
+    size_t client_index_mask, client_index_used;
     struct partial *partials;
     size_t npartials_max;
     uint64_t partial_order;
@@ -366,6 +368,15 @@ static int wire_setup_peers(trp_wire *w, trp_err *err)
         if (!(pe->ctx = EVP_CIPHER_CTX_new()))
             return trp_err_set(err, TRP_ENOMEM, "wire: out of memory");
     }
+    if (w->nclients) {
+        size_t slots = 16;
+        while (slots < 4 * w->nclients)
+            slots *= 2;
+        if (!(w->client_index = malloc(slots * sizeof *w->client_index)))
+            return trp_err_set(err, TRP_ENOMEM, "wire: out of memory");
+        memset(w->client_index, 0xff, slots * sizeof *w->client_index);
+        w->client_index_mask = slots - 1;
+    }
     w->p.peer_ids = NULL; /* the caller's array need not outlive us */
     size_t pool = (w->npeers + w->nclients ? w->npeers + w->nclients : 1) * w->p.partial_per_peer;
     w->npartials_max = pool < PARTIALS_MAX ? pool : PARTIALS_MAX;
@@ -482,6 +493,7 @@ void trp_wire_free(trp_wire *w)
     for (size_t i = 0; w->peers && i < w->npeers + w->nclients; i++)
         EVP_CIPHER_CTX_free(w->peers[i].ctx);
     free(w->peers);
+    free(w->client_index);
     free(w->partials);
     free(w->delivered);
     free(w->scratch);
@@ -500,14 +512,57 @@ uint32_t trp_wire_fragments(const trp_wire *w, size_t len)
     return fragments_for(len, payload_cap(w));
 }
 
+/* Client slots are found through a hash index, not a scan of every slot
+ * (1,024 in trp-node) per datagram. An entry names a slot that had the id
+ * when it was put; a slot given to another client leaves its old entry
+ * behind, which lookups skip, and the index is rebuilt from the slots once
+ * half of it is used. */
+#define CLIENT_NONE UINT32_MAX
+
+static size_t client_hash(const trp_wire *w, uint64_t id)
+{
+    uint64_t h = id * 0x9e3779b97f4a7c15ull;
+    return (size_t)(h >> 32 ^ h) & w->client_index_mask;
+}
+
+static void client_index_put(trp_wire *w, size_t slot)
+{
+    size_t k = client_hash(w, w->peers[slot].id);
+    while (w->client_index[k] != CLIENT_NONE)
+        k = (k + 1) & w->client_index_mask;
+    w->client_index[k] = (uint32_t)slot;
+    w->client_index_used++;
+}
+
+static void client_index_add(trp_wire *w, size_t slot)
+{
+    if (2 * (w->client_index_used + 1) > w->client_index_mask + 1) {
+        memset(w->client_index, 0xff, (w->client_index_mask + 1) * sizeof *w->client_index);
+        w->client_index_used = 0;
+        for (size_t i = w->npeers; i < w->npeers + w->nclients; i++)
+            if (i != slot && w->peers[i].id)
+                client_index_put(w, i);
+    }
+    client_index_put(w, slot);
+}
+
+static struct peer *client_find(trp_wire *w, uint64_t id)
+{
+    if (!w->client_index)
+        return NULL;
+    for (size_t k = client_hash(w, id);; k = (k + 1) & w->client_index_mask) {
+        uint32_t i = w->client_index[k];
+        if (i == CLIENT_NONE)
+            return NULL;
+        if (w->peers[i].id == id && w->peers[i].has_boot) /* an unproven slot may share it */
+            return &w->peers[i];
+    }
+}
+
 static struct peer *peer_find(trp_wire *w, uint64_t id)
 {
-    if (trp_wire_is_client(id)) {
-        for (size_t i = w->npeers; i < w->npeers + w->nclients; i++)
-            if (w->peers[i].has_boot && w->peers[i].id == id)
-                return &w->peers[i];
-        return NULL;
-    }
+    if (trp_wire_is_client(id))
+        return client_find(w, id);
     for (size_t i = 0; i < w->npeers; i++)
         if (w->peers[i].id == id)
             return &w->peers[i];
@@ -534,6 +589,7 @@ static struct peer *client_slot(trp_wire *w, uint64_t id)
         best->has_boot = false; /* so that its next boot does not count as a restart */
     }
     best->id = id;
+    client_index_add(w, (size_t)(best - w->peers));
     return best;
 }
 

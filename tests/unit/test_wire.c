@@ -405,6 +405,52 @@ static trp_wire *make_wire_clients(uint64_t self, uint32_t clients_max)
     return w;
 }
 
+/* Many more clients than slots, over many index rebuilds: every client a
+ * node keeps is found again (its next datagram is neither a new client nor
+ * a restart), a forgotten one takes a slot anew, and replies reach exactly
+ * the kept ones. */
+static void many_clients_found_again(void)
+{
+    enum { SLOTS = 8, CLIENTS = 100 };
+    trp_wire *node = make_wire_clients(1, SLOTS);
+    trp_wire *cl[CLIENTS];
+    uint64_t base = trp_wire_new_client_id() & ~(uint64_t)0xffff;
+    for (int i = 0; i < CLIENTS; i++)
+        cl[i] = make_wire_clients(base + ((uint64_t)i << 8), 0); /* ids share their low bits */
+    REQUIRE(node);
+    trp_err e;
+    const trp_wire_counters *nc = trp_wire_counters_get(node);
+    int heard = 0;
+    for (int i = 0; i < CLIENTS; i++) {
+        fake_now_ms += 1;
+        capture_clear(&cap);
+        REQUIRE(trp_wire_seal(cl[i], 1, "hi", 2, capture_emit, &cap, &e) == TRP_OK);
+        heard += deliver_one(node, &cap.d[0]) == base + ((uint64_t)i << 8);
+    }
+    CHECK(heard == CLIENTS && nc->clients_evicted == CLIENTS - SLOTS);
+    int again = 0, replies = 0;
+    for (int i = CLIENTS - SLOTS; i < CLIENTS; i++) {
+        fake_now_ms += 1;
+        capture_clear(&cap);
+        REQUIRE(trp_wire_seal(cl[i], 1, "hi", 2, capture_emit, &cap, &e) == TRP_OK);
+        again += deliver_one(node, &cap.d[0]) == base + ((uint64_t)i << 8);
+    }
+    for (int i = 0; i < CLIENTS; i++)
+        replies += trp_wire_seal(node, base + ((uint64_t)i << 8), "ok", 2, capture_emit, &cap, &e) ==
+                   TRP_OK;
+    CHECKF(again == SLOTS && nc->clients_evicted == CLIENTS - SLOTS && nc->peer_restarts == 0,
+           "%d found again, %llu evicted", again, (unsigned long long)nc->clients_evicted);
+    CHECKF(replies == SLOTS, "%d clients reachable", replies);
+    fake_now_ms += 1;
+    capture_clear(&cap);
+    REQUIRE(trp_wire_seal(cl[0], 1, "hi", 2, capture_emit, &cap, &e) == TRP_OK);
+    CHECK(deliver_one(node, &cap.d[0]) == base && nc->clients_evicted == CLIENTS - SLOTS + 1);
+    capture_clear(&cap);
+    for (int i = 0; i < CLIENTS; i++)
+        trp_wire_free(cl[i]);
+    trp_wire_free(node);
+}
+
 /* Clients are not in the config: a node with client slots accepts their
  * authentic datagrams, replies to them, and evicts the quietest when full. */
 static void clients_get_slots(void)
@@ -659,6 +705,7 @@ int main(void)
     RUN(misdirected_and_forged);
     RUN(replay_window_and_restart);
     RUN(clients_get_slots);
+    RUN(many_clients_found_again);
     RUN(reassembly_memory_is_bounded);
     RUN(random_and_mutated_datagrams);
     RUN(throughput_report);
