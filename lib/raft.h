@@ -10,6 +10,7 @@
 #ifndef RAFT_H
 #define RAFT_H
 
+#include "idmap.h"
 #include "trp_raft.h"
 
 #include <assert.h>
@@ -116,9 +117,7 @@ struct trp_raft {
     struct raft_session *sessions;
     size_t n_sessions, cap_sessions;
     size_t session_hint;         /* index of the session found last */
-    uint32_t *session_index;     /* open addressing: client id -> index in sessions
-                                    (SESSION_NONE = free), session_index_mask + 1 slots */
-    size_t session_index_mask;
+    idmap session_index;         /* client id -> index in sessions (idmap.h) */
     struct raft_waiter *waiters; /* reads (any order) */
     size_t n_waiters;
     struct raft_waiter *appends; /* appends, a ring in the order they were added */

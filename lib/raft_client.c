@@ -53,40 +53,19 @@ int trp_raft_envelope_get(const uint8_t *payload, size_t len, uint64_t *client, 
 
 /* ---- the session table -------------------------------------------------- */
 
-/* Sessions are found through a hash index: every entry's append looks up
- * its client on every node, and a scan of a few hundred sessions (1.6 KB
- * each) per entry cost a piped trp-append a tenth of its rate once earlier
- * clients had filled the table. The index has at least twice as many slots
- * as session_max, so probes stay short. */
-#define SESSION_NONE UINT32_MAX
-
-static size_t session_slot(const trp_raft *r, uint64_t client)
+/* Sessions are found through an index (idmap.h): every entry's append
+ * looks up its client on every node, and a scan of a few hundred sessions
+ * (1.6 KB each) per entry cost a piped trp-append a tenth of its rate once
+ * earlier clients had filled the table. */
+static uint64_t session_id_of(const void *sessions, size_t i)
 {
-    uint64_t h = client * 0x9e3779b97f4a7c15ull; /* client ids are random, or small counters */
-    return (size_t)(h >> 32 ^ h) & r->session_index_mask;
+    return ((const struct raft_session *)sessions)[i].client;
 }
 
 static void session_index_put(trp_raft *r, size_t i)
 {
-    size_t k = session_slot(r, r->sessions[i].client);
-    while (r->session_index[k] != SESSION_NONE)
-        k = (k + 1) & r->session_index_mask;
-    r->session_index[k] = (uint32_t)i;
-}
-
-static void session_index_rebuild(trp_raft *r)
-{
-    if (!r->session_index) {
-        size_t slots = 16;
-        while (slots < 2 * (size_t)r->cfg.session_max)
-            slots *= 2;
-        if (!(r->session_index = malloc(slots * sizeof *r->session_index)))
-            abort();
-        r->session_index_mask = slots - 1;
-    }
-    memset(r->session_index, 0xff, (r->session_index_mask + 1) * sizeof *r->session_index);
-    for (size_t i = 0; i < r->n_sessions; i++)
-        session_index_put(r, i);
+    idmap_add(&r->session_index, r->sessions[i].client, (uint32_t)i, r->sessions, 0, r->n_sessions,
+              session_id_of);
 }
 
 static struct raft_session *session_find(trp_raft *r, uint64_t client)
@@ -94,17 +73,17 @@ static struct raft_session *session_find(trp_raft *r, uint64_t client)
     /* a client's appends come in runs on one session: try the last first */
     if (r->session_hint < r->n_sessions && r->sessions[r->session_hint].client == client)
         return &r->sessions[r->session_hint];
-    if (!r->session_index)
+    const idmap *m = &r->session_index;
+    if (!m->slot)
         return NULL;
-    for (size_t k = session_slot(r, client);; k = (k + 1) & r->session_index_mask) {
-        uint32_t i = r->session_index[k];
-        if (i == SESSION_NONE)
-            return NULL;
-        if (r->sessions[i].client == client) {
+    for (size_t k = idmap_first(m, client); m->slot[k] != IDMAP_NONE; k = idmap_next(m, k)) {
+        uint32_t i = m->slot[k];
+        if (i < r->n_sessions && r->sessions[i].client == client) {
             r->session_hint = i;
             return &r->sessions[i];
         }
     }
+    return NULL;
 }
 
 static void session_free(struct raft_session *s)
@@ -119,8 +98,8 @@ static void sessions_clear(trp_raft *r)
     for (size_t i = 0; i < r->n_sessions; i++)
         session_free(&r->sessions[i]);
     r->n_sessions = 0;
-    if (r->session_index)
-        session_index_rebuild(r);
+    if (r->session_index.slot)
+        idmap_clear(&r->session_index);
 }
 
 /* Index of req in the session, or -1. */
@@ -165,10 +144,11 @@ static struct raft_session *session_new(trp_raft *r, uint64_t client)
                 oldest = i;
         session_free(&r->sessions[oldest]);
         r->sessions[oldest] = r->sessions[--r->n_sessions];
-        session_index_rebuild(r); /* as rare as a full table's new client, and as long as that scan */
+        if (oldest < r->n_sessions)
+            session_index_put(r, oldest); /* it moved */
     }
-    if (!r->session_index)
-        session_index_rebuild(r);
+    if (!r->session_index.slot && !idmap_init(&r->session_index, r->cfg.session_max))
+        abort();
     struct raft_session *s = &r->sessions[r->n_sessions++];
     s->client = client;
     s->n = 0;
@@ -389,7 +369,7 @@ void client_free(trp_raft *r)
         for (size_t i = 0; i < r->cfg.max_pending; i++)
             mpz_clear(r->appends[i].seq);
     free(r->sessions);
-    free(r->session_index);
+    idmap_free(&r->session_index);
     free(r->waiters);
     free(r->appends);
     free(r->entry_buf);

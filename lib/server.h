@@ -6,6 +6,7 @@
 #ifndef SERVER_H
 #define SERVER_H
 
+#include "idmap.h"
 #include "trp_client.h"
 #include "trp_config.h"
 #include "trp_log.h"
@@ -21,6 +22,7 @@
 #define SERVER_STREAMS_MAX 1024
 #define SERVER_STREAM_IDLE_MS 10000
 #define SERVER_READ_MSG_BYTES (48u << 10)
+#define SERVER_ADDRS_MAX 1024 /* clients we remember an address for */
 #define SERVER_RECV_BATCH 256
 
 /* A client we can answer: its id and the address it last wrote from. */
@@ -112,6 +114,7 @@ struct trp_server {
     /* clients */
     struct peer_addr *clients;
     size_t n_clients, cap_clients;
+    idmap client_index; /* client id -> index in clients */
     struct stream *streams;
     size_t n_streams;
     trp_cmsg cm;

@@ -22,21 +22,36 @@
 
 /* ---- who to answer ------------------------------------------------------------ */
 
+/* Found through an index (idmap.h): once earlier clients had filled the
+ * table, a scan per datagram and per reply cost more than the reply. */
 static struct peer_addr *client_find(trp_server *s, uint64_t id)
 {
-    for (size_t i = 0; i < s->n_clients; i++)
-        if (s->clients[i].id == id)
+    const idmap *m = &s->client_index;
+    if (!m->slot)
+        return NULL;
+    for (size_t k = idmap_first(m, id); m->slot[k] != IDMAP_NONE; k = idmap_next(m, k)) {
+        uint32_t i = m->slot[k];
+        if (i < s->n_clients && s->clients[i].id == id)
             return &s->clients[i];
+    }
     return NULL;
+}
+
+static uint64_t client_id_of(const void *clients, size_t i)
+{
+    return ((const struct peer_addr *)clients)[i].id;
 }
 
 static void client_note(trp_server *s, uint64_t id, const struct sockaddr *addr, socklen_t alen)
 {
     struct peer_addr *p = client_find(s, id);
     uint64_t now = trp_loop_now_ms();
+    bool is_new = !p;
+    if (!s->client_index.slot && !idmap_init(&s->client_index, SERVER_ADDRS_MAX))
+        return;
     if (!p) {
         if (s->n_clients == s->cap_clients) {
-            if (s->cap_clients >= 1024) { /* bounded: reuse the quietest */
+            if (s->cap_clients >= SERVER_ADDRS_MAX) { /* bounded: reuse the quietest */
                 p = &s->clients[0];
                 for (size_t i = 1; i < s->n_clients; i++)
                     if (s->clients[i].seen_ms < p->seen_ms)
@@ -59,6 +74,9 @@ fill:
     memcpy(&p->addr, addr, alen);
     p->len = alen;
     p->seen_ms = now;
+    if (is_new)
+        idmap_add(&s->client_index, id, (uint32_t)(p - s->clients), s->clients, 0, s->n_clients,
+                  client_id_of);
 }
 
 void server_send_client(trp_server *s, uint64_t client, const void *msg, size_t len)
@@ -557,6 +575,7 @@ void server_client_free(trp_server *s)
             mpz_clears(s->streams[i].next, s->streams[i].until, NULL);
     free(s->streams);
     free(s->clients);
+    idmap_free(&s->client_index);
     free(s->smap_keys);
     free(s->smap_vals);
 }

@@ -33,6 +33,7 @@
  * round and within a budget per message; if neither NACK nor ack comes, it
  * probes by resending the burst's last fragment, a few times with backoff.
  */
+#include "idmap.h"
 #include "trp_wire.h"
 
 #include <assert.h>
@@ -125,8 +126,7 @@ struct trp_wire {
     EVP_KDF *hkdf;
     struct peer *peers; /* npeers nodes, then nclients client slots */
     size_t npeers, nclients;
-    uint32_t *client_index; /* client id -> slot (see client_find), CLIENT_NONE = free */
-    size_t client_index_mask, client_index_used;
+    idmap client_index; /* client id -> slot in peers (see client_find) */
     struct partial *partials;
     size_t npartials_max;
     uint64_t partial_order;
@@ -368,15 +368,8 @@ static int wire_setup_peers(trp_wire *w, trp_err *err)
         if (!(pe->ctx = EVP_CIPHER_CTX_new()))
             return trp_err_set(err, TRP_ENOMEM, "wire: out of memory");
     }
-    if (w->nclients) {
-        size_t slots = 16;
-        while (slots < 4 * w->nclients)
-            slots *= 2;
-        if (!(w->client_index = malloc(slots * sizeof *w->client_index)))
-            return trp_err_set(err, TRP_ENOMEM, "wire: out of memory");
-        memset(w->client_index, 0xff, slots * sizeof *w->client_index);
-        w->client_index_mask = slots - 1;
-    }
+    if (w->nclients && !idmap_init(&w->client_index, w->nclients))
+        return trp_err_set(err, TRP_ENOMEM, "wire: out of memory");
     w->p.peer_ids = NULL; /* the caller's array need not outlive us */
     size_t pool = (w->npeers + w->nclients ? w->npeers + w->nclients : 1) * w->p.partial_per_peer;
     w->npartials_max = pool < PARTIALS_MAX ? pool : PARTIALS_MAX;
@@ -493,7 +486,7 @@ void trp_wire_free(trp_wire *w)
     for (size_t i = 0; w->peers && i < w->npeers + w->nclients; i++)
         EVP_CIPHER_CTX_free(w->peers[i].ctx);
     free(w->peers);
-    free(w->client_index);
+    idmap_free(&w->client_index);
     free(w->partials);
     free(w->delivered);
     free(w->scratch);
@@ -512,51 +505,24 @@ uint32_t trp_wire_fragments(const trp_wire *w, size_t len)
     return fragments_for(len, payload_cap(w));
 }
 
-/* Client slots are found through a hash index, not a scan of every slot
- * (1,024 in trp-node) per datagram. An entry names a slot that had the id
- * when it was put; a slot given to another client leaves its old entry
- * behind, which lookups skip, and the index is rebuilt from the slots once
- * half of it is used. */
-#define CLIENT_NONE UINT32_MAX
-
-static size_t client_hash(const trp_wire *w, uint64_t id)
+/* Client slots are found through an index (idmap.h), not a scan of every
+ * slot (1,024 in trp-node) per datagram. */
+static uint64_t peer_id_of(const void *peers, size_t i)
 {
-    uint64_t h = id * 0x9e3779b97f4a7c15ull;
-    return (size_t)(h >> 32 ^ h) & w->client_index_mask;
-}
-
-static void client_index_put(trp_wire *w, size_t slot)
-{
-    size_t k = client_hash(w, w->peers[slot].id);
-    while (w->client_index[k] != CLIENT_NONE)
-        k = (k + 1) & w->client_index_mask;
-    w->client_index[k] = (uint32_t)slot;
-    w->client_index_used++;
-}
-
-static void client_index_add(trp_wire *w, size_t slot)
-{
-    if (2 * (w->client_index_used + 1) > w->client_index_mask + 1) {
-        memset(w->client_index, 0xff, (w->client_index_mask + 1) * sizeof *w->client_index);
-        w->client_index_used = 0;
-        for (size_t i = w->npeers; i < w->npeers + w->nclients; i++)
-            if (i != slot && w->peers[i].id)
-                client_index_put(w, i);
-    }
-    client_index_put(w, slot);
+    return ((const struct peer *)peers)[i].id;
 }
 
 static struct peer *client_find(trp_wire *w, uint64_t id)
 {
-    if (!w->client_index)
+    const idmap *m = &w->client_index;
+    if (!m->slot)
         return NULL;
-    for (size_t k = client_hash(w, id);; k = (k + 1) & w->client_index_mask) {
-        uint32_t i = w->client_index[k];
-        if (i == CLIENT_NONE)
-            return NULL;
-        if (w->peers[i].id == id && w->peers[i].has_boot) /* an unproven slot may share it */
-            return &w->peers[i];
+    for (size_t k = idmap_first(m, id); m->slot[k] != IDMAP_NONE; k = idmap_next(m, k)) {
+        struct peer *pe = &w->peers[m->slot[k]];
+        if (pe->id == id && pe->has_boot) /* an unproven slot may share the id */
+            return pe;
     }
+    return NULL;
 }
 
 static struct peer *peer_find(trp_wire *w, uint64_t id)
@@ -589,7 +555,8 @@ static struct peer *client_slot(trp_wire *w, uint64_t id)
         best->has_boot = false; /* so that its next boot does not count as a restart */
     }
     best->id = id;
-    client_index_add(w, (size_t)(best - w->peers));
+    idmap_add(&w->client_index, id, (uint32_t)(best - w->peers), w->peers, w->npeers,
+              w->npeers + w->nclients, peer_id_of);
     return best;
 }
 
