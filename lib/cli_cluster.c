@@ -325,7 +325,9 @@ int cli_tail_cluster_run(const cli_tail_cluster *o)
     }
     if (!rc && o->from)
         trp_seq_parse(from, o->from, "--from", NULL);
-    if (!rc)
+    if (!rc && !o->from && have_until) /* the last lines as of the confirmed commit */
+        rc = trp_client_read_tail(c, o->lines, until, &err);
+    else if (!rc)
         rc = trp_client_read_start(c, o->from ? from : NULL, o->lines, &err);
     uint64_t printed = 0;
     cli_seqtext st;

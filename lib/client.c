@@ -100,6 +100,7 @@ struct trp_client {
     /* the read stream */
     uint64_t stream;
     bool r_started, r_tail, r_have_end;
+    bool r_tail_at; /* the tail counts back from r_next (a read index) */
     uint64_t r_back;
     mpz_t r_next, r_until, r_end, r_commit;
     uint64_t r_asked_ms, r_heard_ms;
@@ -702,6 +703,7 @@ int trp_client_read_start(trp_client *c, const mpz_t from, uint64_t back, trp_er
     c->r_started = false;
     c->r_have_end = false;
     c->r_tail = from == NULL;
+    c->r_tail_at = false;
     c->r_back = back;
     mpz_set_ui(c->r_next, 0);
     if (from)
@@ -711,13 +713,21 @@ int trp_client_read_start(trp_client *c, const mpz_t from, uint64_t back, trp_er
     return 0;
 }
 
+int trp_client_read_tail(trp_client *c, uint64_t back, const mpz_t end, trp_err *err)
+{
+    int rc = trp_client_read_start(c, NULL, back, err);
+    c->r_tail_at = true;
+    mpz_set(c->r_next, end);
+    return rc;
+}
+
 static void read_ask(trp_client *c, bool restart)
 {
     trp_cbuf b = {0};
     mpz_add_ui(c->r_until, c->r_next, READ_WINDOW);
     int flags = restart || !c->r_started ? TRP_CREAD_RESTART : 0;
     if (!c->r_started && c->r_tail)
-        flags |= TRP_CREAD_TAIL;
+        flags |= TRP_CREAD_TAIL | (c->r_tail_at ? TRP_CREAD_TAIL_AT : 0);
     trp_cbuf_header(&b, TRP_CMSG_READ, c->stream);
     trp_cbuf_u8(&b, (uint8_t)flags);
     trp_cbuf_seq(&b, c->r_next);

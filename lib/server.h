@@ -39,6 +39,8 @@ struct stream {
     mpz_t next, until;
     uint64_t seen_ms;
     bool used;
+    bool waiting; /* a tail counted back from next, once our commit reaches it */
+    uint64_t back;
 };
 
 /* A recently appended entry, kept so that replication and replies do not

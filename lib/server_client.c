@@ -286,8 +286,49 @@ static void entries_error(trp_server *s, uint64_t client, uint64_t id, int statu
 
 /* Send what the stream may have now; with `always`, at least one message
  * (possibly empty) so that the client learns the commit. */
+#define TAIL_SCAN_MAX 65536 /* entries looked at to skip no-ops in a tail */
+
+/* Where `trp-tail -n back` starts: back data entries before end (our
+ * commit, or a linearizable reader's read index once our commit reached
+ * it); a leader's no-ops, which raw output does not show, are not counted;
+ * for a large back only the arithmetic is done. */
+static void tail_start(trp_server *s, mpz_t start, const mpz_t end, const mpz_t first,
+                       uint64_t back)
+{
+    mpz_set(start, end);
+    if (back > TAIL_SCAN_MAX) {
+        if (mpz_cmp_ui(start, back) >= 0)
+            mpz_sub_ui(start, start, back);
+        else
+            mpz_set_ui(start, 0);
+    } else {
+        trp_entry e;
+        trp_entry_init(&e);
+        for (uint64_t scanned = 0; back && mpz_cmp(start, first) > 0 && scanned < TAIL_SCAN_MAX;
+             scanned++) {
+            mpz_sub_ui(start, start, 1);
+            if (trp_log_read(s->log, start, &e, NULL) != 0 || e.type == TRP_ENTRY_DATA)
+                back--;
+        }
+        trp_entry_clear(&e);
+    }
+    if (mpz_cmp(start, first) < 0)
+        mpz_set(start, first);
+}
+
 static void stream_serve(trp_server *s, struct stream *st, bool always)
 {
+    if (st->waiting) {
+        if (mpz_cmp(s->commit, st->next) < 0)
+            return; /* the reader's read index is ahead of our commit: not yet */
+        mpz_t first;
+        mpz_init(first);
+        trp_log_first(s->log, first);
+        tail_start(s, st->next, st->next, first, st->back);
+        mpz_clear(first);
+        st->waiting = false;
+        always = true;
+    }
     trp_cbuf *b = &s->out;
     trp_entry e;
     trp_entry_init(&e);
@@ -374,34 +415,6 @@ static struct stream *stream_get(trp_server *s, uint64_t client, uint64_t id, bo
     return free_slot;
 }
 
-#define TAIL_SCAN_MAX 65536 /* entries looked at to skip no-ops in a tail */
-
-/* Where `trp-tail -n back` starts: back data entries before the commit
- * (a leader's no-ops, which raw output does not show, are not counted;
- * for a large back only the arithmetic is done). */
-static void tail_start(trp_server *s, mpz_t start, const mpz_t first, uint64_t back)
-{
-    mpz_set(start, s->commit);
-    if (back > TAIL_SCAN_MAX) {
-        if (mpz_cmp_ui(start, back) >= 0)
-            mpz_sub_ui(start, start, back);
-        else
-            mpz_set_ui(start, 0);
-    } else {
-        trp_entry e;
-        trp_entry_init(&e);
-        for (uint64_t scanned = 0; back && mpz_cmp(start, first) > 0 && scanned < TAIL_SCAN_MAX;
-             scanned++) {
-            mpz_sub_ui(start, start, 1);
-            if (trp_log_read(s->log, start, &e, NULL) != 0 || e.type == TRP_ENTRY_DATA)
-                back--;
-        }
-        trp_entry_clear(&e);
-    }
-    if (mpz_cmp(start, first) < 0)
-        mpz_set(start, first);
-}
-
 static void on_read(trp_server *s, uint64_t client, const trp_cmsg *m)
 {
     bool created;
@@ -413,8 +426,13 @@ static void on_read(trp_server *s, uint64_t client, const trp_cmsg *m)
     mpz_init(first);
     trp_log_first(s->log, first);
     if (created || (m->flags & TRP_CREAD_RESTART)) {
-        if (m->flags & TRP_CREAD_TAIL) {
-            tail_start(s, st->next, first, m->back);
+        st->waiting = false;
+        if ((m->flags & TRP_CREAD_TAIL) && (m->flags & TRP_CREAD_TAIL_AT)) {
+            mpz_set(st->next, m->seq);
+            st->back = m->back;
+            st->waiting = true; /* stream_serve starts it once our commit is there */
+        } else if (m->flags & TRP_CREAD_TAIL) {
+            tail_start(s, st->next, s->commit, first, m->back);
         } else if (mpz_cmp(m->seq, first) < 0) {
             char a[200], f[200], text[512];
             snprintf(text, sizeof text, "--from %s is before the first stored entry, seq %s",

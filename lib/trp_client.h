@@ -59,6 +59,8 @@ enum trp_cmsg_type {
 
 #define TRP_CREAD_TAIL 1    /* start at max(first, commit - back) instead of from */
 #define TRP_CREAD_RESTART 2 /* (re)start the stream at from / the tail */
+#define TRP_CREAD_TAIL_AT 4 /* with TAIL: count back from `from` (a confirmed commit next),
+                               once the node's own commit has reached it */
 
 typedef struct trp_cmsg_item {
     uint64_t session, req;
@@ -165,6 +167,10 @@ int trp_client_read_index(trp_client *c, mpz_t commit_next, trp_err *err);
 /* Reading: start a stream at from (or the last `back` entries when from is
  * NULL), then take entries one by one. */
 int trp_client_read_start(trp_client *c, const mpz_t from, uint64_t back, trp_err *err);
+/* Or the last `back` entries before end (a read index from
+ * trp_client_read_index): the node counts back from end, not from its own
+ * commit, which may lag behind it. */
+int trp_client_read_tail(trp_client *c, uint64_t back, const mpz_t end, trp_err *err);
 /* 1: an entry in *e (valid until the next call); 0: caught up with the
  * node's commit (and, with !follow, the end); negative -status on error.
  * In follow mode it waits for new commits; watch_fd (or -1) ending

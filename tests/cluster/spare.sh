@@ -59,6 +59,15 @@ fi
 # a spare still commits what it has (at most spare_sync_ms late)
 c=$(status_of "$f2" | jq -r '.commit')
 [ "$c" -ge 100 ] 2>/dev/null && pass spare_commits || fail spare_commits "commit '$c'"
+# a linearizable tail from the spare, right after appends: its own commit
+# lags, yet -n 1 is the last entry the leader confirmed, and only it
+bad=
+for k in 1 2 3 4 5; do
+    seq $((k * 1000 + 1)) $((k * 1000 + 20)) | "$BIN/trp-append" -c "$C" > /dev/null
+    got=$("$BIN/trp-tail" -c "$C" -i "$f2" --linearizable -n 1 --timeout 10 | tr '\n' ' ')
+    [ "$got" = "$((k * 1000 + 20)) " ] || bad="$bad round $k: '$got';"
+done
+[ -z "$bad" ] && pass linearizable_tail_from_a_lagging_spare || fail linearizable_tail_from_a_lagging_spare "$bad"
 
 # kill -9 the needed follower: the spare carries the quorum
 stop_node "$f1" 9

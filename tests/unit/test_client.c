@@ -66,6 +66,11 @@ static void resp_and_read_roundtrip(void)
     m.back = 5;
     CHECK(roundtrip(&m, &d) == 0);
     CHECK(mpz_cmp(d.seq, m.seq) == 0 && d.back == 5 && d.flags == m.flags);
+    m.flags = TRP_CREAD_TAIL | TRP_CREAD_RESTART | TRP_CREAD_TAIL_AT;
+    CHECK(roundtrip(&m, &d) == 0 && d.flags == m.flags);
+    m.flags = 8; /* unknown */
+    CHECK(roundtrip(&m, &d) != 0);
+    m.flags = TRP_CREAD_TAIL | TRP_CREAD_RESTART;
     m.type = TRP_CMSG_READINDEX_RESP;
     m.status = TRP_EUNAVAIL;
     m.leader_hint = 3;
