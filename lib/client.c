@@ -599,6 +599,12 @@ static void deliver(trp_client *c, trp_client_append_cb cb, void *arg)
     }
 }
 
+void trp_client_flush(trp_client *c)
+{
+    c->now_ms = trp_loop_now_ms();
+    send_appends(c);
+}
+
 int trp_client_pump(trp_client *c, int wait_ms, int extra_fd, trp_client_append_cb cb, void *arg,
                     trp_err *err)
 {

@@ -158,6 +158,9 @@ size_t trp_client_pending(const trp_client *c); /* submitted, not yet reported *
  * had no answer for the timeout. */
 int trp_client_pump(trp_client *c, int wait_ms, int extra_fd, trp_client_append_cb cb, void *arg,
                     trp_err *err);
+/* Send what was submitted, without reading: for a caller that just pumped
+ * and knows no answer can be waiting yet (one receive call fewer). */
+void trp_client_flush(trp_client *c);
 
 /* Status JSON of one node (malloc'd text; free it). */
 int trp_client_status(trp_client *c, uint64_t node, char **json, trp_err *err);

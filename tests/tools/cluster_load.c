@@ -133,12 +133,11 @@ static int conc_step(struct lclient *l, const char *entry, size_t len)
     trp_err err;
     if (trp_client_pump(l->c, 0, -1, on_done_conc, l, &err))
         return -1;
-    while (l->left > 0 && !l->busy) { /* the pump may deliver the answer at once */
+    if (l->left > 0 && !l->busy) { /* the answer came: the next append goes out */
         if (trp_client_submit(l->c, entry, len, NULL, &err))
             return -1;
         l->busy = true;
-        if (trp_client_pump(l->c, 0, -1, on_done_conc, l, &err))
-            return -1;
+        trp_client_flush(l->c); /* its answer is at least a round trip away */
     }
     return l->left < 0 ? -1 : 0;
 }

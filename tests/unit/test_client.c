@@ -3,10 +3,20 @@
  * message type round-trips, every truncation and trailing byte is refused,
  * a count that claims more items than the bytes hold is refused before any
  * allocation, and random bytes never crash the decoder (the fuzz target
- * tests/fuzz/fuzz_client.c does this at scale).
+ * tests/fuzz/fuzz_client.c does this at scale). And trp_client_flush sends
+ * a submitted append without a pump.
  */
 #include "../check.h"
 #include "trp.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static trp_cbuf enc;
 
@@ -161,12 +171,65 @@ static void hostile_counts_and_seqs(void)
     trp_cmsg_clear(&d);
 }
 
+/* A datagram within ms on fd? */
+static bool datagram_within(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, ms) != 1)
+        return false;
+    uint8_t buf[65536];
+    return recv(fd, buf, sizeof buf, 0) > 0;
+}
+
+/* A submitted append stays queued until a pump or a flush; the flush sends
+ * it at once. The "node" is a bare UDP socket of the test's own. */
+static void flush_sends_what_was_submitted(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    REQUIRE(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+            getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+    char dir[] = "/tmp/trp-test-client-XXXXXX", path[256];
+    REQUIRE(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/cluster.key", dir);
+    FILE *f = fopen(path, "w");
+    REQUIRE(f);
+    fprintf(f, "%064d\n", 7);
+    fclose(f);
+    chmod(path, 0600);
+    snprintf(path, sizeof path, "%s/cluster.json", dir);
+    f = fopen(path, "w");
+    REQUIRE(f);
+    fprintf(f, "{\"cluster\":\"t\",\"key_file\":\"cluster.key\",\"nodes\":"
+               "[{\"id\":1,\"address\":\"127.0.0.1:%u\"}]}\n",
+            (unsigned)ntohs(a.sin_port));
+    fclose(f);
+    trp_client *c = NULL;
+    trp_err err;
+    trp_err_clear(&err);
+    CHECKF(trp_client_open(&c, path, 0, 1000, &err) == 0, "%s", err.msg);
+    if (c) {
+        CHECK(trp_client_submit(c, "x", 1, NULL, &err) == 0);
+        CHECK(!datagram_within(fd, 50)); /* submitting alone sends nothing */
+        trp_client_flush(c);
+        CHECK(datagram_within(fd, 1000));
+        trp_client_close(c);
+    }
+    close(fd);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/cluster.key", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     RUN(append_roundtrip);
     RUN(resp_and_read_roundtrip);
     RUN(entries_roundtrip);
     RUN(hostile_counts_and_seqs);
+    RUN(flush_sends_what_was_submitted);
     trp_cbuf_free(&enc);
     return check_done();
 }
