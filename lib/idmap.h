@@ -6,10 +6,10 @@
  * The one idea: an open-addressing index of row numbers, at least four
  * slots per row the table may hold. An entry says "this row had this id
  * when it was put"; rows that change id or move leave their old entries
- * behind, so a lookup walks the probe chain and the caller checks each
- * candidate row's id (and that the row is still in use). Once half the
- * slots are used, the owner clears the index and puts its live rows again,
- * which keeps chains short whatever the churn.
+ * behind, so a lookup (idmap_find) walks the probe chain and checks each
+ * candidate row's id, as the owner's id_of tells it (0: not in use). Once
+ * half the slots are used, idmap_add makes the index again from the live
+ * rows, which keeps chains short whatever the churn.
  */
 #ifndef IDMAP_H
 #define IDMAP_H
@@ -74,6 +74,21 @@ static inline void idmap_put(idmap *m, uint64_t id, uint32_t row)
         k = idmap_next(m, k);
     m->slot[k] = row;
     m->used++;
+}
+
+/* The row of [0, end) whose id (id_of, as for idmap_add) is id, or
+ * IDMAP_NONE: walks id's probe chain past entries rows have outgrown. */
+static inline uint32_t idmap_find(const idmap *m, uint64_t id, const void *table, size_t end,
+                                  uint64_t (*id_of)(const void *table, size_t i))
+{
+    if (!m->slot)
+        return IDMAP_NONE;
+    for (size_t k = idmap_first(m, id); m->slot[k] != IDMAP_NONE; k = idmap_next(m, k)) {
+        uint32_t row = m->slot[k];
+        if (row < end && id_of(table, row) == id)
+            return row;
+    }
+    return IDMAP_NONE;
 }
 
 /* Put row (whose id is id) in the index of rows [first, end) of a table;

@@ -73,17 +73,11 @@ static struct raft_session *session_find(trp_raft *r, uint64_t client)
     /* a client's appends come in runs on one session: try the last first */
     if (r->session_hint < r->n_sessions && r->sessions[r->session_hint].client == client)
         return &r->sessions[r->session_hint];
-    const idmap *m = &r->session_index;
-    if (!m->slot)
+    uint32_t i = idmap_find(&r->session_index, client, r->sessions, r->n_sessions, session_id_of);
+    if (i == IDMAP_NONE)
         return NULL;
-    for (size_t k = idmap_first(m, client); m->slot[k] != IDMAP_NONE; k = idmap_next(m, k)) {
-        uint32_t i = m->slot[k];
-        if (i < r->n_sessions && r->sessions[i].client == client) {
-            r->session_hint = i;
-            return &r->sessions[i];
-        }
-    }
-    return NULL;
+    r->session_hint = i;
+    return &r->sessions[i];
 }
 
 static void session_free(struct raft_session *s)

@@ -24,22 +24,15 @@
 
 /* Found through an index (idmap.h): once earlier clients had filled the
  * table, a scan per datagram and per reply cost more than the reply. */
-static struct peer_addr *client_find(trp_server *s, uint64_t id)
-{
-    const idmap *m = &s->client_index;
-    if (!m->slot)
-        return NULL;
-    for (size_t k = idmap_first(m, id); m->slot[k] != IDMAP_NONE; k = idmap_next(m, k)) {
-        uint32_t i = m->slot[k];
-        if (i < s->n_clients && s->clients[i].id == id)
-            return &s->clients[i];
-    }
-    return NULL;
-}
-
 static uint64_t client_id_of(const void *clients, size_t i)
 {
     return ((const struct peer_addr *)clients)[i].id;
+}
+
+static struct peer_addr *client_find(trp_server *s, uint64_t id)
+{
+    uint32_t i = idmap_find(&s->client_index, id, s->clients, s->n_clients, client_id_of);
+    return i == IDMAP_NONE ? NULL : &s->clients[i];
 }
 
 static void client_note(trp_server *s, uint64_t id, const struct sockaddr *addr, socklen_t alen)
@@ -47,9 +40,9 @@ static void client_note(trp_server *s, uint64_t id, const struct sockaddr *addr,
     struct peer_addr *p = client_find(s, id);
     uint64_t now = trp_loop_now_ms();
     bool is_new = !p;
-    if (!s->client_index.slot && !idmap_init(&s->client_index, SERVER_ADDRS_MAX))
-        return;
     if (!p) {
+        if (!s->client_index.slot && !idmap_init(&s->client_index, SERVER_ADDRS_MAX))
+            return;
         if (s->n_clients == s->cap_clients) {
             if (s->cap_clients >= SERVER_ADDRS_MAX) { /* bounded: reuse the quietest */
                 p = &s->clients[0];
@@ -284,17 +277,17 @@ static void entries_error(trp_server *s, uint64_t client, uint64_t id, int statu
     trp_cbuf_free(&b);
 }
 
-/* Send what the stream may have now; with `always`, at least one message
- * (possibly empty) so that the client learns the commit. */
 #define TAIL_SCAN_MAX 65536 /* entries looked at to skip no-ops in a tail */
 
 /* Where `trp-tail -n back` starts: back data entries before end (our
  * commit, or a linearizable reader's read index once our commit reached
  * it); a leader's no-ops, which raw output does not show, are not counted;
  * for a large back only the arithmetic is done. */
-static void tail_start(trp_server *s, mpz_t start, const mpz_t end, const mpz_t first,
-                       uint64_t back)
+static void tail_start(trp_server *s, mpz_t start, const mpz_t end, uint64_t back)
 {
+    mpz_t first;
+    mpz_init(first);
+    trp_log_first(s->log, first);
     mpz_set(start, end);
     if (back > TAIL_SCAN_MAX) {
         if (mpz_cmp_ui(start, back) >= 0)
@@ -314,18 +307,17 @@ static void tail_start(trp_server *s, mpz_t start, const mpz_t end, const mpz_t 
     }
     if (mpz_cmp(start, first) < 0)
         mpz_set(start, first);
+    mpz_clear(first);
 }
 
+/* Send what the stream may have now; with `always`, at least one message
+ * (possibly empty) so that the client learns the commit. */
 static void stream_serve(trp_server *s, struct stream *st, bool always)
 {
     if (st->waiting) {
         if (mpz_cmp(s->commit, st->next) < 0)
             return; /* the reader's read index is ahead of our commit: not yet */
-        mpz_t first;
-        mpz_init(first);
-        trp_log_first(s->log, first);
-        tail_start(s, st->next, st->next, first, st->back);
-        mpz_clear(first);
+        tail_start(s, st->next, st->next, st->back);
         st->waiting = false;
         always = true;
     }
@@ -432,7 +424,7 @@ static void on_read(trp_server *s, uint64_t client, const trp_cmsg *m)
             st->back = m->back;
             st->waiting = true; /* stream_serve starts it once our commit is there */
         } else if (m->flags & TRP_CREAD_TAIL) {
-            tail_start(s, st->next, s->commit, first, m->back);
+            tail_start(s, st->next, s->commit, m->back);
         } else if (mpz_cmp(m->seq, first) < 0) {
             char a[200], f[200], text[512];
             snprintf(text, sizeof text, "--from %s is before the first stored entry, seq %s",

@@ -506,23 +506,18 @@ uint32_t trp_wire_fragments(const trp_wire *w, size_t len)
 }
 
 /* Client slots are found through an index (idmap.h), not a scan of every
- * slot (1,024 in trp-node) per datagram. */
+ * slot (1,024 in trp-node) per datagram. A slot counts once its client
+ * proved it holds the key (an unproven slot may share the id). */
 static uint64_t peer_id_of(const void *peers, size_t i)
 {
-    return ((const struct peer *)peers)[i].id;
+    const struct peer *pe = &((const struct peer *)peers)[i];
+    return pe->has_boot ? pe->id : 0;
 }
 
 static struct peer *client_find(trp_wire *w, uint64_t id)
 {
-    const idmap *m = &w->client_index;
-    if (!m->slot)
-        return NULL;
-    for (size_t k = idmap_first(m, id); m->slot[k] != IDMAP_NONE; k = idmap_next(m, k)) {
-        struct peer *pe = &w->peers[m->slot[k]];
-        if (pe->id == id && pe->has_boot) /* an unproven slot may share the id */
-            return pe;
-    }
-    return NULL;
+    uint32_t i = idmap_find(&w->client_index, id, w->peers, w->npeers + w->nclients, peer_id_of);
+    return i == IDMAP_NONE ? NULL : &w->peers[i];
 }
 
 static struct peer *peer_find(trp_wire *w, uint64_t id)
