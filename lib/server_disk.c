@@ -355,8 +355,8 @@ void server_disk_post_meta(trp_server *s, uint64_t term, uint64_t vote)
  * own commit) come that much later; nothing else changes, since it still
  * acknowledges only what is durable. What it saves is fdatasyncs: where
  * the nodes share a disk, the quorum's syncs no longer queue behind the
- * spare's (this machine, 100 B writes: one fdatasync alone about 175 us,
- * two at once 275 us, three 435 us). */
+ * spare's (this machine, 100 B writes: one fdatasync alone 173 us,
+ * two at once 273 us, three 435 us). */
 static bool spare_defers(trp_server *s)
 {
     if (!s->cfg->spare_sync_ms || s->stopping || !trp_raft_spare(s->raft)) {
