@@ -32,12 +32,18 @@ same prealloc_reopen_keeps_length "$size2" "$size"
 same prealloc_tail_after_reopen "$(trp-tail -d "$D" -n 1)" entry-0010
 
 # A sealed segment: fill the 64 MiB default segment with 1000-byte entries
-# (records of 1064 bytes); the writer's zeroed space was capped at the
-# segment size, so the sealed file is exactly 64 MiB with zeros after its
-# last record, and both tools read across it.
+# (records of 1064 bytes). The pipe's big batches leave no zeroed space;
+# the entries around the segment's end go one per run, small batches that
+# extend the file with zeros, capped at the segment size: so the sealed
+# file is exactly 64 MiB with zeros after its last record, and both tools
+# read across it.
 L=$TMP/big
 n=64000
-genlines $n 1000 | trp-append -d "$L" -q
+genlines $n 1000 > "$TMP/lines"
+head -n 63000 "$TMP/lines" | trp-append -d "$L" -q
+sed -n '63001,63080p' "$TMP/lines" | while IFS= read -r line; do trp-append -d "$L" -q "$line"; done
+tail -n +63081 "$TMP/lines" | trp-append -d "$L" -q
+rm -f "$TMP/lines"
 s0=$L/00000000000000000000.seg
 in0=$(( (67108864 - 128) / 1064 ))
 s1=$(printf '%s/%020d.seg' "$L" $in0)

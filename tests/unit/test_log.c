@@ -853,6 +853,57 @@ static void the_newest_segment_keeps_zeroed_space(void)
     lt_rmrf(crash);
 }
 
+/* A big batch (a piped stream) is not followed by zeros: the file ends at
+ * its records; the next small batch extends it to a chunk boundary again.
+ * Both sync paths (trp_log_sync, and write + batch fsync on a thread). */
+static void a_big_batch_leaves_no_zeroed_space(void)
+{
+    const char *d = lt_dir("bigbatch");
+    trp_err e;
+    trp_log *log = lt_open(d, true, NULL, 0, &e);
+    REQUIRE(log);
+    size_t len = 0, end = 0;
+    /* 20000 records of 72 bytes: 1.4 MB, past the first 1 MiB chunk */
+    REQUIRE(lt_batch(log, 0, 20000) == 0);
+    uint8_t *b = newest_segment(d, &len, NULL, 0);
+    end = b ? lt_seg_data_end(b, len) : 0;
+    CHECKF(b && end == 128 + 20000 * 72 && len == end, "records end at %zu, file %zu", end, len);
+    free(b);
+    REQUIRE(lt_batch(log, 20000, 20005) == 0);
+    b = newest_segment(d, &len, NULL, 0);
+    end = b ? lt_seg_data_end(b, len) : 0;
+    CHECKF(b && end == 128 + 20005 * 72 && len == 2u << 20 && lt_all_zero(b, end, len),
+           "small batch: records end at %zu, file %zu", end, len);
+    free(b);
+    /* the split path: 1 MiB more in one batch, then a small one */
+    for (int i = 20005; i < 40005; i++) {
+        char p[32];
+        int n = snprintf(p, sizeof p, "e%d", i);
+        REQUIRE(trp_log_append(log, 1, TRP_ENTRY_DATA, p, (size_t)n, NULL, &e) == 0);
+    }
+    trp_log_batch batch;
+    trp_log_batch_init(&batch);
+    REQUIRE(trp_log_write(log, &batch, &e) == 0 && trp_log_batch_fsync(&batch, &e) == 0 &&
+            trp_log_mark_durable(log, &batch, &e) == 0);
+    b = newest_segment(d, &len, NULL, 0);
+    end = b ? lt_seg_data_end(b, len) : 0;
+    CHECKF(b && end == 128 + 40005 * 72 && len == end, "split: records end at %zu, file %zu", end,
+           len);
+    free(b);
+    REQUIRE(lt_batch(log, 40005, 40006) == 0);
+    b = newest_segment(d, &len, NULL, 0);
+    end = b ? lt_seg_data_end(b, len) : 0;
+    CHECKF(b && len == 3u << 20 && lt_all_zero(b, end, len), "records end at %zu, file %zu", end,
+           len);
+    free(b);
+    trp_log_batch_clear(&batch);
+    trp_log_close(log);
+    log = lt_open(d, false, NULL, 0, &e);
+    CHECKF(log && lt_next_u64(log) == 40006, "%s", log ? "" : e.msg);
+    CHECK(log && chain_ok(log, 0, 40006));
+    trp_log_close(log);
+}
+
 /* Entry i of the mapping test: "e<i>" padded with 'p' to a size between
  * 1000 and 7000 bytes, so a sealed segment's zeroed tail often spans
  * whole pages (a shrink under a mapping only faults on whole pages). */
@@ -1009,6 +1060,7 @@ int main(void)
     RUN(fsync_failure_is_fatal);
     RUN(entries_bigger_than_a_segment);
     RUN(the_newest_segment_keeps_zeroed_space);
+    RUN(a_big_batch_leaves_no_zeroed_space);
     RUN(a_mapping_reader_survives_appends_and_rolls);
     lt_cleanup();
     return check_done();
