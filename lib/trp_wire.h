@@ -32,9 +32,9 @@
 extern "C" {
 #endif
 
-#define TRP_WIRE_VERSION 1
+#define TRP_WIRE_VERSION 2
 #define TRP_WIRE_HEADER_LEN 60 /* clear, authenticated */
-#define TRP_WIRE_TAG_LEN 16    /* Poly1305 tag after the ciphertext */
+#define TRP_WIRE_TAG_LEN 16    /* GCM tag after the ciphertext */
 #define TRP_WIRE_OVERHEAD (TRP_WIRE_HEADER_LEN + TRP_WIRE_TAG_LEN)
 #define TRP_WIRE_REPLAY_WINDOW 4096 /* packets; older ones are dropped as stale */
 #define TRP_WIRE_PEERS_MAX TRP_CONFIG_NODES_MAX

@@ -6,6 +6,8 @@
 #include "wiretest.h"
 
 #include <cjson/cJSON.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <time.h>
 
 /* ---- fixtures (the clock, PRNG and wires: wiretest.h) ---------------------- */
@@ -274,9 +276,11 @@ static void misdirected_and_forged(void)
     copy[0] = 'X';
     CHECK(deliver_one(rx2, &edited) == 0);
     memcpy(copy, d->data, d->len);
-    copy[2] = 2; /* version */
+    copy[2] = TRP_WIRE_VERSION + 1; /* a later version */
     CHECK(deliver_one(rx2, &edited) == 0);
-    CHECK(trp_wire_counters_get(rx2)->drop_malformed == 5);
+    copy[2] = 1; /* version 1 (ChaCha20-Poly1305) */
+    CHECK(deliver_one(rx2, &edited) == 0);
+    CHECK(trp_wire_counters_get(rx2)->drop_malformed == 6);
     uint8_t big[1401] = {0};
     struct dgram b = {big, sizeof big};
     CHECK(deliver_one(rx2, &b) == 0);
@@ -287,7 +291,7 @@ static void misdirected_and_forged(void)
     REQUIRE(j);
     cJSON *dropped = cJSON_GetObjectItemCaseSensitive(j, "dropped");
     CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(dropped, "forged")) == 3);
-    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(dropped, "malformed")) == 5);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(dropped, "malformed")) == 6);
     CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(dropped, "unknown_sender")) == 2);
     CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(
               cJSON_GetObjectItemCaseSensitive(j, "received"), "datagrams")) ==
@@ -697,12 +701,96 @@ static void throughput_report(void)
     free(m);
 }
 
+/* An independent reader of the datagram format as trp.conf(5) documents it
+ * (WIRE FORMAT): the header fields at their offsets, the per-boot key by
+ * HKDF-SHA256, AES-256-GCM with the header as associated data. It uses
+ * OpenSSL directly, none of wire.c. */
+static uint64_t be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void a_datagram_opens_as_documented(void)
+{
+    trp_wire *tx = make_wire(1, 1400, MSG_MAX, 7, 1, 100);
+    REQUIRE(tx);
+    uint8_t *m = pattern(300, 5);
+    capture_clear(&cap);
+    trp_err e;
+    REQUIRE(trp_wire_seal(tx, 2, m, 300, capture_emit, &cap, &e) == TRP_OK && cap.n == 1);
+    const uint8_t *d = cap.d[0].data;
+    size_t len = cap.d[0].len;
+    REQUIRE(len == 60 + 300 + 16);
+    uint8_t key[32], cluster_id[16], md[32];
+    memset(key, 7, sizeof key);
+    memset(cluster_id, 1, sizeof cluster_id);
+    uint8_t tagin[16 + 16];
+    memcpy(tagin, "trp cluster tag", 16); /* with its NUL */
+    memcpy(tagin + 16, cluster_id, 16);
+    unsigned mdlen = 0;
+    REQUIRE(EVP_Digest(tagin, sizeof tagin, md, &mdlen, EVP_sha256(), NULL));
+    CHECK(d[0] == 't' && d[1] == 'W' && d[2] == 2 && d[3] == 0);
+    CHECK(memcmp(d + 4, md, 4) == 0);
+    CHECK(be64(d + 8) == 1 && be64(d + 16) == 2);
+    CHECK(be64(d + 24) == 100); /* boot epoch */
+    uint64_t pn = be64(d + 40);
+    CHECK(pn >= 1);
+    CHECK(d[48] == 0 && d[49] == 0 && d[50] == 1 && d[51] == 44); /* length 300 */
+    CHECK(be64(d + 52) == 1);                                      /* index 0, count 1 */
+    uint8_t info[11 + 8 + 16], subkey[32];
+    memcpy(info, "trp wire v2", 11);
+    memcpy(info + 11, d + 8, 8);
+    memcpy(info + 19, d + 24, 16);
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    OSSL_PARAM kp[] = {
+        OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+        OSSL_PARAM_construct_octet_string("key", key, sizeof key),
+        OSSL_PARAM_construct_octet_string("salt", cluster_id, sizeof cluster_id),
+        OSSL_PARAM_construct_octet_string("info", info, sizeof info),
+        OSSL_PARAM_construct_end(),
+    };
+    REQUIRE(kctx && EVP_KDF_derive(kctx, subkey, sizeof subkey, kp) == 1);
+    EVP_KDF_CTX_free(kctx);
+    EVP_KDF_free(kdf);
+    uint8_t nonce[12] = {0}, out[300], tag[16];
+    for (int i = 0; i < 8; i++)
+        nonce[4 + i] = (uint8_t)(pn >> (56 - 8 * i));
+    memcpy(tag, d + len - 16, 16);
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int n1 = 0, n2 = 0, n3 = 0;
+    bool ok = c && EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, subkey, nonce) == 1 &&
+              EVP_DecryptUpdate(c, NULL, &n1, d, 60) == 1 &&
+              EVP_DecryptUpdate(c, out, &n2, d + 60, 300) == 1 &&
+              EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, 16, tag) == 1 &&
+              EVP_DecryptFinal_ex(c, out + n2, &n3) == 1;
+    CHECK(ok && n2 + n3 == 300 && memcmp(out, m, 300) == 0);
+    /* and the tag binds the header: another receiver id fails */
+    uint8_t hdr[60];
+    memcpy(hdr, d, 60);
+    hdr[23] = 3;
+    ok = EVP_DecryptInit_ex(c, NULL, NULL, NULL, nonce) == 1 &&
+         EVP_DecryptUpdate(c, NULL, &n1, hdr, 60) == 1 &&
+         EVP_DecryptUpdate(c, out, &n2, d + 60, 300) == 1 &&
+         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, 16, tag) == 1 &&
+         EVP_DecryptFinal_ex(c, out + n2, &n3) == 1;
+    CHECK(!ok);
+    EVP_CIPHER_CTX_free(c);
+    free(m);
+    capture_clear(&cap);
+    trp_wire_free(tx);
+}
+
 int main(void)
 {
     prng_state = 0x9e3779b97f4a7c15ull;
     RUN(round_trip_sizes);
     RUN(fragments_reordered_duplicated_dropped);
     RUN(misdirected_and_forged);
+    RUN(a_datagram_opens_as_documented);
     RUN(replay_window_and_restart);
     RUN(clients_get_slots);
     RUN(many_clients_found_again);
