@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #define SERVER_TICK_MS 10
+#define SERVER_PUMP_BYTES (128u << 10) /* of messages taken in between pumps */
 #define SERVER_HOUSEKEEPING_MS 1000
 #define SERVER_CLIENTS_MAX 1024
 #define SERVER_WIRE_EXTRA (2u << 20) /* Raft message around entries, batching */
@@ -113,6 +114,7 @@ static void socket_input(trp_server *s, bool on)
 void server_pump(trp_server *s)
 {
     bool commit_moved = false;
+    s->unpumped = 0;
     for (int round = 0; round < 64 && !s->failed; round++) {
         if (s->persisted_pending && !s->holding) {
             s->persisted_pending = false;
@@ -166,16 +168,27 @@ static void on_datagram(void *ctx, const uint8_t *dgram, size_t len, const struc
     if (s->failed || trp_udp_open_message(s->udp, s->wire, dgram, len, from, fromlen, &sender, &msg,
                                           &mlen) != 1)
         return;
+    if (s->holding) /* not reached: an early pump never holds (below) */
+        return;
     if (trp_wire_is_client(sender)) {
         server_client_message(s, sender, from, fromlen, msg, mlen);
-        return;
+    } else {
+        trp_raft_msg m;
+        trp_raft_msg_init(&m);
+        /* the authenticated sender is who it is from, whatever the message says */
+        if (trp_raft_msg_decode(msg, mlen, &m, NULL) == 0 && m.from == sender && m.to == s->self)
+            trp_raft_step(s->raft, &m);
+        trp_raft_msg_clear(&m);
     }
-    trp_raft_msg m;
-    trp_raft_msg_init(&m);
-    /* the authenticated sender is who it is from, whatever the message says */
-    if (trp_raft_msg_decode(msg, mlen, &m, NULL) == 0 && m.from == sender && m.to == s->self)
-        trp_raft_step(s->raft, &m);
-    trp_raft_msg_clear(&m);
+    /* A burst (a piped client's appends, a leader's append messages) is
+     * handed on in parts of SERVER_PUMP_BYTES: the first part's messages
+     * and fsync are under way while the rest is decoded and hashed, where
+     * one pump at the end of the burst would leave the followers and the
+     * disk idle meanwhile. Not when the core wants a term or vote made
+     * durable: that pump would hold, and hold the rest of the burst. */
+    s->unpumped += mlen;
+    if (s->unpumped >= SERVER_PUMP_BYTES && !trp_raft_ready_needs_hard_state(s->raft))
+        server_pump(s);
 }
 
 static void on_udp(void *ctx, int fd, uint32_t events)

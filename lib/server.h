@@ -104,6 +104,7 @@ struct trp_server {
     /* disk */
     struct disk d;
     bool batch_inflight, sync_wanted;
+    size_t unpumped; /* message bytes taken in since the last server_pump */
     uint64_t spare_since_ms; /* a spare's first deferred sync (0: none; server_disk.c) */
     bool holding; /* a ready waits for its term/vote to be durable */
     trp_raft_ready held;

@@ -48,7 +48,7 @@ extern "C" {
 #define TRP_RAFT_SESSION_MAX 4096
 #define TRP_RAFT_SESSION_WINDOW 65536
 #define TRP_RAFT_SESSION_WINDOW_BYTES (64ull << 20)
-#define TRP_RAFT_MAX_PENDING 16384
+#define TRP_RAFT_MAX_PENDING 65536
 
 /* ---- configuration ----------------------------------------------------- */
 
