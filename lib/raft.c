@@ -308,7 +308,7 @@ int trp_raft_new(trp_raft **out, const trp_raft_config *cfg_in, const trp_raft_s
     }
     r->cfg.nodes = r->nodes;
     mpz_inits(r->first, r->next, r->durable_next, r->commit_next, r->verified_next, r->term_start,
-              r->leader_commit, r->tmp, r->tmp2, NULL);
+              r->leader_commit, r->acked_next, r->tmp, r->tmp2, NULL);
     r->now_ms = now_ms;
     rc = load_log(r);
     if (rc) {
@@ -378,7 +378,7 @@ void trp_raft_free(trp_raft *r)
     free(r->nodes);
     free(r->peers);
     mpz_clears(r->first, r->next, r->durable_next, r->commit_next, r->verified_next, r->term_start,
-               r->leader_commit, r->tmp, r->tmp2, NULL);
+               r->leader_commit, r->acked_next, r->tmp, r->tmp2, NULL);
     free(r);
 }
 

@@ -776,6 +776,67 @@ static void test_follower_commit_clamped(void)
     free_cluster(s);
 }
 
+/* A follower's ack for new entries that are not durable yet would repeat
+ * its last one (the match stays what is durable): only the first such ack
+ * to a leader is sent; the ack for the entries follows their fsync; a new
+ * leader gets one again. */
+static size_t acks_to(outbox *o, uint64_t to)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < o->n; i++)
+        n += o->m[i].type == TRP_RAFT_APPEND_RESP && o->m[i].to == to && o->m[i].flag;
+    return n;
+}
+
+static void test_partial_ack_not_repeated(void)
+{
+    sim *s = new_cluster(3, 0);
+    outbox o = {0};
+    trp_raft *r = s->node[0].r;
+    trp_raft_msg m;
+    uint64_t t1[] = {1, 1}, t2[] = {2};
+    const char *ab[] = {"a", "b"}, *c[] = {"c"}, *d[] = {"d"};
+    append_msg(s, &m, 1, 0, t1, ab, 2, s->anchor, 0);
+    step(s, 0, &m);
+    drain_opt(s, 0, &o, false);
+    CHECK(acks_to(&o, 2) == 1); /* the first ack to this leader: what is durable (0) */
+    outbox_clear(&o);
+    mpz_add_ui(s->tmp, s->base, 2);
+    s->node[0].durable = 2;
+    trp_raft_persisted(r, s->tmp);
+    drain_opt(s, 0, &o, false);
+    trp_raft_msg *a = find_msg(&o, TRP_RAFT_APPEND_RESP, 2);
+    CHECK(a && a->flag && (mpz_sub(s->tmp, a->seq, s->base), mpz_cmp_ui(s->tmp, 2) == 0));
+    outbox_clear(&o);
+    append_msg(s, &m, 1, 2, t1, c, 1, s->node[0].e[1].hash, 1);
+    step(s, 0, &m);
+    drain_opt(s, 0, &o, false);
+    CHECK(acks_to(&o, 2) == 0); /* it would say 2 again */
+    outbox_clear(&o);
+    mpz_add_ui(s->tmp, s->base, 3);
+    s->node[0].durable = 3;
+    trp_raft_persisted(r, s->tmp);
+    drain_opt(s, 0, &o, false);
+    a = find_msg(&o, TRP_RAFT_APPEND_RESP, 2);
+    CHECK(a && a->flag && (mpz_sub(s->tmp, a->seq, s->base), mpz_cmp_ui(s->tmp, 3) == 0));
+    outbox_clear(&o);
+    /* a duplicate of what is durable is acknowledged in full, again */
+    append_msg(s, &m, 1, 2, t1, c, 1, s->node[0].e[1].hash, 1);
+    step(s, 0, &m);
+    drain_opt(s, 0, &o, false);
+    CHECK(acks_to(&o, 2) == 1);
+    outbox_clear(&o);
+    /* a new leader (node 3, term 2) hears the first partial ack */
+    append_msg(s, &m, 2, 3, t2, d, 1, s->node[0].e[2].hash, 1);
+    m.from = 3;
+    step(s, 0, &m);
+    drain_opt(s, 0, &o, false);
+    CHECKF(trp_raft_leader(r) == 3 && acks_to(&o, 3) == 1, "leader %" PRIu64 ", acks %zu",
+           trp_raft_leader(r), acks_to(&o, 3));
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
 /* ---- clients ------------------------------------------------------------------ */
 
 static void test_exactly_once_and_restart(void)
@@ -1248,6 +1309,7 @@ int main(void)
     RUN(test_reject_broken_chain);
     RUN(test_fast_backtrack_hint);
     RUN(test_follower_commit_clamped);
+    RUN(test_partial_ack_not_repeated);
     RUN(test_exactly_once_and_restart);
     RUN(test_sessions_past_session_max);
     RUN(test_conditional_append);
