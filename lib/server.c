@@ -158,6 +158,26 @@ void server_pump(trp_server *s)
 
 /* ---- loop callbacks --------------------------------------------------------- */
 
+/* Take what the disk thread finished (a batch durable, a term and vote
+ * written: the held ready goes out) and pump. */
+static void collect_and_pump(trp_server *s)
+{
+    bool meta_done;
+    int meta_rc;
+    trp_err meta_err;
+    server_disk_collect(s, &meta_done, &meta_rc, &meta_err);
+    if (meta_done && s->holding) {
+        if (meta_rc) {
+            server_fail(s, &meta_err);
+            return;
+        }
+        s->holding = false;
+        finish_ready(s, &s->held);
+        socket_input(s, true);
+    }
+    server_pump(s);
+}
+
 static void on_datagram(void *ctx, const uint8_t *dgram, size_t len, const struct sockaddr *from,
                         socklen_t fromlen)
 {
@@ -184,11 +204,15 @@ static void on_datagram(void *ctx, const uint8_t *dgram, size_t len, const struc
      * handed on in parts of SERVER_PUMP_BYTES: the first part's messages
      * and fsync are under way while the rest is decoded and hashed, where
      * one pump at the end of the burst would leave the followers and the
-     * disk idle meanwhile. Not when the core wants a term or vote made
-     * durable: that pump would hold, and hold the rest of the burst. */
+     * disk idle meanwhile; and a batch the disk thread finished meanwhile
+     * is taken then, not after the burst (piped trp-append: a leader took
+     * 14-17 ms on average, at most 162, to notice its fsync done, and its
+     * commits waited; 1.3-2.5 ms, at most 12.6, so). Not when the core
+     * wants a term or vote made durable: that pump would hold, and hold
+     * the rest of the burst. */
     s->unpumped += mlen;
     if (s->unpumped >= SERVER_PUMP_BYTES && !trp_raft_ready_needs_hard_state(s->raft))
-        server_pump(s);
+        collect_and_pump(s);
 }
 
 static void on_udp(void *ctx, int fd, uint32_t events)
@@ -206,21 +230,7 @@ static void on_udp(void *ctx, int fd, uint32_t events)
 
 static void on_wake(void *ctx)
 {
-    trp_server *s = ctx;
-    bool meta_done;
-    int meta_rc;
-    trp_err meta_err;
-    server_disk_collect(s, &meta_done, &meta_rc, &meta_err);
-    if (meta_done && s->holding) {
-        if (meta_rc) {
-            server_fail(s, &meta_err);
-            return;
-        }
-        s->holding = false;
-        finish_ready(s, &s->held);
-        socket_input(s, true);
-    }
-    server_pump(s);
+    collect_and_pump(ctx);
 }
 
 static void on_tick(void *ctx, int timer_id, uint64_t now_ms)
