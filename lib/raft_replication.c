@@ -215,8 +215,27 @@ static int send_append(trp_raft *r, struct raft_peer *p, const mpz_t from, mpz_t
     }
     memcpy(m->last_hash, m->hash, TRP_RAFT_HASH_LEN);
     /* the payloads go into one block, as decoding makes them: offsets
-     * first (the block may move as it grows), pointers at the end */
-    size_t bytes = 0, count = 0, cap = 0, block_cap = 0;
+     * first (the block may move as it grows), pointers at the end. Both
+     * start at the size the waiting entries suggest (at most all of them,
+     * 128 bytes each, within max_msg_bytes), so a backlog's message is
+     * not built by doubling and copying (realloc was 2.8% of a leader's
+     * time under a piped trp-append) */
+    mpz_sub(r->tmp, r->next, from);
+    size_t avail = mpz_fits_ulong_p(r->tmp) && mpz_get_ui(r->tmp) < TRP_RAFT_CODEC_MAX_ENTRIES
+                       ? (size_t)mpz_get_ui(r->tmp)
+                       : TRP_RAFT_CODEC_MAX_ENTRIES;
+    size_t cap = avail ? avail : 1, block_cap = avail * 128;
+    if (block_cap > r->cfg.max_msg_bytes)
+        block_cap = r->cfg.max_msg_bytes;
+    if (block_cap < 4096)
+        block_cap = 4096;
+    trp_raft_msg_entry *ne = realloc(m->entries, cap * sizeof *ne);
+    uint8_t *nb = realloc(m->block, block_cap);
+    if (!ne || !nb)
+        abort();
+    m->entries = ne;
+    m->block = nb;
+    size_t bytes = 0, count = 0;
     mpz_set(end, from);
     int rc = 0;
     while (mpz_cmp(end, r->next) < 0 && count < TRP_RAFT_CODEC_MAX_ENTRIES) {
@@ -226,9 +245,8 @@ static int send_append(trp_raft *r, struct raft_peer *p, const mpz_t from, mpz_t
         if (count && bytes + e.len > r->cfg.max_msg_bytes)
             break; /* batching by bytes; the first entry always goes */
         if (count == cap) {
-            cap = cap ? cap * 2 : 8;
-            trp_raft_msg_entry *ne = realloc(m->entries, cap * sizeof *ne);
-            if (!ne)
+            cap *= 2;
+            if (!(ne = realloc(m->entries, cap * sizeof *ne)))
                 abort();
             m->entries = ne;
         }
@@ -238,11 +256,9 @@ static int send_append(trp_raft *r, struct raft_peer *p, const mpz_t from, mpz_t
         me->type = e.type;
         me->len = e.len;
         if (bytes + e.len > block_cap) {
-            block_cap = block_cap ? block_cap : 4096;
             while (block_cap < bytes + e.len)
                 block_cap *= 2;
-            uint8_t *nb = realloc(m->block, block_cap);
-            if (!nb)
+            if (!(nb = realloc(m->block, block_cap)))
                 abort();
             m->block = nb;
         }
@@ -253,8 +269,6 @@ static int send_append(trp_raft *r, struct raft_peer *p, const mpz_t from, mpz_t
         bytes += e.len;
         mpz_add_ui(end, end, 1);
     }
-    if (count && !m->block && !(m->block = malloc(1)))
-        abort();
     for (size_t i = 0; i < count; i++)
         m->entries[i].payload = m->block + (uintptr_t)m->entries[i].payload;
     *bytes_out = (uint32_t)(bytes > UINT32_MAX ? UINT32_MAX : bytes);
