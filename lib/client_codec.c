@@ -29,10 +29,8 @@ int trp_dir_has_envelope(const char *dir)
 
 /* ---- encoding -------------------------------------------------------------- */
 
-static void cbuf_room(trp_cbuf *b, size_t n)
+static void cbuf_grow(trp_cbuf *b, size_t n)
 {
-    if (b->oom || b->len + n <= b->cap)
-        return;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + n)
         cap *= 2;
@@ -45,6 +43,26 @@ static void cbuf_room(trp_cbuf *b, size_t n)
     b->cap = cap;
 }
 
+/* Room for n more bytes: where they go, or NULL once out of memory. The
+ * common case (room already there) is inline: a leader encodes a few
+ * fields for every answer it sends. */
+static inline uint8_t *cbuf_room(trp_cbuf *b, size_t n)
+{
+    if (!b->oom && b->len + n > b->cap)
+        cbuf_grow(b, n);
+    if (b->oom)
+        return NULL;
+    uint8_t *at = b->p + b->len;
+    b->len += n;
+    return at;
+}
+
+static inline void put_be(uint8_t *d, uint64_t v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        d[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+}
+
 void trp_cbuf_free(trp_cbuf *b)
 {
     free(b->p);
@@ -53,50 +71,63 @@ void trp_cbuf_free(trp_cbuf *b)
 
 void trp_cbuf_bytes(trp_cbuf *b, const void *p, size_t n)
 {
-    cbuf_room(b, n);
-    if (b->oom)
-        return;
-    if (n)
-        memcpy(b->p + b->len, p, n);
-    b->len += n;
+    uint8_t *d = cbuf_room(b, n);
+    if (d && n)
+        memcpy(d, p, n);
 }
 
 void trp_cbuf_u8(trp_cbuf *b, uint8_t v)
 {
-    trp_cbuf_bytes(b, &v, 1);
+    uint8_t *d = cbuf_room(b, 1);
+    if (d)
+        d[0] = v;
 }
 
 void trp_cbuf_u32(trp_cbuf *b, uint32_t v)
 {
-    uint8_t x[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-    trp_cbuf_bytes(b, x, 4);
+    uint8_t *d = cbuf_room(b, 4);
+    if (d)
+        put_be(d, v, 4);
 }
 
 void trp_cbuf_put_u32(trp_cbuf *b, size_t at, uint32_t v)
 {
     if (b->oom || at + 4 > b->len)
         return;
-    uint8_t x[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-    memcpy(b->p + at, x, 4);
+    put_be(b->p + at, v, 4);
 }
 
 void trp_cbuf_u64(trp_cbuf *b, uint64_t v)
 {
-    trp_cbuf_u32(b, (uint32_t)(v >> 32));
-    trp_cbuf_u32(b, (uint32_t)v);
+    uint8_t *d = cbuf_room(b, 8);
+    if (d)
+        put_be(d, v, 8);
 }
 
+/* A seq: its length in bytes, then big-endian bytes without leading
+ * zeros (none for 0). One that fits 64 bits skips GMP's export. */
 void trp_cbuf_seq(trp_cbuf *b, const mpz_t seq)
 {
+    assert(mpz_sgn(seq) >= 0);
+    if (mpz_sizeinbase(seq, 2) <= 64 && sizeof(unsigned long) >= 8) {
+        uint64_t v = mpz_get_ui(seq);
+        size_t n = 0;
+        while (n < 8 && v >> (8 * n))
+            n++;
+        uint8_t *d = cbuf_room(b, 1 + n);
+        if (d) {
+            d[0] = (uint8_t)n;
+            put_be(d + 1, v, n);
+        }
+        return;
+    }
     uint8_t tmp[TRP_RAFT_CODEC_MAX_SEQ_BYTES];
     size_t n = 0;
-    assert(mpz_sgn(seq) >= 0);
     if ((mpz_sizeinbase(seq, 2) + 7) / 8 > sizeof tmp) {
         b->oom = true; /* cannot happen for a seq the store accepts */
         return;
     }
-    if (mpz_sgn(seq) > 0)
-        mpz_export(tmp, &n, 1, 1, 1, 0, seq);
+    mpz_export(tmp, &n, 1, 1, 1, 0, seq);
     trp_cbuf_u8(b, (uint8_t)n);
     trp_cbuf_bytes(b, tmp, n);
 }

@@ -223,9 +223,40 @@ static void flush_sends_what_was_submitted(void)
     rmdir(dir);
 }
 
+/* A seq's encoding: a length byte, then big-endian bytes without leading
+ * zeros, on both sides of 64 bits (the fast path and GMP's). */
+static void seq_encoding_at_the_edges(void)
+{
+    static const struct {
+        const char *dec;
+        size_t n;
+        uint8_t bytes[10];
+    } cases[] = {
+        {"0", 0, {0}},
+        {"1", 1, {1}},
+        {"255", 1, {0xff}},
+        {"256", 2, {1, 0}},
+        {"18446744073709551615", 8, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}},
+        {"18446744073709551616", 9, {1, 0, 0, 0, 0, 0, 0, 0, 0}},
+    };
+    mpz_t v;
+    mpz_init(v);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        trp_cbuf b = {0};
+        mpz_set_str(v, cases[i].dec, 10);
+        trp_cbuf_seq(&b, v);
+        CHECKF(!b.oom && b.len == 1 + cases[i].n && b.p[0] == cases[i].n &&
+                   memcmp(b.p + 1, cases[i].bytes, cases[i].n) == 0,
+               "seq %s: %zu bytes", cases[i].dec, b.len);
+        trp_cbuf_free(&b);
+    }
+    mpz_clear(v);
+}
+
 int main(void)
 {
     RUN(append_roundtrip);
+    RUN(seq_encoding_at_the_edges);
     RUN(resp_and_read_roundtrip);
     RUN(entries_roundtrip);
     RUN(hostile_counts_and_seqs);
