@@ -26,8 +26,9 @@
 /* Sessions: each holds TRP_CLIENT_SESSION_WINDOW open requests, so a pipe
  * has LANES x 64 = 16384 appends in flight. A pipe's rate is that window
  * over its round (the leader's and a follower's fsyncs of batches of
- * thousands of entries): with 8192, one pipe of 100-byte entries did
- * 264-310k/s against 317-351k/s with 16384 (2 vCPUs, 3 alternating runs).
+ * thousands of entries): one pipe of 100-byte entries did a mean 309k/s
+ * with 16384 against 275k/s with 8192 (2 vCPUs, 6 runs each). 32768 made
+ * two concurrent pipes slower (they fill the leader's max_pending).
  * The leader's max_pending (TRP_RAFT_MAX_PENDING) leaves room for four. */
 #define LANES 256
 #define WINDOW_BYTES (64u << 20) /* bytes of appends in flight at most (one entry may pass it) */

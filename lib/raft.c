@@ -309,6 +309,7 @@ int trp_raft_new(trp_raft **out, const trp_raft_config *cfg_in, const trp_raft_s
     r->cfg.nodes = r->nodes;
     mpz_inits(r->first, r->next, r->durable_next, r->commit_next, r->verified_next, r->term_start,
               r->leader_commit, r->acked_next, r->tmp, r->tmp2, NULL);
+    mpz_set_si(r->acked_next, -1);
     r->now_ms = now_ms;
     rc = load_log(r);
     if (rc) {

@@ -93,8 +93,8 @@ struct trp_raft {
     mpz_t verified_next; /* prefix known to match the current leader's log */
     mpz_t leader_commit; /* follower: highest commit the leader told us */
     bool ack_pending;    /* follower: an append ack waits for durability */
-    mpz_t acked_next;    /* follower: the match of its last ack to this leader */
-    bool acked;          /* ... valid (cleared with a new leader or term) */
+    mpz_t acked_next;    /* follower: the match of its last ack to this leader
+                            (-1: none yet, with a new leader or term) */
     bool spare;          /* follower: the leader's last append called us a spare */
     bool sync_wanted;
     bool flush_wanted; /* leader: new entries wait to be sent (at the next ready) */

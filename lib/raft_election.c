@@ -58,7 +58,7 @@ void election_become_follower(trp_raft *r, uint64_t term, uint64_t leader)
         /* What matched the previous leader proves nothing about this one. */
         mpz_set(r->verified_next, r->commit_next);
         r->ack_pending = false;
-        r->acked = false;
+        mpz_set_si(r->acked_next, -1);
         r->spare = false; /* until this leader says so */
     }
     r->leader = leader;

@@ -420,10 +420,9 @@ static void follower_ack(trp_raft *r)
     bool partial = mpz_cmp(r->verified_next, r->durable_next) > 0;
     mpz_srcptr match = partial ? r->durable_next : r->verified_next;
     r->ack_pending = partial;
-    if (partial && r->acked && mpz_cmp(match, r->acked_next) == 0)
+    if (partial && mpz_cmp(match, r->acked_next) == 0)
         return;
     mpz_set(r->acked_next, match);
-    r->acked = true;
     reply_append(r, r->leader, true, match, NULL);
 }
 
