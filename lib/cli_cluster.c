@@ -151,6 +151,7 @@ static int append_stream(struct cappend *a, trp_err *err)
     int rc = 0;
     (void)fcntl(STDIN_FILENO, F_SETPIPE_SZ, 1 << 20);
     while (!rc && !a->failed_status && !a->conflict) {
+        bool partial = false; /* what is left at pos is not a whole record yet */
         /* submit every complete record the window takes */
         while (!rc && pos < have && !a->failed_status && !a->conflict &&
                trp_client_can_submit(a->c)) {
@@ -161,6 +162,7 @@ static int append_stream(struct cappend *a, trp_err *err)
                                      "entry too large (more than %zu bytes, the cluster's "
                                      "max_entry); entries before it were appended",
                                      max);
+                partial = true;
                 break;
             }
             size_t rec = end ? (size_t)(end - (buf + pos)) : have - pos;
@@ -171,7 +173,10 @@ static int append_stream(struct cappend *a, trp_err *err)
             break;
         if (eof && pos >= have)
             break;
-        if (pos && (pos == have || have == cap)) {
+        /* Move the rest to the front only when reading needs the room: a
+         * full buffer behind a full window would otherwise move megabytes
+         * for each few records the window takes. */
+        if (pos && (pos == have || (have == cap && (partial || pos >= cap / 2)))) {
             memmove(buf, buf + pos, have - pos);
             have -= pos;
             pos = 0;
@@ -193,8 +198,19 @@ static int append_stream(struct cappend *a, trp_err *err)
             have += (size_t)n;
     }
     free(buf);
-    if (!rc)
+    if (rc == TRP_ETOOBIG) {
+        /* the records before the oversized one are submitted: see them
+         * committed and their seqs printed, as the message says */
+        trp_err derr;
+        trp_err_clear(&derr);
+        int drc = drain(a, &derr);
+        if (drc) {
+            *err = derr;
+            rc = drc;
+        }
+    } else if (!rc) {
         rc = drain(a, err);
+    }
     return rc;
 }
 

@@ -134,14 +134,17 @@ static int udp_buffers(trp_udp *u, trp_err *err)
     return TRP_OK;
 }
 
-/* Ask for big buffers; the kernel caps them at net.core.[rw]mem_max, which is
- * fine: we report what we got. */
+/* Ask for big buffers. The kernel caps them at net.core.[rw]mem_max (208 KiB
+ * on a fresh Debian), which a privileged process may pass with the FORCE
+ * options; otherwise we take what we get, and report it. */
 static void udp_sockbufs(trp_udp *u)
 {
     int want = TRP_UDP_BUFFER_BYTES;
     socklen_t sl = sizeof(int);
-    setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
-    setsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
+    if (setsockopt(u->fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) < 0)
+        setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+    if (setsockopt(u->fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof want) < 0)
+        setsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
     getsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &u->c.rcvbuf, &sl);
     sl = sizeof(int);
     getsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &u->c.sndbuf, &sl);
