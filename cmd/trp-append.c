@@ -643,7 +643,7 @@ static int report_head_mismatch(const struct batch *b)
     mpz_t head;
     mpz_init(head);
     trp_log_next(b->log, head);
-    bool none = mpz_sgn(head) == 0;
+    bool none = trp_log_empty(b->log); /* the head is then the anchor */
     if (!none)
         mpz_sub_ui(head, head, 1);
     char *seq = none ? NULL : mpz_get_str(NULL, 10, head);

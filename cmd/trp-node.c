@@ -114,11 +114,19 @@ static int cmd_init(int argc, char **argv)
         fprintf(stderr, "%s: init: %s\n", progname, err.msg);
         return trp_exit_code(rc);
     }
-    printf("%s/cluster.json: %u nodes, 127.0.0.1:%u..%u\n", o.dir, o.nodes,
-           o.base_port ? o.base_port : TRP_INIT_BASE_PORT_DEFAULT,
-           (o.base_port ? o.base_port : TRP_INIT_BASE_PORT_DEFAULT) + o.nodes - 1);
+    unsigned port = o.base_port ? o.base_port : TRP_INIT_BASE_PORT_DEFAULT;
+    if (o.nodes == 1)
+        printf("%s/cluster.json: 1 node, 127.0.0.1:%u\n", o.dir, port);
+    else
+        printf("%s/cluster.json: %u nodes, 127.0.0.1:%u..%u\n", o.dir, o.nodes, port,
+               port + o.nodes - 1);
     printf("%s/cluster.key: new key (mode 0600)\n", o.dir);
-    printf("start: trp-node -c %s/cluster.json -i 1   (and -i 2 ... -i %u)\n", o.dir, o.nodes);
+    if (o.nodes == 1)
+        printf("start: trp-node -c %s/cluster.json -i 1\n", o.dir);
+    else if (o.nodes == 2)
+        printf("start: trp-node -c %s/cluster.json -i 1   (and -i 2)\n", o.dir);
+    else
+        printf("start: trp-node -c %s/cluster.json -i 1   (and -i 2 ... -i %u)\n", o.dir, o.nodes);
     return 0;
 }
 
@@ -172,7 +180,12 @@ static int cmd_status(int argc, char **argv)
             return EX_USAGE;
         }
     }
-    if (!config || optind < argc) {
+    if (optind < argc) {
+        fprintf(stderr, "%s: status: unexpected argument '%s'\n", progname, argv[optind]);
+        usage(stderr);
+        return EX_USAGE;
+    }
+    if (!config) {
         fprintf(stderr, "%s: status: -c CONFIG is required (or TRP_CONFIG)\n", progname);
         usage(stderr);
         return EX_USAGE;
@@ -241,16 +254,19 @@ static int cmd_run(int argc, char **argv)
             id = optarg;
             break;
         case 'v':
-            verbosity = TRP_SERVER_INFO;
-            break;
         case 'q':
-            verbosity = TRP_SERVER_ERROR;
+            if (verbosity != TRP_SERVER_STATE) {
+                fprintf(stderr, "%s: -v and -q exclude each other\n", progname);
+                usage(stderr);
+                return EX_USAGE;
+            }
+            verbosity = c == 'v' ? TRP_SERVER_INFO : TRP_SERVER_ERROR;
             break;
         case 'h':
             usage(stdout);
             return 0;
         case 'V':
-            printf("trp-node %s\n", trp_version());
+            printf("trp-node (trp) %s\n", trp_version());
             return 0;
         default:
             usage(stderr);

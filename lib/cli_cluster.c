@@ -253,7 +253,11 @@ static int report_conflict(struct cappend *a)
     char hex[TRP_HASH_HEX_LEN + 1], want[TRP_HASH_HEX_LEN + 1];
     trp_hash_hex(hex, a->last_hash);
     trp_hash_hex(want, a->o->if_prev);
-    bool none = mpz_sgn(a->conflict_next) == 0;
+    /* no entry yet: the next seq is still the cluster's first */
+    mpz_t first;
+    mpz_init_set_str(first, trp_client_start_seq(a->c), 10);
+    bool none = mpz_cmp(a->conflict_next, first) <= 0;
+    mpz_clear(first);
     if (!none)
         mpz_sub_ui(a->conflict_next, a->conflict_next, 1);
     char *seq = none ? NULL : mpz_get_str(NULL, 10, a->conflict_next);
@@ -292,6 +296,14 @@ int cli_append_cluster_run(const cli_append_cluster *o)
         return EX_OSERR;
     }
     if (o->entries) {
+        /* arguments are all known: one too large refuses them all, as
+         * in local mode, instead of appending those before it */
+        for (int i = 0; i < o->entry_count && !rc; i++)
+            if (strlen(o->entries[i]) > trp_client_max_entry(a.c))
+                rc = trp_err_set(&err, TRP_ETOOBIG,
+                                 "entry %d too large (%zu bytes; the cluster's max_entry is %u "
+                                 "bytes); nothing appended",
+                                 i + 1, strlen(o->entries[i]), trp_client_max_entry(a.c));
         for (int i = 0; i < o->entry_count && !rc && !a.failed_status && !a.conflict; i++)
             rc = submit(&a, o->entries[i], strlen(o->entries[i]), &err);
         if (!rc)

@@ -222,6 +222,10 @@ uint32_t trp_client_max_entry(const trp_client *c)
 {
     return c->cfg->max_entry;
 }
+const char *trp_client_start_seq(const trp_client *c)
+{
+    return c->cfg->start_seq;
+}
 size_t trp_client_nodes(const trp_client *c, const uint64_t **ids)
 {
     *ids = c->ids;

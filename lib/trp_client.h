@@ -139,6 +139,8 @@ int trp_client_open(trp_client **out, const char *config_path, uint64_t node, ui
 void trp_client_close(trp_client *c);
 int trp_client_fd(const trp_client *c);
 uint32_t trp_client_max_entry(const trp_client *c);
+/* The cluster's first seq (the config's start_seq), in decimal. */
+const char *trp_client_start_seq(const trp_client *c);
 /* Node ids of the config, in order. */
 size_t trp_client_nodes(const trp_client *c, const uint64_t **ids);
 

@@ -74,6 +74,13 @@ expect if-prev-empty 0 "" trp-append -d "$TMP/fresh" --if-prev "$Z" first
 expect if-prev-empty-stale 1 "not $Z" trp-append -d "$TMP/fresh" --if-prev "$Z" second
 same if-prev-upper 0 "$(trp-append -d "$TMP/fresh" -q --if-prev "$(head_hash "$TMP/fresh" | tr a-f A-F)" third; echo $?)"
 
+# a new log that starts at 100 holds no entry: its head is "-", not 99
+O=1111111111111111111111111111111111111111111111111111111111111111
+expect if-prev-none-start-seq 1 "head is seq .none. with hash $Z" trp-append -d "$TMP/s50" --start-seq 50 --if-prev "$O" x
+same if-prev-none-start-seq-head "$(cat "$TMP/out")" "- $Z"
+expect if-prev-none-json 1 "nothing appended" trp-append -d "$TMP/s50" --start-seq 50 --json --if-prev "$O" x
+same if-prev-none-json-head "$(cat "$TMP/out")" "{\"seq\":null,\"hash\":\"$Z\"}"
+
 # --start-seq on a new log; refused on a log that starts elsewhere.
 expect start-seq 0 "" trp-append -d "$TMP/s100" --start-seq 100 x y
 same start-seq-seqs "$(cat "$TMP/out")" "$(printf '100\n101')"

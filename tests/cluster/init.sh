@@ -82,7 +82,7 @@ grep -q '"max_datagram":[[:space:]]*1400' "$tmp/s/cluster.json" && grep -q '"clu
 rc=$?
 [ $rc -eq 78 ] && grep -q 'no node with id 9' "$tmp/out" && pass node_run_unknown_id_78 \
     || fail node_run_unknown_id_78 "exit $rc: $(cat "$tmp/out")"
-"$node" --version | grep -q '^trp-node [0-9]' && pass node_version || fail node_version "no version"
+"$node" --version | grep -q '^trp-node (trp) [0-9]' && pass node_version || fail node_version "no version"
 "$node" --help | grep -q 'init --nodes N --dir DIR' && pass node_help || fail node_help "no usage"
 "$node" bogus > /dev/null 2>&1
 rc=$?
