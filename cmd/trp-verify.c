@@ -160,6 +160,9 @@ static void json_summary(cli_out *out, const struct replica *r)
             cli_out_str(out, "null");
         cli_out_str(out, ",\"message\":");
         cli_out_json_string(out, (const uint8_t *)v->message, strlen(v->message));
+    } else if (v->message[0]) {
+        cli_out_str(out, ",\"note\":");
+        cli_out_json_string(out, (const uint8_t *)v->message, strlen(v->message));
     }
     cli_out_str(out, "}\n");
 }
@@ -193,6 +196,8 @@ static int report_one(const struct replica *r, bool quiet)
         gmp_fprintf(stderr, "%s: PASS %s: empty, next seq %Zd, anchor %s\n", cli_prog(), r->dir,
                     v->next, hex);
     }
+    if (v->message[0]) /* passed, with something worth knowing (a torn tail) */
+        cli_warn("note %s: %s", r->dir, v->message);
     return 0;
 }
 

@@ -1578,6 +1578,15 @@ static int log_append_rec(trp_log *log, uint64_t term, int type, const void *pay
     if (len > log->max_entry)
         return trp_err_set(err, TRP_ETOOBIG, "entry of %zu bytes is over the limit of %u bytes",
                            len, log->max_entry);
+    /* seq 2^512-1 would need a next seq (the commit file's commit_next)
+     * past the format's 64-byte field: 2^512-2 is the last */
+    bool last = true;
+    for (size_t i = 0; i < SEQ_BYTES_MAX && last; i++)
+        last = log->next_field[i] == 0xff;
+    if (last)
+        return trp_err_set(err, TRP_ERANGE,
+                           "%s: no seq left: 2^512-2 is the largest seq the format holds",
+                           log->dir);
     uint64_t size = rec_size(len);
     seg *s = &log->segs[log->nseg - 1];
     uint64_t seg_end = log->file_end + log->buf_len;

@@ -32,4 +32,13 @@ expect nines 0 "" trp-append -d "$TMP/nines" --start-seq 99999999999999999999999
 same nines-seqs "$(tr '\n' ' ' < "$TMP/out")" "99999999999999999999999999999998 99999999999999999999999999999999 100000000000000000000000000000000 "
 same nines-tail "$(trp-tail -d "$TMP/nines" -o json | jf seq | tr '\n' ' ')" "99999999999999999999999999999998 99999999999999999999999999999999 100000000000000000000000000000000 "
 
+# the top of the format: 2^512-2 is the last seq (one past it must fit
+# the 64-byte field); the next append is refused and the log stays sound
+TOP=13407807929942597099574024998205846127479365820592393377723561443721764030073546976801874298166903427690031858186486050853753882811946569946433649006084094
+expect top-append 0 "" trp-append -d "$TMP/top" --start-seq $TOP a
+same top-seq "$(cat "$TMP/out")" "$TOP"
+expect top-full 65 "no seq left: 2\\^512-2 is the largest seq" trp-append -d "$TMP/top" b
+same top-tail "$(trp-tail -d "$TMP/top" -o json | jf seq text)" "$TOP a"
+expect top-verify 0 "1 entries" trp-verify "$TMP/top"
+
 exit 0

@@ -87,4 +87,14 @@ expect newer-append 65 "version" trp-append -d "$TMP/newer" x
 # Long option spellings.
 expect long-quiet 0 "" trp-verify --quiet "$D"
 
+# a torn, never-synced tail after the newest segment's last record passes,
+# with a note line (and "note" in JSON); a writer opening the log cuts it
+trp-append -d "$TMP/torn" a b c > /dev/null
+printf 'not a record, a torn write %.0s' 1 2 3 4 | dd of="$TMP/torn/00000000000000000000.seg" bs=1 seek=344 conv=notrunc 2>/dev/null
+expect torn-tail-passes 0 "note $TMP/torn: .*offset 344: unsynced torn tail" trp-verify "$TMP/torn"
+same torn-tail-json-note "$(trp-verify --json "$TMP/torn" 2>/dev/null | jf ok note)" "true $TMP/torn/00000000000000000000.seg: offset 344: unsynced torn tail (header-crc); a writer cuts it at open"
+trp-append -d "$TMP/torn" d > /dev/null
+expect torn-tail-cut-by-writer 0 "PASS" trp-verify "$TMP/torn"
+same torn-tail-no-note "$(trp-verify --json "$TMP/torn" 2>/dev/null | jf entries ?note)" "4 false"
+
 exit 0
