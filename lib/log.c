@@ -634,19 +634,40 @@ static int write_commit_file(trp_log *log, bool durable, trp_err *err)
     return TRP_OK;
 }
 
-static void read_meta(trp_log *log)
+/* The term and vote. A missing file is a node that never voted (term 0);
+ * a damaged one refuses the writer: it is replaced atomically, so it can
+ * only be damage, and a node that forgot its vote could vote twice in a
+ * term. Readers, which do not use it, ignore it. */
+static int read_meta(trp_log *log, bool read_only, trp_err *err)
 {
     memset(&log->meta, 0, sizeof log->meta);
     int fd = openat(log->dirfd, META_NAME, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
+    if (fd < 0) {
+        if (errno == ENOENT || read_only)
+            return TRP_OK;
+        return trp_err_sys(err, TRP_EIO, errno, "%s/%s", log->dir, META_NAME);
+    }
     uint8_t b[META_SIZE];
-    if (read_all(fd, b, sizeof b, 0) == META_SIZE && memcmp(b, META_MAGIC, 8) == 0 &&
-        get_le32(b + META_OFF_CRC) == trp_crc32c(0, b, META_OFF_CRC)) {
+    ssize_t n = read_all(fd, b, sizeof b, 0);
+    close(fd);
+    bool ok = n == META_SIZE && memcmp(b, META_MAGIC, 8) == 0 &&
+              get_le32(b + META_OFF_CRC) == trp_crc32c(0, b, META_OFF_CRC);
+    if (ok) {
         log->meta.term = get_le64(b + META_OFF_TERM);
         log->meta.vote = get_le64(b + META_OFF_VOTE);
+        return TRP_OK;
     }
-    close(fd);
+    if (read_only)
+        return TRP_OK;
+    return trp_err_set(err, TRP_ECORRUPT,
+                       "%s/%s: damaged (%s): the node's Raft term and vote are lost, and a node "
+                       "that forgot its vote could vote twice in a term; refusing to open. "
+                       "To recover, empty this data directory (the node then copies the log "
+                       "from its leader)",
+                       log->dir, META_NAME,
+                       n != META_SIZE                      ? "wrong size"
+                       : memcmp(b, META_MAGIC, 8) != 0     ? "bad magic"
+                                                           : "bad CRC");
 }
 
 int trp_log_meta_get(const trp_log *log, trp_meta *out)
@@ -1314,10 +1335,10 @@ int trp_log_open(trp_log **out, const char *dir, const trp_log_options *opts, tr
     int rc = hasher_init(&log->h, err);
     if (rc == TRP_OK)
         rc = open_dir(log, &o, err);
-    if (rc == TRP_OK) {
-        read_meta(log);
+    if (rc == TRP_OK)
+        rc = read_meta(log, o.read_only, err);
+    if (rc == TRP_OK)
         rc = o.read_only ? reader_load(log, false, err) : open_writer(log, &o, err);
-    }
     if (rc) {
         trp_log_close(log);
         return rc;

@@ -5,7 +5,8 @@
 # a null seq in JSON), not the seq before start_seq; an ENTRY argument over
 # max_entry refuses them all before any is sent; `status` with a stray
 # argument names it; -v with -q is bad usage. One "PASS name" / "FAIL name:
-# reason" each.
+# reason" each. Last, a node whose meta file (term and vote) is damaged
+# refuses to start.
 . tests/cluster/lib.sh
 
 "$BIN/trp-node" init --nodes 1 --dir "$tmp/words" --base-port 7300 > "$tmp/init.out"
@@ -47,3 +48,12 @@ rc=$?
 rc=$?
 [ $rc -eq 64 ] && grep -q -- '-v and -q exclude each other' "$tmp/out" && pass edges_v_and_q_64 \
     || fail edges_v_and_q_64 "exit $rc: $(head -1 "$tmp/out")"
+
+# a node whose meta (term and vote) is damaged refuses to start: it could
+# vote twice in a term
+stop_node 1
+printf '\377' | dd of="$tmp/c/1/meta" bs=1 seek=61 conv=notrunc 2>/dev/null
+"$BIN/trp-node" -c "$C" -i 1 > "$tmp/out" 2>&1
+rc=$?
+[ $rc -eq 1 ] && grep -q 'meta: damaged (bad CRC).*vote twice' "$tmp/out" && pass edges_damaged_meta_refused \
+    || fail edges_damaged_meta_refused "exit $rc: $(tail -2 "$tmp/out")"
