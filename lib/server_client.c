@@ -345,10 +345,10 @@ static void stream_serve(trp_server *s, struct stream *st, bool always)
         trp_cbuf_u32(b, 0);
         uint32_t count = 0;
         int rc = 0;
+        trp_err err;
+        trp_err_clear(&err);
         while (mpz_cmp(st->next, end) < 0 && b->len < SERVER_READ_MSG_BYTES &&
                count < TRP_CLIENT_MAX_ITEMS) {
-            trp_err err;
-            trp_err_clear(&err);
             if ((rc = trp_log_read(s->log, st->next, &e, &err)))
                 break;
             uint64_t session = 0, req = 0;
@@ -369,9 +369,17 @@ static void stream_serve(trp_server *s, struct stream *st, bool always)
         }
         mpz_clear(end);
         trp_cbuf_put_u32(b, count_at, count);
-        if (!b->oom)
+        if (!b->oom && (count || !rc))
             server_send_client(s, st->client, b->p, b->len);
-        if (rc || !count)
+        if (rc) {
+            /* a damaged entry (or a failed read): the reader gets what came
+             * before it, then the error, and the stream ends; asking again
+             * would only meet the same damage */
+            entries_error(s, st->client, st->id, rc, err.msg);
+            st->used = false;
+            break;
+        }
+        if (!count)
             break;
     }
     trp_entry_clear(&e);

@@ -28,7 +28,7 @@ n=$(wc -l < "$tmp/seqs")
 paste -d ' ' "$tmp/seqs" "$tmp/in" | sort -n -k1,1 | cut -d ' ' -f 2- > "$tmp/byseq"
 first=$(sort -n "$tmp/seqs" | head -1)
 last=$(sort -n "$tmp/seqs" | tail -1)
-"$BIN/trp-tail" -c "$C" --from "$first" --count $((last - first + 1)) > "$tmp/tail" 2> "$tmp/err"
+"$BIN/trp-tail" -c "$C" --linearizable --from "$first" --count $((last - first + 1)) > "$tmp/tail" 2> "$tmp/err"
 cmp -s "$tmp/byseq" "$tmp/tail" && pass stream_each_line_at_its_seq \
     || fail stream_each_line_at_its_seq "$(wc -l < "$tmp/tail") lines back; $(cmp "$tmp/byseq" "$tmp/tail" 2>&1 | head -1)"
 
@@ -47,6 +47,25 @@ n=$(wc -l < "$tmp/seqs2")
     || fail stream_oversized_line_stops_after_the_rest "exit $rc, $n seqs: $(cat "$tmp/err2")"
 first=$(sort -n "$tmp/seqs2" | head -1)
 paste -d ' ' "$tmp/seqs2" "$tmp/in2" | head -5000 | sort -n -k1,1 | cut -d ' ' -f 2- > "$tmp/byseq2"
-"$BIN/trp-tail" -c "$C" --from "$first" > "$tmp/tail2" 2>/dev/null
+"$BIN/trp-tail" -c "$C" --linearizable --from "$first" > "$tmp/tail2" 2>/dev/null
 cmp -s "$tmp/byseq2" "$tmp/tail2" && pass stream_nothing_after_the_oversized_line \
     || fail stream_nothing_after_the_oversized_line "$(wc -l < "$tmp/tail2") lines from seq $first"
+
+# a damaged record on a follower: trp-tail -c from it prints the entries
+# before the damage, then the node's error, and exits 1 (it used to wait
+# forever); the stream does not stay open on the node
+f=1; [ "$leader" = 1 ] && f=2
+streams() { status_of $f | sed -n 's/.*"streams":\([0-9]*\).*/\1/p'; }
+s0=$(streams)
+seg=$(ls "$tmp/c/$f"/*.seg | head -1)
+printf '\377\377\377\377' | dd of="$seg" bs=1 seek=4000000 conv=notrunc 2>/dev/null
+timeout 30 "$BIN/trp-tail" -c "$C" -i $f --from 0 --timeout 3 > "$tmp/dmg" 2> "$tmp/dmgerr"
+rc=$?
+n=$(wc -l < "$tmp/dmg")
+[ $rc -eq 1 ] && [ "$n" -gt 1000 ] && [ "$n" -lt 30000 ] && grep -q "node $f: .*00000000000000000000.seg" "$tmp/dmgerr" &&
+    pass stream_damaged_record_ends_the_read || fail stream_damaged_record_ends_the_read "exit $rc, $n lines: $(head -2 "$tmp/dmgerr")"
+head -1000 "$tmp/dmg" | cmp -s - "$(head -1000 "$tmp/byseq" > "$tmp/first1000"; echo "$tmp/first1000")" &&
+    pass stream_entries_before_the_damage || fail stream_entries_before_the_damage "first lines differ"
+s1=$(streams)
+[ -n "$s1" ] && [ "$s1" -le "${s0:-0}" ] && pass stream_no_stream_left_open \
+    || fail stream_no_stream_left_open "streams on node $f: $s0 before, $s1 after"
