@@ -613,6 +613,16 @@ void replication_receive_append_resp(trp_raft *r, const trp_raft_msg *m)
     }
     if (mpz_cmp(m->seq, p->match) < 0)
         return; /* stale rejection of something since acknowledged */
+    if (mpz_cmp(m->hint, p->match) < 0) {
+        /* Its log now ends below what it acknowledged: it lost entries
+         * (a disk replaced, a file cut back), or this answer is older than
+         * the ack. What it holds is unknown again: from the start, as for a
+         * new leader, and the probe finds out. Lowering a match only delays
+         * commits; left as it was, the follower would never be repaired. */
+        mpz_set(p->match, r->first);
+        p->stall_ticks = 0;
+        replication_pick_spares(r);
+    }
     /* Fast backtracking: jump to the follower's hint, never below match. */
     const mpz_t *to = mpz_cmp(m->hint, m->seq) < 0 ? &m->hint : &m->seq;
     mpz_set(p->next, *to);
