@@ -955,10 +955,13 @@ static int plan_tail(trp_log *log, size_t i, const uint8_t *map, uint64_t size,
     bool hint_beyond = have_hint && mpz_cmp(commit_hint, kept_end) > 0;
     mpz_clear(kept_end);
     if (hint_beyond && (sc.stop || sc.count > sc.commit_count)) {
-        /* the watermark says entries past the last COMMIT record were synced */
-        uint64_t at = sc.count > sc.commit_count ? s->offs[sc.commit_count] : sc.stop_off;
-        return corrupt_at(log, s, at, sc.commit_count,
-                          sc.stop ? sc.stop : "entries past the last batch end", err);
+        /* the watermark says entries past the last COMMIT record were
+         * synced: name the damaged record itself, or else the first entry
+         * past the last batch end */
+        if (sc.stop)
+            return corrupt_at(log, s, sc.stop_off, sc.count, sc.stop, err);
+        return corrupt_at(log, s, s->offs[sc.commit_count], sc.commit_count,
+                          "entries past the last batch end", err);
     }
     if (sc.stop && seg_commit_after(map, size, sc.stop_off + 8, NULL))
         return corrupt_at(log, s, sc.stop_off, sc.count, sc.stop, err);

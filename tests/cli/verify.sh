@@ -97,4 +97,12 @@ trp-append -d "$TMP/torn" d > /dev/null
 expect torn-tail-cut-by-writer 0 "PASS" trp-verify "$TMP/torn"
 same torn-tail-no-note "$(trp-verify --json "$TMP/torn" 2>/dev/null | jf entries ?note)" "4 false"
 
+# a damaged record inside a synced batch: the writer refuses the log and
+# names the same record as trp-verify (not the first record of its batch)
+seq 1 1000 | trp-append -d "$TMP/wdmg" -q
+echo x | trp-append -d "$TMP/wdmg" -q
+printf '\377' | dd of="$TMP/wdmg/00000000000000000000.seg" bs=1 seek=$((128 + 72 * 500 + 10)) conv=notrunc 2>/dev/null
+expect writer-names-damaged-record 1 "offset 36128: seq 500: header-crc; synced data is damaged" trp-append -d "$TMP/wdmg" y
+expect verify-names-same-record 1 "offset 36128: seq 500: header-crc" trp-verify "$TMP/wdmg"
+
 exit 0
