@@ -1097,6 +1097,62 @@ static trp_raft_msg *last_append_to(outbox *o, uint64_t to)
     return m;
 }
 
+/* A follower whose log ends below what it acknowledged (it lost entries:
+ * a disk replaced) is probed again from its end and repaired; a rejection
+ * older than its ack is still ignored. */
+static void test_follower_that_lost_entries_is_repaired(void)
+{
+    sim *s = new_cluster(3, 0);
+    outbox o = {0};
+    REQUIRE(lead_replicating_to_2(s, &o));
+    trp_raft_msg m;
+    for (int i = 0; i < 6; i++)
+        trp_raft_propose(s->node[0].r, 5, (uint64_t)i + 1, "12345678", 8, NULL);
+    drain(s, 0, &o);
+    trp_raft_msg *a = last_append_to(&o, 2);
+    REQUIRE(a);
+    mpz_t end;
+    mpz_init(end);
+    mpz_add_ui(end, a->seq, a->n_entries);
+    outbox_clear(&o);
+    msg_to(&m, TRP_RAFT_APPEND_RESP, 2, 1, trp_raft_term(s->node[0].r));
+    m.flag = true;
+    mpz_set(m.seq, end); /* all of it acknowledged: match = end */
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    outbox_clear(&o);
+    /* a stale rejection (of an append before the match) changes nothing */
+    msg_to(&m, TRP_RAFT_APPEND_RESP, 2, 1, trp_raft_term(s->node[0].r));
+    mpz_add_ui(m.seq, s->base, 1);
+    mpz_set(m.hint, s->base);
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    CHECK(count_msgs(&o, TRP_RAFT_APPEND, 2) == 0);
+    outbox_clear(&o);
+    /* a rejection of an append at the match, with an empty log: it lost
+     * everything; the leader probes from its end (the log's start) */
+    msg_to(&m, TRP_RAFT_APPEND_RESP, 2, 1, trp_raft_term(s->node[0].r));
+    mpz_set(m.seq, end);
+    mpz_set(m.hint, s->base);
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    a = last_append_to(&o, 2);
+    CHECKF(a && mpz_cmp(a->seq, s->base) == 0, "append to 2 %s", a ? "not at the start" : "missing");
+    outbox_clear(&o);
+    /* it takes them all and acknowledges: replicating again to the end */
+    msg_to(&m, TRP_RAFT_APPEND_RESP, 2, 1, trp_raft_term(s->node[0].r));
+    m.flag = true;
+    mpz_set(m.seq, end);
+    step(s, 0, &m);
+    trp_raft_propose(s->node[0].r, 5, 7, "12345678", 8, NULL);
+    drain(s, 0, &o);
+    a = last_append_to(&o, 2);
+    CHECKF(a && mpz_cmp(a->seq, end) == 0, "next append to 2 %s", a ? "not at the end" : "missing");
+    outbox_clear(&o);
+    mpz_clear(end);
+    free_cluster(s);
+}
+
 /* Node 0 of a cluster with spares leads; every follower answered its probe
  * (so all replicate); the outbox is empty. */
 static bool lead_with_spares(sim *s, outbox *o)
@@ -1310,6 +1366,7 @@ int main(void)
     RUN(test_fast_backtrack_hint);
     RUN(test_follower_commit_clamped);
     RUN(test_partial_ack_not_repeated);
+    RUN(test_follower_that_lost_entries_is_repaired);
     RUN(test_exactly_once_and_restart);
     RUN(test_sessions_past_session_max);
     RUN(test_conditional_append);
