@@ -121,12 +121,12 @@ static int cmd_init(int argc, char **argv)
         printf("%s/cluster.json: %u nodes, 127.0.0.1:%u..%u\n", o.dir, o.nodes, port,
                port + o.nodes - 1);
     printf("%s/cluster.key: new key (mode 0600)\n", o.dir);
-    if (o.nodes == 1)
-        printf("start: trp-node -c %s/cluster.json -i 1\n", o.dir);
-    else if (o.nodes == 2)
-        printf("start: trp-node -c %s/cluster.json -i 1   (and -i 2)\n", o.dir);
-    else
-        printf("start: trp-node -c %s/cluster.json -i 1   (and -i 2 ... -i %u)\n", o.dir, o.nodes);
+    printf("start: trp-node -c %s/cluster.json -i 1", o.dir);
+    if (o.nodes == 2)
+        printf("   (and -i 2)");
+    else if (o.nodes > 2)
+        printf("   (and -i 2 ... -i %u)", o.nodes);
+    printf("\n");
     return 0;
 }
 

@@ -662,8 +662,9 @@ static int read_meta(trp_log *log, bool read_only, trp_err *err)
     return trp_err_set(err, TRP_ECORRUPT,
                        "%s/%s: damaged (%s): the node's Raft term and vote are lost, and a node "
                        "that forgot its vote could vote twice in a term; refusing to open. "
-                       "To recover, empty this data directory (the node then copies the log "
-                       "from its leader)",
+                       "To recover, once the cluster has a leader (a later term than any this "
+                       "node voted in), empty this data directory: the node then copies the "
+                       "log from that leader",
                        log->dir, META_NAME,
                        n != META_SIZE                      ? "wrong size"
                        : memcmp(b, META_MAGIC, 8) != 0     ? "bad magic"

@@ -1022,6 +1022,26 @@ static bool lead_replicating_to_2(sim *s, outbox *o)
     return true;
 }
 
+/* Node 0 takes n proposals of 8 bytes from client 5, requests first+1 on. */
+static void propose_eights(sim *s, int first, int n)
+{
+    for (int i = first; i < first + n; i++)
+        trp_raft_propose(s->node[0].r, 5, (uint64_t)i + 1, "12345678", 8, NULL);
+}
+
+/* Follower `from` answers leader node 0's append: an ack up to seq, or
+ * (hint not NULL) a rejection of the append at seq with its hint. */
+static void answer_append(sim *s, uint64_t from, const mpz_t seq, const mpz_t hint)
+{
+    trp_raft_msg m;
+    msg_to(&m, TRP_RAFT_APPEND_RESP, from, 1, trp_raft_term(s->node[0].r));
+    m.flag = hint == NULL;
+    mpz_set(m.seq, seq);
+    if (hint)
+        mpz_set(m.hint, hint);
+    step(s, 0, &m);
+}
+
 static void test_pipeline_window_and_batching(void)
 {
     sim *s = new_cluster(3, 0);
@@ -1029,9 +1049,7 @@ static void test_pipeline_window_and_batching(void)
     s->cfg.max_msg_bytes = 60; /* two 25-byte entries per message at most */
     outbox o = {0};
     REQUIRE(lead_replicating_to_2(s, &o));
-    trp_raft_msg m;
-    for (int i = 0; i < 10; i++)
-        trp_raft_propose(s->node[0].r, 5, (uint64_t)i + 1, "12345678", 8, NULL);
+    propose_eights(s, 0, 10);
     drain(s, 0, &o);
     CHECK(count_msgs(&o, TRP_RAFT_APPEND, 2) == 2); /* the window */
     for (size_t i = 0; i < o.n; i++)
@@ -1043,10 +1061,8 @@ static void test_pipeline_window_and_batching(void)
             CHECK(bytes <= 60 && o.m[i].n_entries == 2);
         }
     outbox_clear(&o);
-    msg_to(&m, TRP_RAFT_APPEND_RESP, 2, 1, trp_raft_term(s->node[0].r));
-    m.flag = true;
-    mpz_add_ui(m.seq, s->base, 4); /* both messages acknowledged */
-    step(s, 0, &m);
+    mpz_add_ui(s->tmp, s->base, 4);
+    answer_append(s, 2, s->tmp, NULL); /* both messages acknowledged */
     drain(s, 0, &o);
     /* two slots free; the 6 waiting entries go two per message (3 x 25 bytes
      * would pass max_msg_bytes) */
@@ -1069,14 +1085,12 @@ static void test_pipeline_deepens_for_a_backlog(void)
     s->cfg.max_msg_bytes = 60;
     outbox o = {0};
     REQUIRE(lead_replicating_to_2(s, &o));
-    for (int i = 0; i < 10; i++)
-        trp_raft_propose(s->node[0].r, 5, (uint64_t)i + 1, "12345678", 8, NULL);
+    propose_eights(s, 0, 10);
     drain(s, 0, &o);
     CHECKF(count_msgs(&o, TRP_RAFT_APPEND, 2) == 2, "%zu sent for a short backlog",
            count_msgs(&o, TRP_RAFT_APPEND, 2));
     outbox_clear(&o);
-    for (int i = 10; i < 10 + 2 * TRP_RAFT_BACKLOG_ENTRIES; i++)
-        trp_raft_propose(s->node[0].r, 5, (uint64_t)i + 1, "12345678", 8, NULL);
+    propose_eights(s, 10, 2 * TRP_RAFT_BACKLOG_ENTRIES);
     drain(s, 0, &o);
     /* 2 already in flight: the backlog fills the other 6 slots */
     CHECKF(count_msgs(&o, TRP_RAFT_APPEND, 2) == 6, "%zu sent for a backlog",
@@ -1105,9 +1119,7 @@ static void test_follower_that_lost_entries_is_repaired(void)
     sim *s = new_cluster(3, 0);
     outbox o = {0};
     REQUIRE(lead_replicating_to_2(s, &o));
-    trp_raft_msg m;
-    for (int i = 0; i < 6; i++)
-        trp_raft_propose(s->node[0].r, 5, (uint64_t)i + 1, "12345678", 8, NULL);
+    propose_eights(s, 0, 6);
     drain(s, 0, &o);
     trp_raft_msg *a = last_append_to(&o, 2);
     REQUIRE(a);
@@ -1115,36 +1127,25 @@ static void test_follower_that_lost_entries_is_repaired(void)
     mpz_init(end);
     mpz_add_ui(end, a->seq, a->n_entries);
     outbox_clear(&o);
-    msg_to(&m, TRP_RAFT_APPEND_RESP, 2, 1, trp_raft_term(s->node[0].r));
-    m.flag = true;
-    mpz_set(m.seq, end); /* all of it acknowledged: match = end */
-    step(s, 0, &m);
+    answer_append(s, 2, end, NULL); /* all of it acknowledged: match = end */
     drain(s, 0, &o);
     outbox_clear(&o);
     /* a stale rejection (of an append before the match) changes nothing */
-    msg_to(&m, TRP_RAFT_APPEND_RESP, 2, 1, trp_raft_term(s->node[0].r));
-    mpz_add_ui(m.seq, s->base, 1);
-    mpz_set(m.hint, s->base);
-    step(s, 0, &m);
+    mpz_add_ui(s->tmp, s->base, 1);
+    answer_append(s, 2, s->tmp, s->base);
     drain(s, 0, &o);
     CHECK(count_msgs(&o, TRP_RAFT_APPEND, 2) == 0);
     outbox_clear(&o);
     /* a rejection of an append at the match, with an empty log: it lost
      * everything; the leader probes from its end (the log's start) */
-    msg_to(&m, TRP_RAFT_APPEND_RESP, 2, 1, trp_raft_term(s->node[0].r));
-    mpz_set(m.seq, end);
-    mpz_set(m.hint, s->base);
-    step(s, 0, &m);
+    answer_append(s, 2, end, s->base);
     drain(s, 0, &o);
     a = last_append_to(&o, 2);
     CHECKF(a && mpz_cmp(a->seq, s->base) == 0, "append to 2 %s", a ? "not at the start" : "missing");
     outbox_clear(&o);
     /* it takes them all and acknowledges: replicating again to the end */
-    msg_to(&m, TRP_RAFT_APPEND_RESP, 2, 1, trp_raft_term(s->node[0].r));
-    m.flag = true;
-    mpz_set(m.seq, end);
-    step(s, 0, &m);
-    trp_raft_propose(s->node[0].r, 5, 7, "12345678", 8, NULL);
+    answer_append(s, 2, end, NULL);
+    propose_eights(s, 6, 1);
     drain(s, 0, &o);
     a = last_append_to(&o, 2);
     CHECKF(a && mpz_cmp(a->seq, end) == 0, "next append to 2 %s", a ? "not at the end" : "missing");
