@@ -652,6 +652,12 @@ static int read_meta(trp_log *log, bool read_only, trp_err *err)
     close(fd);
     bool ok = n == META_SIZE && memcmp(b, META_MAGIC, 8) == 0 &&
               get_le32(b + META_OFF_CRC) == trp_crc32c(0, b, META_OFF_CRC);
+    if (ok && get_le32(b + 8) != FMT_VERSION) {
+        if (read_only)
+            return TRP_OK;
+        return trp_err_set(err, TRP_EFORMAT, "%s/%s: unsupported format version %u (this trp reads %d)",
+                           log->dir, META_NAME, (unsigned)get_le32(b + 8), FMT_VERSION);
+    }
     if (ok) {
         log->meta.term = get_le64(b + META_OFF_TERM);
         log->meta.vote = get_le64(b + META_OFF_VOTE);
