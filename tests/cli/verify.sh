@@ -105,4 +105,12 @@ printf '\377' | dd of="$TMP/wdmg/00000000000000000000.seg" bs=1 seek=$((128 + 72
 expect writer-names-damaged-record 1 "offset 36128: seq 500: header-crc; synced data is damaged" trp-append -d "$TMP/wdmg" y
 expect verify-names-same-record 1 "offset 36128: seq 500: header-crc" trp-verify "$TMP/wdmg"
 
+# trp-log(5)'s worked example is what trp-append writes, byte for byte
+log_example "$TMP/example" > /dev/null
+trp-append -d "$TMP/byhand" a > /dev/null
+printf 'b\nc\n' | trp-append -d "$TMP/byhand" > /dev/null
+for f in 00000000000000000000.seg 00000000000000000000.idx commit; do
+    check "man-example-$f" cmp -s "$TMP/example/$f" "$TMP/byhand/$f"
+done
+
 exit 0

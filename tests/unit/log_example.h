@@ -108,9 +108,9 @@ static inline char *log_example_text(const char *dir)
     }
     uint8_t h[3][TRP_HASH_LEN];
     /* two batches: "a", then "b" and "c" */
-    if (trp_log_append(log, 1, TRP_ENTRY_DATA, "a", 1, h[0], &e) || trp_log_sync(log, &e) ||
-        trp_log_append(log, 1, TRP_ENTRY_DATA, "b", 1, h[1], &e) ||
-        trp_log_append(log, 1, TRP_ENTRY_DATA, "c", 1, h[2], &e) || trp_log_sync(log, &e)) {
+    if (trp_log_append(log, 0, TRP_ENTRY_DATA, "a", 1, h[0], &e) || trp_log_sync(log, &e) ||
+        trp_log_append(log, 0, TRP_ENTRY_DATA, "b", 1, h[1], &e) ||
+        trp_log_append(log, 0, TRP_ENTRY_DATA, "c", 1, h[2], &e) || trp_log_sync(log, &e)) {
         fprintf(stderr, "%s\n", e.msg);
         trp_log_close(log);
         return NULL;
@@ -154,7 +154,7 @@ static inline char *log_example_text(const char *dir)
     in[n++] = 1; /* seq length */
     in[n++] = 1; /* seq 1 */
     for (int i = 7; i >= 0; i--)
-        in[n++] = (uint8_t)((uint64_t)1 >> (8 * i)); /* term 1 */
+        in[n++] = (uint8_t)((uint64_t)0 >> (8 * i)); /* term 0 */
     in[n++] = TRP_ENTRY_DATA;
     memcpy(in + n, h[0], TRP_HASH_LEN);
     n += TRP_HASH_LEN;
