@@ -120,6 +120,13 @@ struct replica {
     const trp_verify_report *report; /* filled by trp_verify_agree */
 };
 
+/* A directory that could not be read as a log at all (missing, not a log,
+ * another version, unreadable): no summary, only the reason. */
+static bool unreadable(const trp_verify_report *v)
+{
+    return !v->ok && v->kind != TRP_ECORRUPT && !v->file[0];
+}
+
 static void json_summary(cli_out *out, const struct replica *r)
 {
     const trp_verify_report *v = r->report;
@@ -127,6 +134,15 @@ static void json_summary(cli_out *out, const struct replica *r)
     cli_out_str(out, "{\"dir\":");
     cli_out_json_string(out, (const uint8_t *)r->dir, strlen(r->dir));
     cli_out_str(out, v->ok ? ",\"ok\":true" : ",\"ok\":false");
+    if (unreadable(v)) {
+        cli_out_str(out, ",\"first\":null,\"last\":null,\"head\":null,\"entries\":0,\"bytes\":0,"
+                         "\"segments\":0,\"problem\":");
+        cli_out_json_string(out, (const uint8_t *)v->problem, strlen(v->problem));
+        cli_out_str(out, ",\"file\":null,\"offset\":null,\"seq\":null,\"message\":");
+        cli_out_json_string(out, (const uint8_t *)v->message, strlen(v->message));
+        cli_out_str(out, "}\n");
+        return;
+    }
     char *first = mpz_get_str(NULL, 10, v->first);
     mpz_t last;
     mpz_init(last);
@@ -171,6 +187,13 @@ static void json_summary(cli_out *out, const struct replica *r)
 static int report_one(const struct replica *r, bool quiet)
 {
     const trp_verify_report *v = r->report;
+    if (!v->ok && unreadable(v)) {
+        if (strncmp(v->message, r->dir, strlen(r->dir)) == 0)
+            cli_warn("FAIL %s", v->message); /* it names the directory */
+        else
+            cli_warn("FAIL %s: %s", r->dir, v->message);
+        return trp_exit_code(v->kind);
+    }
     if (!v->ok) {
         /* The first failure: where (file, offset, seq) and what kind. */
         if (strstr(v->message, v->problem) && (!v->file[0] || strstr(v->message, v->file)))
@@ -225,8 +248,11 @@ static int verify_local(const struct verify_opts *o)
                               o->have_anchor ? o->anchor_hash : NULL, reports, diverge,
                               sizeof diverge, &err);
     int status = 0;
-    if (rc != TRP_OK && rc != TRP_ECORRUPT) {
-        /* A directory could not be read at all; the message names it. */
+    bool any_failed = false;
+    for (size_t i = 0; i < n; i++)
+        any_failed = any_failed || !reports[i].ok;
+    if (rc != TRP_OK && rc != TRP_ECORRUPT && !any_failed) {
+        /* The check itself could not be done (out of memory). */
         status = cli_fail(&err);
         if (o->json) {
             cli_out_str(&out, "{\"ok\":false,\"message\":");

@@ -234,7 +234,7 @@ typedef struct trp_verify_report {
     uint64_t offset;
     char seq[128];
     char message[TRP_ERR_MSG_MAX];
-    /* summary */
+    /* summary (after a failure: what verified before it) */
     mpz_t first, next;        /* entries verified: [first, next) */
     uint8_t head[TRP_HASH_LEN];
     uint64_t entries;
@@ -258,10 +258,14 @@ int trp_verify_dir(const char *dir, const mpz_t anchor_seq, const uint8_t *ancho
  * check that they agree on their common prefix. Because each hash binds
  * the whole prefix before it, the first seq where they differ is found by
  * binary search over the overlap of their committed ranges.
- * Returns TRP_OK when every replica verifies and all agree; TRP_ECORRUPT
- * when one does not verify (see its report) or they diverge (diverge_seq
- * gets the first differing seq in decimal, "" otherwise; err names it);
- * TRP_ENOENT/TRP_EFORMAT/TRP_EIO when a directory cannot be read. */
+ * Every directory gets its report, even after one fails: one that cannot
+ * be read at all has ok false, kind its status (TRP_ENOENT, TRP_EFORMAT,
+ * TRP_EIO...), problem that status's name, no file, and the error as its
+ * message. Returns TRP_OK when every replica verifies and all agree; the
+ * kind of the first failed report (err gets its message); TRP_ECORRUPT when
+ * they diverge (diverge_seq gets the first differing seq in decimal, ""
+ * otherwise; err names it); or another status (TRP_ENOMEM) when the check
+ * itself could not be done. */
 int trp_verify_agree(const char *const *dirs, size_t n, const mpz_t anchor_seq,
                      const uint8_t *anchor_hash, trp_verify_report *reports, char *diverge_seq,
                      size_t size, trp_err *err);

@@ -69,6 +69,12 @@ static void fail(vstate *st, const char *file, uint64_t off, const mpz_t seq, co
         return;
     r->ok = false;
     r->kind = TRP_ECORRUPT;
+    if (st->have_prev) { /* the summary: what verified before the failure */
+        mpz_set(r->next, st->next);
+        memcpy(r->head, st->prev, TRP_HASH_LEN);
+        if (!strcmp(kind, "anchor") && seq && mpz_cmp(seq, st->next) == 0)
+            mpz_add_ui(r->next, r->next, 1); /* that entry is intact; its hash is the head */
+    }
     snprintf(r->problem, sizeof r->problem, "%s", kind);
     snprintf(r->file, sizeof r->file, "%s/%s", st->dir, file);
     r->offset = off;
@@ -325,6 +331,11 @@ static bool verify_records(vstate *st, const vseg *s, bool newest, const uint8_t
         const uint8_t *m = seq_field_min(st->next_field, &n);
         hasher_entry(&st->h, st->prev, m, n, rv.term, rv.type, rv.prev, rv.payload, rv.len);
         check_anchor_at(st, st->next, st->prev, s->name, off);
+        if (!r->ok) { /* the anchor differs: the entry itself is intact */
+            r->entries++;
+            r->bytes += rv.len;
+            return false;
+        }
         if (*count >= *offs_cap) {
             size_t cap = *offs_cap ? *offs_cap * 2 : 4096;
             uint64_t *o = realloc(*offs, cap * sizeof *o);
@@ -517,14 +528,21 @@ int trp_verify_agree(const char *const *dirs, size_t n, const mpz_t anchor_seq,
     bool all_ok = true;
     for (size_t i = 0; i < n; i++) {
         int rc = trp_verify_dir(dirs[i], anchor_seq, anchor_hash, &reports[i], err);
-        if (rc)
-            return rc;
+        if (rc) { /* not readable as a log: reported, and the others still checked */
+            trp_verify_report *r = &reports[i];
+            r->ok = false;
+            r->kind = rc;
+            snprintf(r->problem, sizeof r->problem, "%s", trp_status_name(rc));
+            r->file[0] = r->seq[0] = '\0';
+            r->offset = 0;
+            snprintf(r->message, sizeof r->message, "%s", err->msg);
+        }
         all_ok = all_ok && reports[i].ok;
     }
     if (!all_ok) {
         for (size_t i = 0; i < n; i++)
             if (!reports[i].ok)
-                return trp_err_set(err, TRP_ECORRUPT, "%s", reports[i].message);
+                return trp_err_set(err, reports[i].kind, "%s", reports[i].message);
     }
     if (n < 2)
         return TRP_OK;

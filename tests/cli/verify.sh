@@ -113,4 +113,20 @@ for f in 00000000000000000000.seg 00000000000000000000.idx commit; do
     check "man-example-$f" cmp -s "$TMP/example/$f" "$TMP/byhand/$f"
 done
 
+# several directories: one that cannot be read does not hide the others;
+# each is reported (JSON too), and the status is the first failure's
+cp -a "$D" "$TMP/dmg1"
+printf 'Z' | dd of="$TMP/dmg1/00000000000000000000.seg" bs=1 seek=$((128 + 80 + 70)) conv=notrunc 2>/dev/null
+expect multi-first-failure-wins 1 "FAIL $TMP/dmg1: .*seq 1: payload-crc" trp-verify -q "$TMP/dmg1" "$TMP/nothere"
+check multi-second-reported grep -q "FAIL $TMP/nothere: no such directory" "$TMP/err"
+mkdir "$TMP/emptydir"
+run trp-verify --json "$D" "$TMP/emptydir" "$TMP/nothere"
+same multi-json-status "$RC" 65
+same multi-json-objects "$(jf ok problem < "$TMP/out" | tr '\n' ' ')" "true null false format false missing null null "
+same multi-json-replicas "$(tail -1 "$TMP/out")" '{"replicas":3,"agree":null,"diverge":null}'
+check multi-json-unreadable-nulls grep -q '"dir":"'"$TMP"'/nothere","ok":false,"first":null,"last":null,"head":null' "$TMP/out"
+# a failed directory's summary: the entries verified before the damage
+h0=$(trp-tail -d "$D" -o json --from 0 --count 1 | jf hash)
+same failed-summary "$(trp-verify --json "$TMP/dmg1" 2>/dev/null | jf last entries head seq)" "0 1 $h0 1"
+
 exit 0
