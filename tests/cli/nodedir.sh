@@ -29,6 +29,13 @@ run trp-tail -d "$D" --from 0 -o json
 [ "$(grep -c '"type":"noop"' "$TMP/out")" = 3 ] && [ "$(grep -c '"text":"[a-e]"' "$TMP/out")" = 5 ] \
     && pass nodedir_json_shows_envelope_free_text || fail nodedir_json_shows_envelope_free_text "$(cat "$TMP/out")"
 
+# -n N counts data entries in JSON too (as trp-tail -c does): the last 3
+# data entries, with the no-ops among and after them
+run trp-tail -d "$D" -n 3 -o json
+same nodedir_json_last_3_counts_data "$(jf type < "$TMP/out" | tr '\n' ' ')" \
+    "data noop data data noop "
+same nodedir_json_last_3_texts "$(jf text < "$TMP/out" | tr '\n' ' ')" "c  d e  "
+
 run trp-append -d "$D" x
 [ "$RC" -ne 0 ] && grep -q -- '-c' "$TMP/err" && pass nodedir_append_refused \
     || fail nodedir_append_refused "exit $RC: $(cat "$TMP/err")"
