@@ -146,6 +146,12 @@ static int parse_args(int argc, char **argv, struct append_opts *o)
         case OPT_START_SEQ:
             mpz_init(scratch);
             c = trp_seq_parse(scratch, optarg, "--start-seq", &err);
+            if (c == TRP_OK) {
+                mpz_add_ui(scratch, scratch, 1); /* its next must fit: 2^512-2 is the last */
+                if (mpz_sizeinbase(scratch, 2) > 512)
+                    c = trp_err_set(&err, TRP_EINVAL,
+                                    "--start-seq: too large: the last seq a log holds is 2^512-2");
+            }
             mpz_clear(scratch);
             if (c != TRP_OK)
                 return cli_usage_fail("%s", err.msg);

@@ -212,8 +212,9 @@ static int report_one(const struct replica *r, bool quiet)
         mpz_t last;
         mpz_init(last);
         mpz_sub_ui(last, v->next, 1);
-        gmp_fprintf(stderr, "%s: PASS %s: %llu entries, seq %Zd..%Zd, head %s\n", cli_prog(),
-                    r->dir, (unsigned long long)v->entries, v->first, last, hex);
+        gmp_fprintf(stderr, "%s: PASS %s: %llu %s, seq %Zd..%Zd, head %s\n", cli_prog(), r->dir,
+                    (unsigned long long)v->entries, v->entries == 1 ? "entry" : "entries", v->first,
+                    last, hex);
         mpz_clear(last);
     } else {
         gmp_fprintf(stderr, "%s: PASS %s: empty, next seq %Zd, anchor %s\n", cli_prog(), r->dir,

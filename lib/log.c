@@ -1222,6 +1222,20 @@ static int open_dir(trp_log *log, const trp_log_options *o, trp_err *err)
 {
     const char *dir = log->dir;
     bool creating = o->create && !o->read_only;
+    if (creating && o->start_seq) { /* before anything is made */
+        mpz_t s;
+        mpz_init(s);
+        bool ok = mpz_set_str(s, o->start_seq, 10) == 0 && mpz_sgn(s) >= 0;
+        if (ok) {
+            mpz_add_ui(s, s, 1); /* the next seq must fit the commit file's field */
+            ok = mpz_sizeinbase(s, 2) <= 8 * SEQ_BYTES_MAX;
+        }
+        mpz_clear(s);
+        if (!ok)
+            return trp_err_set(err, TRP_EINVAL,
+                               "start seq %.40s%s: not a seq a log can start at (0 to 2^512-2)",
+                               o->start_seq, strlen(o->start_seq) > 40 ? "..." : "");
+    }
     log->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (log->dirfd < 0 && errno == ENOENT && creating) {
         if (mkdir(dir, 0755) < 0 && errno != EEXIST)

@@ -39,6 +39,12 @@ expect top-append 0 "" trp-append -d "$TMP/top" --start-seq $TOP a
 same top-seq "$(cat "$TMP/out")" "$TOP"
 expect top-full 65 "no seq left: 2\\^512-2 is the largest seq" trp-append -d "$TMP/top" b
 same top-tail "$(trp-tail -d "$TMP/top" -o json | jf seq text)" "$TOP a"
-expect top-verify 0 "1 entries" trp-verify "$TMP/top"
+expect top-verify 0 "1 entr" trp-verify "$TMP/top"
+# a start past it is bad usage, and nothing is created
+TOP1=13407807929942597099574024998205846127479365820592393377723561443721764030073546976801874298166903427690031858186486050853753882811946569946433649006084095
+TOP2=13407807929942597099574024998205846127479365820592393377723561443721764030073546976801874298166903427690031858186486050853753882811946569946433649006084096
+expect start-past-top 64 "start-seq: too large" trp-append -d "$TMP/past1" --start-seq $TOP1 a
+expect start-past-field 64 "start-seq: too large" trp-append -d "$TMP/past2" --start-seq $TOP2 a
+check start-past-nothing-made test ! -e "$TMP/past1" -a ! -e "$TMP/past2"
 
 exit 0
