@@ -773,6 +773,7 @@ static int append_local(const struct append_opts *o)
 
 int main(int argc, char **argv)
 {
+    cli_keep_std_fds();
     struct append_opts opts;
     int status = parse_args(argc, argv, &opts);
     if (status >= 0)

@@ -9,6 +9,7 @@
  * to sysexits(3); everything else is libtrp (trp_cluster_init, ...). Each
  * mode has its own function so the run mode and status slot in beside init.
  */
+#include "cli.h"
 #include "trp.h"
 
 #include <getopt.h>
@@ -303,6 +304,7 @@ static int cmd_run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    cli_keep_std_fds();
     if (argc >= 2 && strcmp(argv[1], "init") == 0)
         return cmd_init(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "status") == 0)

@@ -426,6 +426,7 @@ static int tail_local(struct tail_opts *o)
 
 int main(int argc, char **argv)
 {
+    cli_keep_std_fds();
     struct tail_opts opts;
     int status = parse_args(argc, argv, &opts);
     if (status >= 0)

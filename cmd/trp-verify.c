@@ -308,6 +308,7 @@ static int verify_local(const struct verify_opts *o)
 
 int main(int argc, char **argv)
 {
+    cli_keep_std_fds();
     struct verify_opts opts;
     int status = parse_args(argc, argv, &opts);
     if (status >= 0)

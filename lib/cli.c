@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +22,25 @@
 const char *cli_prog(void)
 {
     return program_invocation_short_name;
+}
+
+void cli_keep_std_fds(void)
+{
+    /* A descriptor 0, 1 or 2 left closed by the caller would be reused by
+     * the next open: a log file would then receive our messages. Fill each
+     * closed one with /dev/null opened read-only, so that reading it ends at
+     * once and writing it fails (EBADF) like any broken output. */
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        int n = open("/dev/null", O_RDONLY);
+        if (n < 0)
+            _exit(EX_OSERR); /* cannot even do that: nothing safe is left to do */
+        if (n != fd) { /* a lower one was closed too and is now taken: keep going */
+            dup2(n, fd);
+            close(n);
+        }
+    }
 }
 
 void cli_warn(const char *fmt, ...)

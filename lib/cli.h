@@ -21,6 +21,9 @@
 
 /* The program's name as invoked (basename of argv[0]). */
 const char *cli_prog(void);
+/* First thing in main: descriptors 0-2 that are closed get /dev/null
+ * (read-only), so that no file the tool opens takes their place. */
+void cli_keep_std_fds(void);
 /* "prog: message" on stderr. */
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print err's message ("prog: msg") and return the exit status for it. */

@@ -103,4 +103,20 @@ else
     echo "# mounting is not allowed here: read-only and full-disk checks ran via errinject only"
 fi
 
+# started with stdin, stdout and stderr closed: no log file takes their
+# place, so no message or seq lands in the log (it stays sound and usable)
+trp-append -d "$TMP/closed" -q a b
+trp-append -d "$TMP/closed" --max-entry 1 abc <&- >&- 2>&-
+same closed-fds-too-big "$?" 65
+trp-append -d "$TMP/closed" --if-prev 0000000000000000000000000000000000000000000000000000000000000000 x <&- >&- 2>&-
+same closed-fds-if-prev "$?" 1
+trp-append -d "$TMP/closed" c >&- 2>/dev/null
+same closed-stdout-is-an-error "$?" 74
+trp-tail -d "$TMP/closed" -n 1 >&- 2>&-
+same closed-fds-tail "$?" 74
+trp-verify "$TMP/closed" <&- >&- 2>&-
+same closed-fds-verify "$?" 0
+expect closed-fds-log-sound 0 "PASS .*3 entries" trp-verify "$TMP/closed"
+same closed-fds-lock-holds-pid "$(grep -c '^[0-9]*$' "$TMP/closed/lock")" 1
+
 exit 0
