@@ -829,7 +829,26 @@ static int create_log(trp_log *log, const char *start_text, trp_err *err)
     return fsync_dir(log, err);
 }
 
-/* A directory holding only files a trp log makes (an interrupted create). */
+/* Does segment file name hold no record (only a header, then nothing or
+ * zeros where the first record would start)? */
+static bool seg_is_blank(trp_log *log, const char *name)
+{
+    int fd = openat(log->dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    uint8_t b[8];
+    ssize_t n = pread(fd, b, sizeof b, SEG_HDR_SIZE);
+    close(fd);
+    if (n < 0)
+        return false;
+    for (ssize_t i = 0; i < n; i++)
+        if (b[i])
+            return false;
+    return true;
+}
+
+/* A directory holding only what an interrupted create leaves: the lock,
+ * the marker's temporary file, and one segment without records. */
 static bool only_trp_files(trp_log *log)
 {
     int fd = openat(log->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -841,13 +860,18 @@ static bool only_trp_files(trp_log *log)
         return false;
     }
     bool only = true;
+    int segs = 0;
     mpz_t b;
     mpz_init(b);
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         const char *n = de->d_name;
         if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, LOCK_NAME) ||
-            !strcmp(n, MARKER_NAME ".tmp") || seg_name_parse(n, b))
+            !strcmp(n, MARKER_NAME ".tmp"))
+            continue;
+        /* a create writes one segment, with a header and no record yet:
+         * a segment holding records is a log's, whatever file is missing */
+        if (seg_name_parse(n, b) && ++segs == 1 && seg_is_blank(log, n))
             continue;
         only = false;
     }
