@@ -242,15 +242,15 @@ static void print_entry(struct printer *p, trp_entry *e)
     p->printed++;
 }
 
-/* inotify on the log's watch path, so follow mode sleeps until a writer
- * moves the commit watermark. */
+/* inotify on the log's watch path (its directory), so follow mode sleeps
+ * until a writer writes there. */
 static int watch_open(trp_log *log, trp_err *err)
 {
     int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
     if (fd < 0)
         return -trp_err_sys(err, TRP_EIO, errno, "inotify");
     const char *path = trp_log_watch_path(log);
-    uint32_t mask = IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ATTRIB;
+    uint32_t mask = IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ATTRIB | IN_DELETE;
     if (inotify_add_watch(fd, path, mask) < 0) {
         int e = errno;
         close(fd);

@@ -598,6 +598,14 @@ static void seq_of(char *out, size_t size, const seg *s, uint64_t k)
 
 static bool read_commit_file(trp_log *log, mpz_t out)
 {
+    if (log->commitfd >= 0) { /* replaced (deleted, made again) since: read the new one */
+        struct stat a, b;
+        if (fstat(log->commitfd, &a) < 0 || fstatat(log->dirfd, COMMIT_NAME, &b, 0) < 0 ||
+            a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+            close(log->commitfd);
+            log->commitfd = -1;
+        }
+    }
     if (log->commitfd < 0) {
         log->commitfd = openat(log->dirfd, COMMIT_NAME, O_RDONLY | O_CLOEXEC);
         if (log->commitfd < 0)
@@ -1177,19 +1185,23 @@ static int reader_load(trp_log *log, bool carry, trp_err *err)
         return rc;
     }
     if (!have) {
-        /* No watermark: what the newest segment shows as synced. */
-        size_t i = log->nseg - 1;
-        view v = {.seg = SIZE_MAX, .fd = -1};
-        rc = view_get(log, &v, i, 0, err);
-        if (rc == TRP_OK) {
-            seg_scan sc;
-            seg_scan_records(v.map, v.len, UINT64_MAX, NULL, NULL, &sc);
+        /* No watermark: up to the last COMMIT record, as a writer's
+         * recovery keeps. A batch may span segments, so a newest segment
+         * without one leaves the older segment's unsynced tail out too. */
+        for (size_t i = log->nseg; i-- > 0;) {
+            view v = {.seg = SIZE_MAX, .fd = -1};
+            seg_scan sc = {0};
+            rc = view_get(log, &v, i, 0, err);
+            if (rc == TRP_OK)
+                seg_scan_records(v.map, v.len, UINT64_MAX, NULL, NULL, &sc);
+            view_close(&v);
+            if (rc) {
+                mpz_clear(c);
+                return rc;
+            }
             mpz_add_ui(c, log->segs[i].base, sc.commit_count);
-        }
-        view_close(&v);
-        if (rc) {
-            mpz_clear(c);
-            return rc;
+            if (sc.commit_count > 0)
+                break;
         }
     }
     /* segments starting at or past the watermark are not visible yet */
@@ -1226,7 +1238,7 @@ static trp_log *log_alloc(const char *dir, const trp_log_options *o)
         free(log);
         return NULL;
     }
-    snprintf(log->watch, wl, "%s/%s", dir, COMMIT_NAME);
+    snprintf(log->watch, wl, "%s", dir);
     log->dirfd = log->lockfd = log->commitfd = -1;
     log->read_only = o->read_only;
     log->segment_bytes = o->segment_bytes ? o->segment_bytes : TRP_SEGMENT_BYTES_DEFAULT;

@@ -200,9 +200,11 @@ void trp_iter_set_hash(trp_iter *it, bool compute);
 /* For a reader: pick up entries, segments and the commit watermark that a
  * writer has made visible since open. */
 int trp_log_refresh(trp_log *log, trp_err *err);
-/* A file a reader can watch with inotify to be woken when the watermark
- * moves: the log's "commit" file, which every writer creates at open and
- * then rewrites in place (IN_MODIFY) after each sync or set_commit. */
+/* What a reader can watch with inotify to be woken when the watermark
+ * moves: the log's directory, which reports the writes to the "commit"
+ * file (rewritten in place after each sync or set_commit) and to the
+ * segments, and the commit file's creation or replacement (a log whose
+ * commit file is missing shows what its COMMIT records say). */
 const char *trp_log_watch_path(const trp_log *log);
 
 /* The commit watermark: entries below it are committed (for a standalone

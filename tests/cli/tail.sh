@@ -64,6 +64,26 @@ kill "$fpid" 2>/dev/null
 wait "$fpid" 2>/dev/null
 same follow-no-stderr "$(cat "$TMP/ferr")" ""
 
+# -f on a log whose commit file is missing (a crash can leave it so; the
+# COMMIT records then say what is synced), and when the file is replaced
+trp-append -d "$TMP/nc" -q a b
+rm "$TMP/nc/commit"
+F2=$TMP/follow-nc
+trp-tail -d "$TMP/nc" -n 1 -f > "$F2" 2>"$TMP/ferr2" &
+npid=$!
+BG_PIDS="$BG_PIDS $npid"
+check follow-no-commit-initial wait_for 10 grep -qx b "$F2"
+trp-append -d "$TMP/nc" -q c
+check follow-no-commit-wakes wait_for 10 grep -qx c "$F2"
+rm "$TMP/nc/commit"
+trp-append -d "$TMP/nc" -q d
+check follow-commit-replaced wait_for 10 grep -qx d "$F2"
+trp-append -d "$TMP/nc" -q e
+check follow-commit-replaced-again wait_for 10 grep -qx e "$F2"
+kill "$npid" 2>/dev/null
+wait "$npid" 2>/dev/null
+same follow-no-commit-out "$(tr '\n' ' ' < "$F2")$(cat "$TMP/ferr2")" "b c d e "
+
 # -f --count: ends by itself after N entries.
 next=$(( $(trp-tail -d "$D" -n 1 -o json | jf seq) + 1 ))
 trp-tail -d "$D" --from "$next" -f --count 2 > "$TMP/fc" &

@@ -3,6 +3,7 @@
  * directories, huge seqs and a full disk. */
 #include "../check.h"
 #include "logtest.h"
+#include "logfmt.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -423,6 +424,78 @@ static void meta_is_replaced_atomically(void)
     REQUIRE(log);
     CHECK(trp_log_meta_get(log, &m) == TRP_OK && m.term == 0 && m.vote == 0);
     trp_log_close(log);
+}
+
+/* Clear the COMMIT flag of every record of dir's segments from seq `from`
+ * on (fixing their header CRCs): as if that batch was never synced. */
+static int unsync_from(const char *dir, uint64_t from)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    struct dirent *de;
+    int cleared = 0;
+    while ((de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n < 5 || strcmp(de->d_name + n - 4, ".seg") != 0)
+            continue;
+        uint64_t base = strtoull(de->d_name, NULL, 10);
+        char p[800];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        int fd = open(p, O_RDWR);
+        if (fd < 0)
+            continue;
+        uint8_t h[REC_HDR_SIZE];
+        for (uint64_t off = SEG_HDR_SIZE; pread(fd, h, sizeof h, (off_t)off) == (ssize_t)sizeof h &&
+                                          h[REC_OFF_TYPE] != 0;
+             off += rec_size(get_le32(h + REC_OFF_LEN))) {
+            if (base + get_le64(h + REC_OFF_SEQOFF) < from || !(h[REC_OFF_FLAGS] & REC_FLAG_COMMIT))
+                continue;
+            h[REC_OFF_FLAGS] &= (uint8_t)~REC_FLAG_COMMIT;
+            put_le32(h + REC_OFF_HCRC, trp_crc32c(0, h + 4, REC_HDR_SIZE - 4));
+            if (pwrite(fd, h, sizeof h, (off_t)off) == (ssize_t)sizeof h)
+                cleared++;
+        }
+        close(fd);
+    }
+    closedir(d);
+    return cleared;
+}
+
+/* Without a commit file, readers take the watermark from the COMMIT
+ * records as a writer's recovery does: a batch that spans segments and
+ * was never synced is left out in the older segment too. */
+static void no_commit_file_readers_agree_with_recovery(void)
+{
+    const char *d = lt_dir("nocommit");
+    trp_err e;
+    trp_log *log = lt_open(d, true, NULL, 1024, &e);
+    REQUIRE(log);
+    REQUIRE(lt_batch(log, 0, 3) == 0);
+    REQUIRE(lt_batch(log, 3, 40) == 0); /* over several segments */
+    trp_log_close(log);
+    CHECK(count_files(d, ".seg") > 2);
+    CHECK(unsync_from(d, 3) == 1);
+    char p[600];
+    snprintf(p, sizeof p, "%s/commit", d);
+    CHECK(unlink(p) == 0);
+    trp_log *r = lt_reader(d, &e);
+    REQUIRE(r);
+    mpz_t c;
+    mpz_init(c);
+    trp_log_commit_next(r, c);
+    CHECKF(mpz_cmp_ui(c, 3) == 0, "reader's watermark %lu", mpz_get_ui(c));
+    trp_log_close(r);
+    log = lt_open(d, false, NULL, 1024, &e);
+    REQUIRE(log);
+    CHECK(lt_next_u64(log) == 3);
+    trp_log_close(log);
+    r = lt_reader(d, &e);
+    REQUIRE(r);
+    trp_log_commit_next(r, c);
+    CHECK(mpz_cmp_ui(c, 3) == 0);
+    trp_log_close(r);
+    mpz_clear(c);
 }
 
 static void one_writer_and_its_pid(void)
@@ -1091,6 +1164,7 @@ int main(void)
     RUN(trim_drops_whole_segments_and_keeps_the_anchor);
     RUN(append_hashed_takes_the_callers_hash);
     RUN(meta_is_replaced_atomically);
+    RUN(no_commit_file_readers_agree_with_recovery);
     RUN(one_writer_and_its_pid);
     RUN(bad_directories);
     RUN(bad_entries);
