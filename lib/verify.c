@@ -243,6 +243,12 @@ static int verify_header(vstate *st, const vseg *s, bool newest, const uint8_t *
     seg_hdr h;
     uint32_t version;
     const char *bad = seg_hdr_decode(map, size, &h, &version);
+    if (bad && !strcmp(bad, "segment-version")) { /* intact, of a format this trp does not read */
+        fail(st, s->name, 8, s->base, bad, "unsupported format version %u (this trp reads %d)",
+             version, FMT_VERSION);
+        r->kind = TRP_EFORMAT;
+        return -1;
+    }
     if (bad && newest && st->have_prev && !(st->have_hint && mpz_cmp(st->hint, s->base) > 0) &&
         !seg_commit_after(map, size, 0, NULL)) {
         /* a segment a writer is creating right now (or a crash left

@@ -540,6 +540,36 @@ static void a_short_sealed_index_passes_with_a_note(void)
     trp_verify_report_clear(&r);
 }
 
+/* An intact segment header of another format version is not damage but a
+ * format this trp does not read: trp-verify's kind is TRP_EFORMAT (65). */
+static void a_newer_segment_version_is_a_format_error(void)
+{
+    const char *d = lt_dir("segver");
+    trp_err e;
+    trp_log *log = lt_open(d, true, NULL, 0, &e);
+    REQUIRE(log);
+    REQUIRE(lt_batch(log, 0, 3) == 0);
+    trp_log_close(log);
+    char p[600];
+    snprintf(p, sizeof p, "%s/00000000000000000000.seg", d);
+    int fd = open(p, O_RDWR);
+    REQUIRE(fd >= 0);
+    uint8_t h[SEG_HDR_SIZE];
+    REQUIRE(pread(fd, h, sizeof h, 0) == (ssize_t)sizeof h);
+    put_le32(h + SEG_OFF_VERSION, 2);
+    put_le32(h + SEG_OFF_CRC, trp_crc32c(0, h, SEG_OFF_CRC));
+    REQUIRE(pwrite(fd, h, sizeof h, 0) == (ssize_t)sizeof h);
+    close(fd);
+    trp_verify_report r;
+    trp_verify_report_init(&r);
+    CHECK(trp_verify_dir(d, NULL, NULL, &r, &e) == TRP_OK && !r.ok);
+    CHECKF(r.kind == TRP_EFORMAT && !strcmp(r.problem, "segment-version") &&
+               strstr(r.message, "unsupported format version 2"),
+           "kind %d problem %s: %s", r.kind, r.problem, r.message);
+    trp_verify_report_clear(&r);
+    CHECK(lt_reader(d, &e) == NULL && e.code == TRP_EFORMAT);
+}
+
 static void one_writer_and_its_pid(void)
 {
     const char *d = lt_dir("lock");
@@ -1208,6 +1238,7 @@ int main(void)
     RUN(meta_is_replaced_atomically);
     RUN(no_commit_file_readers_agree_with_recovery);
     RUN(a_short_sealed_index_passes_with_a_note);
+    RUN(a_newer_segment_version_is_a_format_error);
     RUN(one_writer_and_its_pid);
     RUN(bad_directories);
     RUN(bad_entries);
