@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -763,19 +764,27 @@ static int take_lock(trp_log *log, trp_err *err)
     if (flock(log->lockfd, LOCK_EX | LOCK_NB) < 0) {
         if (errno != EWOULDBLOCK)
             return trp_err_sys(err, TRP_EIO, errno, "%s/%s: flock", log->dir, LOCK_NAME);
-        char b[32] = "";
-        ssize_t n = read_all(log->lockfd, b, sizeof b - 1, 0);
-        b[n > 0 ? n : 0] = '\0';
-        long pid = strtol(b, NULL, 10);
-        if (pid > 0)
-            return trp_err_set(err, TRP_ELOCKED, "%s: locked by another writer (pid %ld)", log->dir,
-                               pid);
+        /* The holder writes its pid just after taking the lock: until
+         * then the file is empty or names the previous holder, gone. Look
+         * a few times (up to about 50 ms) for a live process. */
+        for (int tries = 0; tries < 25; tries++) {
+            char b[32] = "";
+            ssize_t n = read_all(log->lockfd, b, sizeof b - 1, 0);
+            b[n > 0 ? n : 0] = '\0';
+            long pid = strtol(b, NULL, 10);
+            if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+                return trp_err_set(err, TRP_ELOCKED, "%s: locked by another writer (pid %ld)",
+                                   log->dir, pid);
+            struct timespec ts = {0, 2 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
         return trp_err_set(err, TRP_ELOCKED, "%s: locked by another writer (pid unknown)",
                            log->dir);
     }
+    /* the pid first, then cut what is left of a longer one: never empty */
     char b[32];
     int n = snprintf(b, sizeof b, "%ld\n", (long)getpid());
-    if (ftruncate(log->lockfd, 0) < 0 || write_all(log->lockfd, b, (size_t)n, 0) < 0)
+    if (write_all(log->lockfd, b, (size_t)n, 0) < 0 || ftruncate(log->lockfd, n) < 0)
         return trp_err_sys(err, TRP_EIO, errno, "%s/%s", log->dir, LOCK_NAME);
     return TRP_OK;
 }

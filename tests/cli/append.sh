@@ -163,4 +163,20 @@ same long-forms-out "$(cat "$TMP/out")" ""
 same long-forms-stored "$(trp-tail --dir "$TMP/long" --lines 2 --output raw --null | tr '\0' ' ')" "L1 L2 "
 expect long-version-help 0 "" trp-append --help --version
 
+# the lock's holder is named only once it is known: a pid left by an
+# earlier, dead writer is not taken for the holder's
+if command -v flock > /dev/null 2>&1; then
+    trp-append -d "$TMP/lk" -q a
+    echo 4194303 > "$TMP/lk/lock" # no such process (above any pid_max default)
+    flock "$TMP/lk/lock" sleep 5 &
+    lkpid=$!
+    BG_PIDS="$BG_PIDS $lkpid"
+    sleep 0.3
+    expect lock-stale-pid-not-named 75 "locked by another writer \(pid unknown\)" trp-append -d "$TMP/lk" b
+    echo $$ > "$TMP/lk/lock"
+    expect lock-live-pid-named 75 "locked by another writer \(pid $$\)" trp-append -d "$TMP/lk" b
+    kill "$lkpid" 2>/dev/null
+    wait "$lkpid" 2>/dev/null
+fi
+
 exit 0
