@@ -8,10 +8,9 @@
  */
 #include "cli.h"
 
-#include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -481,38 +480,177 @@ int cli_out_base64(cli_out *o, const uint8_t *p, size_t len)
     return cli_out_write(o, chunk, k);
 }
 
-/* True if every number in v is finite: cJSON would print an overflowing
- * literal such as 1e999 as null, a different value. Recursion is bounded
- * by cJSON's own nesting limit. */
-static bool json_numbers_finite(const cJSON *v)
+/* A strict RFC 8259 reader that copies the value it reads without the
+ * whitespace between tokens: numbers, strings and their escapes exactly
+ * as written (so nothing passes through a double or a C string). */
+struct jscan {
+    const uint8_t *p;
+    size_t len, i;
+    uint8_t *out;
+    size_t n;
+    int depth;
+};
+
+#define JSON_DEPTH_MAX 512
+
+static void js_ws(struct jscan *j)
 {
-    if (cJSON_IsNumber(v))
-        return isfinite(v->valuedouble);
-    for (const cJSON *c = v->child; c; c = c->next)
-        if (!json_numbers_finite(c))
-            return false;
+    while (j->i < j->len &&
+           (j->p[j->i] == ' ' || j->p[j->i] == '\t' || j->p[j->i] == '\n' || j->p[j->i] == '\r'))
+        j->i++;
+}
+
+static bool js_take(struct jscan *j, uint8_t c)
+{
+    if (j->i >= j->len || j->p[j->i] != c)
+        return false;
+    j->out[j->n++] = c;
+    j->i++;
     return true;
 }
 
-/* The payload re-serialized compactly when it is exactly one JSON value
- * (surrounding whitespace allowed), else NULL. Caller frees. */
+static bool js_digits(struct jscan *j)
+{
+    size_t from = j->i;
+    while (j->i < j->len && j->p[j->i] >= '0' && j->p[j->i] <= '9')
+        j->out[j->n++] = j->p[j->i++];
+    return j->i > from;
+}
+
+static bool js_number(struct jscan *j)
+{
+    js_take(j, '-');
+    if (j->i < j->len && j->p[j->i] == '0')
+        j->out[j->n++] = j->p[j->i++]; /* no digit may follow a leading 0 */
+    else if (j->i >= j->len || j->p[j->i] < '1' || j->p[j->i] > '9' || !js_digits(j))
+        return false;
+    if (js_take(j, '.') && !js_digits(j))
+        return false;
+    if (js_take(j, 'e') || js_take(j, 'E')) {
+        if (!js_take(j, '+'))
+            js_take(j, '-');
+        if (!js_digits(j))
+            return false;
+    }
+    return true;
+}
+
+static bool js_string(struct jscan *j)
+{
+    if (!js_take(j, '"'))
+        return false;
+    while (j->i < j->len) {
+        uint8_t c = j->p[j->i];
+        if (c == '"')
+            return js_take(j, '"');
+        if (c < 0x20)
+            return false; /* control characters must be escaped */
+        j->out[j->n++] = c;
+        j->i++;
+        if (c != '\\')
+            continue; /* (the whole text is already known to be UTF-8) */
+        if (j->i >= j->len || !strchr("\"\\/bfnrtu", j->p[j->i]) || !j->p[j->i])
+            return false;
+        c = j->p[j->i];
+        j->out[j->n++] = c;
+        j->i++;
+        for (int k = 0; c == 'u' && k < 4; k++) {
+            if (j->i >= j->len || !isxdigit(j->p[j->i]))
+                return false;
+            j->out[j->n++] = j->p[j->i++];
+        }
+    }
+    return false;
+}
+
+static bool js_word(struct jscan *j, const char *w)
+{
+    size_t n = strlen(w);
+    if (j->len - j->i < n || memcmp(j->p + j->i, w, n) != 0)
+        return false;
+    memcpy(j->out + j->n, w, n);
+    j->n += n;
+    j->i += n;
+    return true;
+}
+
+static bool js_value(struct jscan *j);
+
+/* An object's members or an array's elements, after its opening bracket. */
+static bool js_members(struct jscan *j, uint8_t close, bool keys)
+{
+    js_ws(j);
+    if (js_take(j, close))
+        return true;
+    for (;;) {
+        js_ws(j);
+        if (keys) {
+            if (!js_string(j))
+                return false;
+            js_ws(j);
+            if (!js_take(j, ':'))
+                return false;
+            js_ws(j);
+        }
+        if (!js_value(j))
+            return false;
+        js_ws(j);
+        if (js_take(j, close))
+            return true;
+        if (!js_take(j, ','))
+            return false;
+    }
+}
+
+static bool js_value(struct jscan *j)
+{
+    if (j->i >= j->len)
+        return false;
+    switch (j->p[j->i]) {
+    case '{':
+    case '[': {
+        if (++j->depth > JSON_DEPTH_MAX)
+            return false;
+        bool object = j->p[j->i] == '{';
+        js_take(j, j->p[j->i]);
+        bool ok = js_members(j, object ? '}' : ']', object);
+        j->depth--;
+        return ok;
+    }
+    case '"':
+        return js_string(j);
+    case 't':
+        return js_word(j, "true");
+    case 'f':
+        return js_word(j, "false");
+    case 'n':
+        return js_word(j, "null");
+    default:
+        return js_number(j);
+    }
+}
+
+/* The payload (valid UTF-8) as one JSON value without its insignificant
+ * whitespace, when it is exactly one JSON value (RFC 8259, surrounding
+ * whitespace allowed), else NULL. Caller frees. */
 static char *json_value_of(const uint8_t *p, size_t len)
 {
     size_t i = 0;
     while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
         i++;
-    if (i == len || !strchr("{[\"-0123456789tfn", p[i]))
+    if (i == len || !strchr("{[\"-0123456789tfn", p[i]) || !p[i])
         return NULL; /* cheap refusal for the common plain-text case */
-    const char *end = NULL;
-    cJSON *v = cJSON_ParseWithLengthOpts((const char *)p, len, &end, 0);
-    if (!v)
+    struct jscan j = {.p = p, .len = len, .i = i, .out = malloc(len + 1)};
+    if (!j.out)
         return NULL;
-    size_t j = end ? (size_t)((const uint8_t *)end - p) : len;
-    while (j < len && (p[j] == ' ' || p[j] == '\t' || p[j] == '\n' || p[j] == '\r'))
-        j++;
-    char *text = j == len && json_numbers_finite(v) ? cJSON_PrintUnformatted(v) : NULL;
-    cJSON_Delete(v);
-    return text;
+    bool ok = js_value(&j);
+    js_ws(&j);
+    if (!ok || j.i != len) {
+        free(j.out);
+        return NULL;
+    }
+    j.out[j.n] = '\0';
+    return (char *)j.out;
 }
 
 int cli_out_entry_json(cli_out *o, const trp_entry *e, const char *seq_text)
@@ -539,7 +677,7 @@ int cli_out_entry_json(cli_out *o, const trp_entry *e, const char *seq_text)
         if (value) {
             cli_out_str(o, ",\"data\":");
             cli_out_str(o, value);
-            cJSON_free(value);
+            free(value);
         }
     } else {
         cli_out_str(o, "\"base64\":\"");

@@ -50,6 +50,25 @@ printf '{"k": 1} trailing' > "$TMP/notjson"
 roundtrip json-trailing "$TMP/notjson" text
 same json-trailing-no-data "$(trp-tail -d "$D" -n 1 -o json | jf '?data')" "false"
 
+# "data" only for exactly one RFC 8259 value, copied as written without
+# the whitespace between tokens (numbers and escapes unchanged)
+n=0
+for t in '0123' '-01' '00' '[01]' '{"a":01}' '1.' '1.e5' '.5' '+1' '1e' '"\x"' '"\u12"' \
+    '[1,]' '{"a":1,}' '{1:2}' 'nul' 'True' '1 2' '-' "$(printf '"a\tb"')" "$(printf '"a\nb"')"; do
+    n=$((n + 1))
+    printf '%s' "$t" | trp-append -d "$TMP/strict" --whole -q
+    same "json-strict-no-data-$n" "$(trp-tail -d "$TMP/strict" -n 1 -o json | jf '?data')" "false"
+done
+n=0
+for t in '0' '-0' '0.5' '1E+2' '1e999' '[]' '{}' '"a\u0000b"' '"\ud800"' '"\/\b\f\n\r\t"' \
+    ' { "a" : [ 1 , 2.50e-3 , true , null , "x\"y" ] } ' "$(printf '\n[\t"\303\251" ,{}]\r\n')"; do
+    n=$((n + 1))
+    printf '%s' "$t" | trp-append -d "$TMP/strict" --whole -q
+    want=$(printf '%s' "$t" | tr -d ' \t\r\n')
+    case "$t" in *'"x\"y"'*) want='{"a":[1,2.50e-3,true,null,"x\"y"]}' ;; esac
+    check "json-strict-data-$n" grep -qF ",\"data\":$want}" "$(trp-tail -d "$TMP/strict" -n 1 -o json > "$TMP/sj"; echo "$TMP/sj")"
+done
+
 # Lines with binary bytes through the line splitter and -z.
 printf 'a\377\n\000b\nc' > "$TMP/lines"
 trp-append -d "$TMP/l" -q < "$TMP/lines"
