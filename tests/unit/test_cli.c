@@ -192,7 +192,13 @@ static void test_entry_json(void)
     CHECK(!cJSON_GetObjectItem(v, "data"));
     cJSON_Delete(v);
 
-    v = entry_json("[1e999]", 7); /* would re-serialize as [null]: no data */
+    v = entry_json("[1e999]", 7); /* copied as written, not through a double */
+    REQUIRE(v);
+    data = cJSON_GetObjectItem(v, "data");
+    CHECK(data && cJSON_IsArray(data) && cJSON_GetArraySize(data) == 1);
+    cJSON_Delete(v);
+
+    v = entry_json("[01]", 4); /* not RFC 8259 JSON (a leading zero): no data */
     REQUIRE(v);
     CHECK(!cJSON_GetObjectItem(v, "data"));
     cJSON_Delete(v);
