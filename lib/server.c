@@ -309,6 +309,14 @@ static int open_log(trp_server *s, const trp_node_config *nc, trp_err *err)
                        nc->data_dir, (unsigned long long)s->self);
     if (rc)
         return rc;
+    if (!trp_dir_has_envelope(nc->data_dir) && !trp_log_empty(s->log))
+        /* entries without the envelope: a standalone log (trp-append -d),
+         * which the tools would then misread; a node's own directory has
+         * the marker before its first entry */
+        return trp_err_set(err, TRP_EFORMAT,
+                           "data directory %s holds a standalone log (written by trp-append -d), "
+                           "not a node's: give the node an empty directory",
+                           nc->data_dir);
     trp_log_set_manual_commit(s->log, true);
     return write_marker(nc->data_dir, err);
 }

@@ -57,3 +57,14 @@ printf '\377' | dd of="$tmp/c/1/meta" bs=1 seek=61 conv=notrunc 2>/dev/null
 rc=$?
 [ $rc -eq 1 ] && grep -q 'meta: damaged (bad CRC).*vote twice' "$tmp/out" && pass edges_damaged_meta_refused \
     || fail edges_damaged_meta_refused "exit $rc: $(tail -2 "$tmp/out")"
+
+# a data directory holding a standalone log (trp-append -d: entries without
+# the client envelope) is refused, not adopted and marked as a node's
+rm -rf "$tmp/c/1"
+"$BIN/trp-append" -d "$tmp/c/1" -q --start-seq 100 plain
+"$BIN/trp-node" -c "$C" -i 1 > "$tmp/out" 2>&1
+rc=$?
+[ $rc -eq 65 ] && grep -q 'holds a standalone log' "$tmp/out" && [ ! -e "$tmp/c/1/envelope" ] &&
+    pass edges_standalone_log_refused || fail edges_standalone_log_refused "exit $rc: $(tail -2 "$tmp/out")"
+"$BIN/trp-append" -d "$tmp/c/1" -q still-mine && pass edges_standalone_log_still_appendable \
+    || fail edges_standalone_log_still_appendable "trp-append -d refused it"
