@@ -71,7 +71,7 @@ static void usage(FILE *to)
             "  -d, --dir DIR          the log directory\n"
             "  -c, --config CONFIG    append to a cluster (also $TRP_CONFIG); each seq is\n"
             "                         printed once the entry is committed\n"
-            "  -i, --id ID            send to node ID first (default: any; follows the leader)\n"
+            "  -i, --id ID            send to node ID first (default: the first node; follows the leader)\n"
             "      --timeout SECONDS  give up (exit 75) when no leader answers (default 10)\n"
             "  -z, --null             stdin entries are separated by NUL, not newline\n"
             "      --whole            all of stdin is one entry\n"
@@ -132,15 +132,23 @@ static int parse_args(int argc, char **argv, struct append_opts *o)
         }
         switch (c) {
         case 'z':
+            if (o->input == IN_WHOLE)
+                return cli_usage_fail("-z and --whole exclude each other");
             o->input = IN_NUL;
             break;
         case OPT_WHOLE:
+            if (o->input == IN_NUL)
+                return cli_usage_fail("-z and --whole exclude each other");
             o->input = IN_WHOLE;
             break;
         case 'q':
+            if (o->output == OUT_JSON)
+                return cli_usage_fail("--json and -q exclude each other");
             o->output = OUT_NONE;
             break;
         case OPT_JSON:
+            if (o->output == OUT_NONE)
+                return cli_usage_fail("--json and -q exclude each other");
             o->output = OUT_JSON;
             break;
         case OPT_START_SEQ:

@@ -31,6 +31,17 @@ static void usage(FILE *f)
             progname, progname, progname, progname);
 }
 
+/* getopt's '?' (unknown option) or ':' (no argument): say which, exit 64. */
+static int bad_option(const char *cmd, int c, char **argv)
+{
+    if (c == ':')
+        fprintf(stderr, "%s: %soption '%s' needs an argument\n", progname, cmd, argv[optind - 1]);
+    else
+        fprintf(stderr, "%s: %sunknown option '%s'\n", progname, cmd, argv[optind - 1]);
+    usage(stderr);
+    return EX_USAGE;
+}
+
 /* Parse a decimal unsigned in [min, max] or exit 64 naming the option. */
 static unsigned parse_unsigned(const char *opt, const char *s, unsigned min, unsigned max)
 {
@@ -67,7 +78,8 @@ static int cmd_init(int argc, char **argv)
     trp_init_options o = {0};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "n:d:p:g:N:m:fh", longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":n:d:p:g:N:m:fh", longopts, NULL)) != -1) {
         switch (c) {
         case 'n':
             o.nodes = parse_unsigned("--nodes", optarg, 1, TRP_CONFIG_NODES_MAX);
@@ -95,8 +107,7 @@ static int cmd_init(int argc, char **argv)
             usage(stdout);
             return 0;
         default:
-            usage(stderr);
-            return EX_USAGE;
+            return bad_option("init: ", c, argv);
         }
     }
     if (optind < argc) {
@@ -162,7 +173,8 @@ static int cmd_status(int argc, char **argv)
     unsigned timeout_ms = 2000;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:i:t:h", longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:i:t:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config = optarg;
@@ -177,8 +189,7 @@ static int cmd_status(int argc, char **argv)
             usage(stdout);
             return 0;
         default:
-            usage(stderr);
-            return EX_USAGE;
+            return bad_option("status: ", c, argv);
         }
     }
     if (optind < argc) {
@@ -246,7 +257,8 @@ static int cmd_run(int argc, char **argv)
     const char *config = getenv("TRP_CONFIG");
     const char *id = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "c:i:vqhV", longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:i:vqhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config = optarg;
@@ -270,8 +282,7 @@ static int cmd_run(int argc, char **argv)
             printf("trp-node (trp) %s\n", trp_version());
             return 0;
         default:
-            usage(stderr);
-            return EX_USAGE;
+            return bad_option("", c, argv);
         }
     }
     if (optind < argc) {
@@ -280,6 +291,8 @@ static int cmd_run(int argc, char **argv)
         return EX_USAGE;
     }
     if (!config || !id) {
+        fprintf(stderr, "%s: %s is required\n", progname,
+                !config ? "-c CONFIG (or TRP_CONFIG)" : "-i ID");
         usage(stderr);
         return EX_USAGE;
     }

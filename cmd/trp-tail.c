@@ -96,6 +96,7 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
     trp_err err = {0};
     mpz_t scratch;
     int c, rc;
+    bool have_lines = false;
     opterr = 0;
     cli_where_init(&o->w);
     while ((c = getopt_long(argc, argv, ":d:c:i:n:fo:zh", longopts, NULL)) != -1) {
@@ -111,6 +112,7 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
         case 'n':
             if (cli_parse_u64(optarg, "-n", 0, UINT64_MAX, &o->lines, &err))
                 return cli_usage_fail("%s", err.msg);
+            have_lines = true;
             break;
         case OPT_FROM:
             mpz_init(scratch);
@@ -148,6 +150,8 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
         return rc;
     if (o->linearizable && !o->w.config)
         return cli_usage_fail("--linearizable needs a cluster (-c CONFIG)");
+    if (have_lines && o->from)
+        return cli_usage_fail("-n and --from exclude each other");
     if (optind < argc)
         return cli_usage_fail("unexpected argument '%s'", argv[optind]);
     return -1;

@@ -107,6 +107,8 @@ int cli_where_option(cli_where *w, int c, int timeout_opt, const char *arg)
     trp_err err;
     trp_err_clear(&err);
     if (c == 'd') {
+        if (!*arg)
+            return cli_usage_fail("-d: empty directory name");
         w->dir = arg;
     } else if (c == 'c') {
         w->config = arg;
@@ -114,9 +116,11 @@ int cli_where_option(cli_where *w, int c, int timeout_opt, const char *arg)
     } else if (c == 'i') {
         if (cli_parse_u64(arg, "-i", 1, 9007199254740991ull, &w->node, &err))
             return cli_usage_fail("%s", err.msg);
+        w->cluster_only = true;
     } else if (c == timeout_opt) {
         if (cli_parse_u64(arg, "--timeout", 1, 86400, &w->timeout_s, &err))
             return cli_usage_fail("%s", err.msg);
+        w->cluster_only = true;
     } else {
         return -1;
     }
@@ -127,6 +131,8 @@ int cli_where_check(cli_where *w)
 {
     if (w->dir && w->explicit_config)
         return cli_usage_fail("-d DIR and -c CONFIG exclude each other");
+    if (w->dir && w->cluster_only)
+        return cli_usage_fail("-i and --timeout are for a cluster (-c CONFIG), not -d DIR");
     if (w->dir)
         w->config = NULL; /* -d wins over TRP_CONFIG */
     if (!w->dir && !w->config)
@@ -155,6 +161,10 @@ int cli_parse_u64(const char *text, const char *what, uint64_t min, uint64_t max
 {
     uint64_t v;
     int n = parse_digits(text, &v);
+    if (n < 0 && text && *text && strspn(text, "0123456789") == strlen(text))
+        return trp_err_set(err, TRP_EINVAL, "%s: %.40s%s is out of range [%llu, %llu]", what, text,
+                           strlen(text) > 40 ? "..." : "", (unsigned long long)min,
+                           (unsigned long long)max);
     if (n <= 0 || text[n] != '\0')
         return trp_err_set(err, TRP_EINVAL, "%s: '%s' is not a non-negative integer", what,
                            text ? text : "");

@@ -46,6 +46,7 @@ typedef struct cli_where {
     uint64_t node;
     uint64_t timeout_s;
     bool explicit_config; /* -c given (TRP_CONFIG alone yields to -d) */
+    bool cluster_only;    /* -i or --timeout given: refused with -d */
 } cli_where;
 
 /* Start with TRP_CONFIG (when set and not empty). */

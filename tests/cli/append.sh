@@ -179,4 +179,14 @@ if command -v flock > /dev/null 2>&1; then
     wait "$lkpid" 2>/dev/null
 fi
 
+# options the synopsis gives as alternatives exclude each other; the
+# cluster's options are refused with -d; an empty -d is bad usage
+expect z-and-whole 64 "-z and --whole exclude each other" trp-append -d "$TMP/alt" -z --whole
+expect whole-and-z 64 "-z and --whole exclude each other" trp-append -d "$TMP/alt" --whole -z
+expect json-and-q 64 "--json and -q exclude each other" trp-append -d "$TMP/alt" --json -q x
+expect i-with-d 64 "-i and --timeout are for a cluster" trp-append -d "$TMP/alt" -i 2 x
+expect timeout-with-d 64 "-i and --timeout are for a cluster" trp-append -d "$TMP/alt" --timeout 5 x
+expect empty-d 64 "-d: empty directory name" trp-append -d "" x
+check alternatives-made-nothing test ! -e "$TMP/alt"
+
 exit 0

@@ -64,6 +64,12 @@ kill "$fpid" 2>/dev/null
 wait "$fpid" 2>/dev/null
 same follow-no-stderr "$(cat "$TMP/ferr")" ""
 
+expect n-and-from 64 "-n and --from exclude each other" trp-tail -d "$D" -n 2 --from 5
+expect from-and-n 64 "-n and --from exclude each other" trp-tail -d "$D" --from 5 -n 2
+expect n-too-large 64 "-n: 99999999999999999999999 is out of range" trp-tail -d "$D" -n 99999999999999999999999
+expect count-too-large 64 "--count: 18446744073709551616 is out of range" trp-tail -d "$D" --count 18446744073709551616
+expect tail-i-with-d 64 "-i and --timeout are for a cluster" trp-tail -d "$D" -i 1
+
 # -f on a log whose commit file is missing (a crash can leave it so; the
 # COMMIT records then say what is synced), and when the file is replaced
 trp-append -d "$TMP/nc" -q a b

@@ -87,4 +87,16 @@ rc=$?
 "$node" bogus > /dev/null 2>&1
 rc=$?
 [ $rc -eq 64 ] && pass node_unknown_command_64 || fail node_unknown_command_64 "exit $rc"
+# bad usage says what is wrong, then the usage; exit 64
+n=0
+for args in "init --bogus|init: unknown option '--bogus'" "init --nodes|init: option '--nodes' needs an argument" \
+    "status --frob|status: unknown option '--frob'" "-x|unknown option '-x'" "-c $tmp/c/cluster.json|-i ID is required"; do
+    a=${args%%|*} want=${args#*|} n=$((n + 1))
+    # shellcheck disable=SC2086
+    TRP_CONFIG= "$BIN/trp-node" $a > "$tmp/out" 2>&1
+    rc=$?
+    [ $rc -eq 64 ] && head -1 "$tmp/out" | grep -qF "trp-node: $want" && grep -q '^usage: ' "$tmp/out" &&
+        pass "node_usage_$n" || fail "node_usage_$n" "exit $rc: $(head -1 "$tmp/out")"
+done
+
 exit 0
