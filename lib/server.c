@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -450,9 +451,15 @@ int trp_server_open(trp_server **out, const trp_server_options *o, trp_err *err)
 
 int trp_server_run(trp_server *s, trp_err *err)
 {
-    char dir[64];
-    snprintf(dir, sizeof dir, "%u", trp_udp_local_port(s->udp));
-    server_log(s, TRP_SERVER_INFO, "listening on port %s, log %s", dir, trp_log_dir(s->log));
+    struct sockaddr_storage a;
+    socklen_t alen = sizeof a;
+    char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
+    if (getsockname(trp_udp_fd(s->udp), (struct sockaddr *)&a, &alen) == 0)
+        getnameinfo((struct sockaddr *)&a, alen, host, sizeof host, port, sizeof port,
+                    NI_NUMERICHOST | NI_NUMERICSERV);
+    bool v6 = strchr(host, ':') != NULL;
+    server_log(s, TRP_SERVER_INFO, "listening on %s%s%s:%s, log %s", v6 ? "[" : "", host,
+               v6 ? "]" : "", port, trp_log_dir(s->log));
     uint64_t now = trp_loop_now_ms();
     trp_loop_timer_arm(s->loop, s->tick_timer, now + SERVER_TICK_MS);
     trp_loop_timer_arm(s->loop, s->expire_timer, now + SERVER_HOUSEKEEPING_MS);

@@ -77,6 +77,16 @@ check init_bad_leaves_nothing "wrote files after refusing" test ! -e "$tmp/x/clu
 grep -q '"max_datagram":[[:space:]]*1400' "$tmp/s/cluster.json" && grep -q '"cluster":[[:space:]]*"solo"' "$tmp/s/cluster.json" \
     && pass init_max_datagram_and_name || fail init_max_datagram_and_name "$(cat "$tmp/s/cluster.json")"
 
+# -v: the node reports the address it listens on and the log it uses
+"$node" -v -c "$tmp/c/cluster.json" -i 1 > "$tmp/vout" 2>&1 &
+vpid=$!
+i=0
+until grep -q 'listening on' "$tmp/vout" || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
+kill "$vpid" 2>/dev/null
+wait "$vpid" 2>/dev/null
+grep -q "node 1: listening on 127.0.0.1:[0-9][0-9]*, log .*c/1$" "$tmp/vout" && pass node_verbose_address \
+    || fail node_verbose_address "$(head -3 "$tmp/vout")"
+
 # 6. run mode argument checks: a node id not in the config is refused (78)
 "$node" -c "$tmp/c/cluster.json" -i 9 > "$tmp/out" 2>&1
 rc=$?
