@@ -150,8 +150,8 @@ int trp_client_open(trp_client **out, const char *config_path, uint64_t node, ui
     mpz_inits(c->r_next, c->r_until, c->r_end, c->r_commit, NULL);
     c->timeout_ms = timeout_ms ? timeout_ms : TRP_CLIENT_TIMEOUT_MS_DEFAULT;
     int rc = trp_config_load(&c->cfg, config_path, err);
-    if (!rc)
-        rc = trp_config_resolve(c->cfg, err);
+    if (!rc && (rc = trp_config_resolve(c->cfg, err)))
+        trp_err_prefix(err, "%s", config_path);
     if (!rc)
         rc = trp_key_load(c->key, c->cfg->key_file, err);
     if (!rc && node && trp_config_node_index(c->cfg, node) < 0)

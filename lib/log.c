@@ -435,9 +435,12 @@ static int read_seg_hdr(trp_log *log, size_t i, seg_hdr *h, trp_err *err)
         return trp_err_set(err, TRP_EFORMAT,
                            "%s/%s: unsupported format version %u (this trp reads %d)", log->dir,
                            s->name, version, FMT_VERSION);
-    if (bad)
+    if (bad) {
+        char seq[200];
+        trp_seq_str(seq, sizeof seq, s->base);
         return trp_err_set(err, TRP_ECORRUPT, "%s/%s: offset 0: seq %s: bad segment header (%s)",
-                           log->dir, s->name, s->name, bad);
+                           log->dir, s->name, seq, bad);
+    }
     if (memcmp(h->base, s->base_field, SEQ_BYTES_MAX) != 0)
         return trp_err_set(err, TRP_ECORRUPT,
                            "%s/%s: offset 48: segment header base seq differs from the file name",

@@ -423,8 +423,8 @@ int trp_server_open(trp_server **out, const trp_server_options *o, trp_err *err)
     trp_cmsg_init(&s->cm);
     s->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ o->id * 0x2545f4914f6cdd1dull;
     int rc = trp_config_load(&s->cfg, o->config_path, err);
-    if (!rc)
-        rc = trp_config_resolve(s->cfg, err);
+    if (!rc && (rc = trp_config_resolve(s->cfg, err)))
+        trp_err_prefix(err, "%s", o->config_path);
     const trp_node_config *nc = rc ? NULL : trp_config_node(s->cfg, o->id);
     if (!rc && !nc)
         rc = trp_err_set(err, TRP_ECONFIG, "%s: no node with id %llu", o->config_path,

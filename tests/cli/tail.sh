@@ -144,4 +144,9 @@ trp-append -d "$D" -q long-follow
 check long-follow wait_for 10 grep -qx long-follow "$TMP/lf"
 kill "$lpid" 2>/dev/null
 
+# a damaged segment header is named by file, offset and the segment's seq
+trp-append -d "$TMP/bh" -q a
+printf 'X' | dd of="$TMP/bh/00000000000000000000.seg" bs=1 seek=3 conv=notrunc 2>/dev/null
+expect bad-seg-header-names-seq 1 "00000000000000000000.seg: offset 0: seq 0: bad segment header \(segment-magic\)" trp-tail -d "$TMP/bh"
+
 exit 0

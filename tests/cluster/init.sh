@@ -87,6 +87,15 @@ wait "$vpid" 2>/dev/null
 grep -q "node 1: listening on 127.0.0.1:[0-9][0-9]*, log .*c/1$" "$tmp/vout" && pass node_verbose_address \
     || fail node_verbose_address "$(head -3 "$tmp/vout")"
 
+# an error found while resolving addresses names the config file too
+if getent ahosts localhost 2>/dev/null | head -1 | grep -q '^127\.0\.0\.1 '; then
+    sed 's/"127.0.0.1:7101"/"localhost:7100"/' "$tmp/c/cluster.json" > "$tmp/c/dup.json"
+    "$node" -c "$tmp/c/dup.json" -i 1 > "$tmp/out" 2>&1
+    rc=$?
+    [ $rc -eq 78 ] && grep -q "dup.json: nodes\[1\].address: localhost:7100 resolves to the same address" "$tmp/out" &&
+        pass node_resolve_error_names_file || fail node_resolve_error_names_file "exit $rc: $(cat "$tmp/out")"
+fi
+
 # 6. run mode argument checks: a node id not in the config is refused (78)
 "$node" -c "$tmp/c/cluster.json" -i 9 > "$tmp/out" 2>&1
 rc=$?
