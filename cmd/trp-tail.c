@@ -211,7 +211,7 @@ static int start_seq(trp_log *log, const struct tail_opts *o, mpz_t start, trp_e
             mpz_set_ui(start, 0);
         if (mpz_cmp(start, first) < 0)
             mpz_set(start, first);
-        if (o->envelope) /* N data entries, in either format (as a node counts) */
+        if (o->envelope && o->lines <= TRP_TAIL_SCAN_MAX) /* N data entries, as a node counts */
             rc = skip_back_over_noops(log, first, commit, start, err);
     }
     mpz_clears(first, commit, NULL);

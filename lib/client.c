@@ -764,18 +764,34 @@ int trp_client_read_tail(trp_client *c, uint64_t back, const mpz_t end, trp_err 
     return rc;
 }
 
+/* Seqs on the wire have at most TRP_RAFT_CODEC_MAX_SEQ_BYTES bytes: one
+ * larger (past any seq a log can hold) is sent as the largest there is. */
+static void wire_seq_clamp(mpz_t seq)
+{
+    if (mpz_sizeinbase(seq, 2) > 8 * TRP_RAFT_CODEC_MAX_SEQ_BYTES) {
+        mpz_set_ui(seq, 1);
+        mpz_mul_2exp(seq, seq, 8 * TRP_RAFT_CODEC_MAX_SEQ_BYTES);
+        mpz_sub_ui(seq, seq, 1);
+    }
+}
+
 static void read_ask(trp_client *c, bool restart)
 {
     trp_cbuf b = {0};
     mpz_add_ui(c->r_until, c->r_next, READ_WINDOW);
+    wire_seq_clamp(c->r_until);
+    mpz_t next;
+    mpz_init_set(next, c->r_next);
+    wire_seq_clamp(next);
     int flags = restart || !c->r_started ? TRP_CREAD_RESTART : 0;
     if (!c->r_started && c->r_tail)
         flags |= TRP_CREAD_TAIL | (c->r_tail_at ? TRP_CREAD_TAIL_AT : 0);
     trp_cbuf_header(&b, TRP_CMSG_READ, c->stream);
     trp_cbuf_u8(&b, (uint8_t)flags);
-    trp_cbuf_seq(&b, c->r_next);
+    trp_cbuf_seq(&b, next);
     trp_cbuf_u64(&b, c->r_back);
     trp_cbuf_seq(&b, c->r_until);
+    mpz_clear(next);
     send_to(c, c->ids[c->target], &b);
     trp_err err;
     trp_err_clear(&err);
@@ -832,12 +848,28 @@ static int read_take(trp_client *c, trp_err *err)
     return 0;
 }
 
+/* Has a read without -f reached its end: the commit of the first answer,
+ * or, when that is below until_commit (a linearizable read's index), that
+ * index once the node's commit has reached it? */
+static bool read_at_end(trp_client *c, const mpz_t until_commit)
+{
+    if (until_commit && mpz_cmp(c->r_end, until_commit) < 0 &&
+        mpz_cmp(c->r_commit, until_commit) >= 0)
+        mpz_set(c->r_end, until_commit);
+    return mpz_cmp(c->r_next, c->r_end) >= 0 &&
+           (!until_commit || mpz_cmp(c->r_next, until_commit) >= 0);
+}
+
 int trp_client_read_next(trp_client *c, bool follow, int watch_fd, const mpz_t until_commit,
                          trp_cmsg_entry *e, mpz_t seq, trp_err *err)
 {
     for (;;) {
         c->now_ms = trp_loop_now_ms();
         if (c->rcm_valid && c->ridx < c->rcm.n_entries) {
+            /* without -f, the end is the commit of the first answer (or
+             * the read index): entries committed since are not ours */
+            if (!follow && c->r_have_end && read_at_end(c, until_commit))
+                return 0;
             *e = c->rcm.entries[c->ridx++];
             mpz_set(seq, c->r_next);
             mpz_add_ui(c->r_next, c->r_next, 1);
@@ -850,14 +882,8 @@ int trp_client_read_next(trp_client *c, bool follow, int watch_fd, const mpz_t u
             return t;
         if (t > 0)
             continue;
-        if (c->r_have_end && !follow) {
-            if (until_commit && mpz_cmp(c->r_end, until_commit) < 0 &&
-                mpz_cmp(c->r_commit, until_commit) >= 0)
-                mpz_set(c->r_end, until_commit);
-            if (mpz_cmp(c->r_next, c->r_end) >= 0 &&
-                (!until_commit || mpz_cmp(c->r_next, until_commit) >= 0))
-                return 0;
-        }
+        if (c->r_have_end && !follow && read_at_end(c, until_commit))
+            return 0;
         /* ask for more: first time, credit running low, stalled, or keepalive */
         mpz_t half;
         mpz_init(half);

@@ -277,7 +277,6 @@ static void entries_error(trp_server *s, uint64_t client, uint64_t id, int statu
     trp_cbuf_free(&b);
 }
 
-#define TAIL_SCAN_MAX 65536 /* entries looked at to skip no-ops in a tail */
 
 /* Where `trp-tail -n back` starts: back data entries before end (our
  * commit, or a linearizable reader's read index once our commit reached
@@ -289,7 +288,7 @@ static void tail_start(trp_server *s, mpz_t start, const mpz_t end, uint64_t bac
     mpz_init(first);
     trp_log_first(s->log, first);
     mpz_set(start, end);
-    if (back > TAIL_SCAN_MAX) {
+    if (back > TRP_TAIL_SCAN_MAX) {
         if (mpz_cmp_ui(start, back) >= 0)
             mpz_sub_ui(start, start, back);
         else
@@ -297,7 +296,9 @@ static void tail_start(trp_server *s, mpz_t start, const mpz_t end, uint64_t bac
     } else {
         trp_entry e;
         trp_entry_init(&e);
-        for (uint64_t scanned = 0; back && mpz_cmp(start, first) > 0 && scanned < TAIL_SCAN_MAX;
+        /* room for the no-ops among them: one per leader change */
+        uint64_t scan_max = TRP_TAIL_SCAN_MAX + 4096;
+        for (uint64_t scanned = 0; back && mpz_cmp(start, first) > 0 && scanned < scan_max;
              scanned++) {
             mpz_sub_ui(start, start, 1);
             if (trp_log_read(s->log, start, &e, NULL) != 0 || e.type == TRP_ENTRY_DATA)
@@ -448,7 +449,15 @@ static void on_read(trp_server *s, uint64_t client, const trp_cmsg *m)
         mpz_set(st->next, m->seq); /* the client has these already */
     }
     mpz_clear(first);
-    mpz_set(st->until, m->first);
+    if ((m->flags & TRP_CREAD_TAIL) && !(m->flags & TRP_CREAD_TAIL_AT) &&
+        (created || (m->flags & TRP_CREAD_RESTART)) && mpz_cmp(m->first, m->seq) >= 0) {
+        /* a tail's client does not know where it starts yet: its window
+         * counts from where the tail starts */
+        mpz_sub(st->until, m->first, m->seq);
+        mpz_add(st->until, st->until, st->next);
+    } else {
+        mpz_set(st->until, m->first);
+    }
     stream_serve(s, st, true);
 }
 

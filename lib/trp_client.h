@@ -43,6 +43,10 @@ extern "C" {
 /* A file in a log directory written by trp-node: data entries there carry
  * the 17-byte client envelope (trp_raft.h) before the user's bytes. */
 #define TRP_NODE_MARKER_FILE "envelope"
+/* `trp-tail -n N` on a node's log counts data entries only (no-ops are
+ * skipped) for N up to this; beyond it, every entry, so that a tail never
+ * scans more than about this many entries (both modes alike). */
+#define TRP_TAIL_SCAN_MAX 65536
 /* 1 when dir holds that marker, 0 when not. */
 int trp_dir_has_envelope(const char *dir);
 

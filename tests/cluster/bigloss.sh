@@ -64,7 +64,7 @@ for s in $(cat "$tmp/seqs"); do
     # entry is committed (what trp-tail serves) a heartbeat later
     n=0
     while :; do
-        "$BIN/trp-tail" -c "$C" -i $f --from "$s" -n 1 -o raw > "$tmp/got" 2>/dev/null
+        "$BIN/trp-tail" -c "$C" -i $f --from "$s" --count 1 -o raw > "$tmp/got" 2>/dev/null
         [ -s "$tmp/got" ] || [ $n -ge 40 ] && break
         n=$((n + 1))
         sleep 0.25

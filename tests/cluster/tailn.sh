@@ -1,0 +1,66 @@
+#!/bin/sh
+# tests/cluster/tailn.sh: `trp-tail -c -n N` (without -f) prints exactly the
+# last N committed entries as of its first answer, however many entries
+# commit while it reads: while a stream is appending, and from a follower
+# that is catching up (stopped while the leader took 20000 entries, then
+# continued), where the node sends what it commits as it goes. A --from
+# past any seq the wire can carry prints nothing, as in local mode. With
+# stdin or stdout closed, trp-append and trp-tail do not read or write
+# their own socket. One "PASS name" / "FAIL name: reason" each.
+. tests/cluster/lib.sh
+
+make_cluster 3 || { fail tailn_init "trp-node init failed"; exit 0; }
+for i in 1 2 3; do start_node $i; done
+leader=$(wait_leader)
+[ -n "$leader" ] && pass tailn_leader_elected || { fail tailn_leader_elected "no leader"; exit 0; }
+seq 1 20000 | "$BIN/trp-append" -c "$C" -q
+
+# a follower stopped while 20000 more are appended, then continued: it
+# catches up by committing batch after batch while the tail reads
+f=1; [ "$leader" = 1 ] && f=2
+stop_node_sig() { eval "kill -$1 \$pid_$2"; }
+stop_node_sig STOP $f
+"$T/genlines" 20000 50 | "$BIN/trp-append" -c "$C" -i "$leader" -q
+stop_node_sig CONT $f
+"$BIN/trp-tail" -c "$C" -i $f -n 1 > "$tmp/t1" 2> "$tmp/e1"
+rc=$?
+[ $rc -eq 0 ] && [ "$(wc -l < "$tmp/t1")" -eq 1 ] && pass tailn_catching_up_follower_n1 \
+    || fail tailn_catching_up_follower_n1 "exit $rc, $(wc -l < "$tmp/t1") lines: $(head -c 200 "$tmp/e1")"
+
+# while a stream appends: -n 3 from each node, raw and JSON, 10 times each
+( i=0; while [ $i -lt 400 ]; do seq 1 50; i=$((i + 1)); done ) | "$BIN/trp-append" -c "$C" -q &
+apid=$!
+PIDS="$PIDS $apid"
+bad=0
+k=0
+while [ $k -lt 10 ]; do
+    for n in 1 2 3; do
+        l=$("$BIN/trp-tail" -c "$C" -i $n -n 3 | wc -l)
+        [ "$l" -eq 3 ] || bad=$((bad + 1))
+        l=$("$BIN/trp-tail" -c "$C" -i $n -n 3 -o json | grep -c '"type":"data"')
+        [ "$l" -eq 3 ] || bad=$((bad + 1))
+    done
+    k=$((k + 1))
+done
+wait $apid
+[ $bad -eq 0 ] && pass tailn_exactly_n_while_appending || fail tailn_exactly_n_while_appending "$bad of 60 reads printed other than 3"
+
+# a --from past any seq a log holds (and past the wire's 128-byte seqs)
+big=1$(printf '%0400d' 0)
+"$BIN/trp-tail" -c "$C" --from "$big" --timeout 3 > "$tmp/t2" 2> "$tmp/e2"
+rc=$?
+[ $rc -eq 0 ] && [ ! -s "$tmp/t2" ] && pass tailn_from_past_every_seq \
+    || fail tailn_from_past_every_seq "exit $rc: $(head -c 200 "$tmp/e2")"
+# started with stdin or stdout closed, the tools do not mistake their own
+# socket for it (it used to take descriptor 0 or 1)
+( "$BIN/trp-append" -c "$C" --timeout 5 <&- > "$tmp/o3" 2> "$tmp/e3"; echo $? > "$tmp/rc3" ) &
+w=$!
+i=0; while kill -0 $w 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+kill $w 2>/dev/null
+[ "$(cat "$tmp/rc3" 2>/dev/null)" = 0 ] && [ ! -s "$tmp/o3" ] && pass tailn_append_closed_stdin_ends \
+    || fail tailn_append_closed_stdin_ends "exit '$(cat "$tmp/rc3" 2>/dev/null)' after ${i}00 ms: $(head -c 200 "$tmp/e3")"
+"$BIN/trp-tail" -c "$C" -n 1 >&- 2> "$tmp/e4"
+rc=$?
+[ $rc -eq 74 ] && grep -q 'stdout: Bad file descriptor' "$tmp/e4" && pass tailn_tail_closed_stdout_74 \
+    || fail tailn_tail_closed_stdout_74 "exit $rc: $(head -c 200 "$tmp/e4")"
+exit 0
