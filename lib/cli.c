@@ -545,6 +545,22 @@ static bool js_number(struct jscan *j)
     return true;
 }
 
+/* Four hex digits (copied): their value, or -1. */
+static int js_hex4(struct jscan *j)
+{
+    int v = 0;
+    for (int k = 0; k < 4; k++) {
+        if (j->i >= j->len || !isxdigit(j->p[j->i]))
+            return -1;
+        uint8_t c = j->p[j->i];
+        v = v * 16 + (c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+        j->out[j->n++] = j->p[j->i++];
+    }
+    return v;
+}
+
+/* A string; its \u escapes must not leave a surrogate unpaired (RFC 8259
+ * allows that, but many readers refuse it: "data" is for readers). */
 static bool js_string(struct jscan *j)
 {
     if (!js_take(j, '"'))
@@ -564,11 +580,20 @@ static bool js_string(struct jscan *j)
         c = j->p[j->i];
         j->out[j->n++] = c;
         j->i++;
-        for (int k = 0; c == 'u' && k < 4; k++) {
-            if (j->i >= j->len || !isxdigit(j->p[j->i]))
+        if (c != 'u')
+            continue;
+        int u = js_hex4(j);
+        if (u >= 0xdc00 && u <= 0xdfff)
+            return false; /* a low surrogate alone */
+        if (u >= 0xd800 && u <= 0xdbff) { /* must be followed by its low half */
+            if (!js_take(j, '\\') || !js_take(j, 'u'))
                 return false;
-            j->out[j->n++] = j->p[j->i++];
+            u = js_hex4(j);
+            if (u < 0xdc00 || u > 0xdfff)
+                return false;
         }
+        if (u < 0)
+            return false;
     }
     return false;
 }

@@ -54,13 +54,14 @@ same json-trailing-no-data "$(trp-tail -d "$D" -n 1 -o json | jf '?data')" "fals
 # the whitespace between tokens (numbers and escapes unchanged)
 n=0
 for t in '0123' '-01' '00' '[01]' '{"a":01}' '1.' '1.e5' '.5' '+1' '1e' '"\x"' '"\u12"' \
-    '[1,]' '{"a":1,}' '{1:2}' 'nul' 'True' '1 2' '-' "$(printf '"a\tb"')" "$(printf '"a\nb"')"; do
+    '[1,]' '{"a":1,}' '{1:2}' 'nul' 'True' '1 2' '-' "$(printf '"a\tb"')" "$(printf '"a\nb"')" \
+    '"\ud800"' '"\udc00"' '"\ud83dx"' '"\ud83d\u0041"'; do
     n=$((n + 1))
     printf '%s' "$t" | trp-append -d "$TMP/strict" --whole -q
     same "json-strict-no-data-$n" "$(trp-tail -d "$TMP/strict" -n 1 -o json | jf '?data')" "false"
 done
 n=0
-for t in '0' '-0' '0.5' '1E+2' '1e999' '[]' '{}' '"a\u0000b"' '"\ud800"' '"\/\b\f\n\r\t"' \
+for t in '0' '-0' '0.5' '1E+2' '1e999' '[]' '{}' '"a\u0000b"' '"\ud83d\ude00"' '"\/\b\f\n\r\t"' \
     ' { "a" : [ 1 , 2.50e-3 , true , null , "x\"y" ] } ' "$(printf '\n[\t"\303\251" ,{}]\r\n')"; do
     n=$((n + 1))
     printf '%s' "$t" | trp-append -d "$TMP/strict" --whole -q
