@@ -18,8 +18,10 @@ crash_once() { # name, lines-before-kill
     fi
     kill -9 "$apid"
     wait "$apid" 2>/dev/null
-    # Only whole lines count as printed.
-    sed -n '/^[0-9][0-9]*$/p' "$TMP/seqs" > "$TMP/printed"
+    # Only whole lines count as printed: output is flushed in 64 KiB
+    # blocks, so the kill may cut the last line (it then has no newline).
+    if [ -n "$(tail -c 1 "$TMP/seqs")" ]; then sed '$d' "$TMP/seqs"; else cat "$TMP/seqs"; fi |
+        sed -n '/^[0-9][0-9]*$/p' > "$TMP/printed"
     first=$(head -1 "$TMP/printed")
     last=$(tail -1 "$TMP/printed")
     n=$(wc -l < "$TMP/printed" | tr -d ' ')
