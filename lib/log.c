@@ -1068,9 +1068,13 @@ static int recover_tail(trp_log *log, const mpz_t commit_hint, bool have_hint, t
         /* The segment before was synced before this one was written (see
          * roll), so it must end in the entry this one's anchor names. */
         if (rc == TRP_OK && !plan.drop && i > 0 && !boundary_ok(log, i - 1, plan.anchor)) {
-            seg *prev = &log->segs[i - 1];
-            rc = corrupt_at(log, prev, 0, prev->count ? prev->count - 1 : 0,
-                            "its last entry does not match the next segment's anchor", err);
+            char seq[200];
+            trp_seq_str(seq, sizeof seq, s->base);
+            rc = trp_err_set(err, TRP_ECORRUPT,
+                             "%s/%s: offset 16: seq %s: the segment's anchor is not the hash of "
+                             "the entry before it in %s (a segment missing or damaged); synced "
+                             "data is damaged, refusing to truncate it (trp-verify %s shows more)",
+                             log->dir, s->name, seq, log->segs[i - 1].name, log->dir);
         }
         if (rc == TRP_OK && plan.drop) {
             close(fd);

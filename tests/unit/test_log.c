@@ -570,6 +570,47 @@ static void a_newer_segment_version_is_a_format_error(void)
     CHECK(lt_reader(d, &e) == NULL && e.code == TRP_EFORMAT);
 }
 
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* A segment missing just before the newest: the writer refuses the log
+ * and names the newest segment's anchor and the segment before it. */
+static void a_missing_segment_is_named(void)
+{
+    const char *d = lt_dir("missingseg");
+    trp_err e;
+    trp_log *log = lt_open(d, true, NULL, 1024, &e);
+    REQUIRE(log);
+    for (int b = 0; b < 8; b++)
+        REQUIRE(lt_batch(log, b * 10, b * 10 + 10) == 0);
+    trp_log_close(log);
+    /* the names of the last two segments */
+    char names[64][64];
+    int n = 0;
+    DIR *dir = opendir(d);
+    REQUIRE(dir);
+    struct dirent *de;
+    while ((de = readdir(dir)) != NULL && n < 64)
+        if (strstr(de->d_name, ".seg"))
+            snprintf(names[n++], sizeof names[0], "%.60s", de->d_name);
+    closedir(dir);
+    REQUIRE(n >= 3);
+    qsort(names, (size_t)n, sizeof names[0], cmp_names);
+    char p[800];
+    snprintf(p, sizeof p, "%s/%s", d, names[n - 2]);
+    CHECK(unlink(p) == 0);
+    snprintf(p, sizeof p, "%s/%.20s.idx", d, names[n - 2]);
+    unlink(p);
+    log = lt_open(d, false, NULL, 1024, &e);
+    CHECK(log == NULL && e.code == TRP_ECORRUPT);
+    CHECKF(strstr(e.msg, names[n - 1]) && strstr(e.msg, "anchor is not the hash of the entry before") &&
+               strstr(e.msg, names[n - 3]),
+           "message: %s", e.msg);
+    trp_log_close(log);
+}
+
 static void one_writer_and_its_pid(void)
 {
     const char *d = lt_dir("lock");
@@ -1239,6 +1280,7 @@ int main(void)
     RUN(no_commit_file_readers_agree_with_recovery);
     RUN(a_short_sealed_index_passes_with_a_note);
     RUN(a_newer_segment_version_is_a_format_error);
+    RUN(a_missing_segment_is_named);
     RUN(one_writer_and_its_pid);
     RUN(bad_directories);
     RUN(bad_entries);
