@@ -677,6 +677,41 @@ static int report_head_mismatch(const struct batch *b)
     return 1;
 }
 
+/* Does the directory DIR would be made in exist? */
+static bool parent_exists(const char *dir)
+{
+    char *copy = strdup(dir);
+    if (!copy)
+        return false;
+    size_t n = strlen(copy);
+    while (n > 1 && copy[n - 1] == '/')
+        copy[--n] = '\0';
+    char *slash = strrchr(copy, '/');
+    bool ok = !slash || (slash == copy ? access("/", F_OK) == 0
+                                       : (*slash = '\0', access(copy, F_OK) == 0));
+    free(copy);
+    return ok;
+}
+
+/* --if-prev HASH (not the zero hash) where there is no log yet: the head
+ * of the log this would make is the zero hash; report as for an empty log,
+ * without making it. */
+static int report_no_log_mismatch(const struct append_opts *o)
+{
+    char want[TRP_HASH_HEX_LEN + 1], zero[TRP_HASH_HEX_LEN + 1];
+    static const uint8_t z[TRP_HASH_LEN];
+    trp_hash_hex(want, o->if_prev);
+    trp_hash_hex(zero, z);
+    if (o->output == OUT_SEQ)
+        printf("- %s\n", zero);
+    else if (o->output == OUT_JSON)
+        printf("{\"seq\":null,\"hash\":\"%s\"}\n", zero);
+    fflush(stdout);
+    cli_warn("%s: no log yet (a new log's head is hash %s), not %s; nothing appended or created",
+             o->w.dir, zero, want);
+    return 1;
+}
+
 /* --start-seq names the first seq of a new log; on an existing log that
  * starts elsewhere it would be silently ignored, so refuse instead. */
 static int check_start_seq(trp_log *log, const char *start_seq, trp_err *err)
@@ -734,7 +769,19 @@ static int append_local(const struct append_opts *o)
         .max_entry = (uint32_t)o->max_entry,
     };
     trp_log *log = NULL;
-    int rc = trp_log_open(&log, o->w.dir, &lo, &err);
+    static const uint8_t zero[TRP_HASH_LEN];
+    if (o->have_if_prev && memcmp(o->if_prev, zero, TRP_HASH_LEN) != 0) {
+        /* a log made now would have the zero hash as its head, and so not
+         * match: look without creating, so that a refusal makes nothing */
+        trp_log_options look = lo;
+        look.create = false;
+        int rc = trp_log_open(&log, o->w.dir, &look, &err);
+        if (rc == TRP_ENOENT && parent_exists(o->w.dir))
+            return report_no_log_mismatch(o);
+        if (rc != TRP_OK && rc != TRP_ENOENT)
+            return cli_fail(&err);
+    }
+    int rc = log ? TRP_OK : trp_log_open(&log, o->w.dir, &lo, &err);
     if (rc != TRP_OK)
         return cli_fail(&err);
     rc = check_start_seq(log, o->start_seq, &err);

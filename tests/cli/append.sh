@@ -76,7 +76,7 @@ same if-prev-upper 0 "$(trp-append -d "$TMP/fresh" -q --if-prev "$(head_hash "$T
 
 # a new log that starts at 100 holds no entry: its head is "-", not 99
 O=1111111111111111111111111111111111111111111111111111111111111111
-expect if-prev-none-start-seq 1 "head is seq .none. with hash $Z" trp-append -d "$TMP/s50" --start-seq 50 --if-prev "$O" x
+expect if-prev-none-start-seq 1 "no log yet \(a new log.s head is hash $Z\)" trp-append -d "$TMP/s50" --start-seq 50 --if-prev "$O" x
 same if-prev-none-start-seq-head "$(cat "$TMP/out")" "- $Z"
 expect if-prev-none-json 1 "nothing appended" trp-append -d "$TMP/s50" --start-seq 50 --json --if-prev "$O" x
 same if-prev-none-json-head "$(cat "$TMP/out")" "{\"seq\":null,\"hash\":\"$Z\"}"
@@ -188,5 +188,15 @@ expect i-with-d 64 "-i and --timeout are for a cluster" trp-append -d "$TMP/alt"
 expect timeout-with-d 64 "-i and --timeout are for a cluster" trp-append -d "$TMP/alt" --timeout 5 x
 expect empty-d 64 "-d: empty directory name" trp-append -d "" x
 check alternatives-made-nothing test ! -e "$TMP/alt"
+
+# --if-prev where there is no log yet: a new log's head is the zero hash;
+# another hash is a mismatch that creates nothing, the zero hash appends
+O=1111111111111111111111111111111111111111111111111111111111111111
+Z=0000000000000000000000000000000000000000000000000000000000000000
+expect if-prev-no-log-mismatch 1 "no log yet .*nothing appended or created" trp-append -d "$TMP/nolog" --if-prev $O x
+same if-prev-no-log-head "$(cat "$TMP/out")" "- $Z"
+check if-prev-no-log-made-nothing test ! -e "$TMP/nolog"
+expect if-prev-no-log-zero-appends 0 "" trp-append -d "$TMP/nolog" --if-prev $Z x
+same if-prev-no-log-zero-seq "$(cat "$TMP/out")" "0"
 
 exit 0
