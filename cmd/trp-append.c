@@ -176,7 +176,7 @@ static int parse_args(int argc, char **argv, struct append_opts *o)
             break;
         default:
             rc = cli_option_end(c, OPT_VERSION, argv, usage);
-            return rc >= 0 ? rc : cli_usage_fail("unknown option '%s'", argv[optind - 1]);
+            return rc >= 0 ? rc : cli_usage_fail("unknown option '%s'", cli_bad_option(argv));
         }
     }
     if ((rc = cli_where_check(&o->w)))
@@ -778,8 +778,8 @@ static int append_local(const struct append_opts *o)
         int rc = trp_log_open(&log, o->w.dir, &look, &err);
         if (rc == TRP_ENOENT && parent_exists(o->w.dir))
             return report_no_log_mismatch(o);
-        if (rc != TRP_OK && rc != TRP_ENOENT)
-            return cli_fail(&err);
+        /* anything else (an interrupted create, a foreign directory): the
+         * open below decides, as without --if-prev */
     }
     int rc = log ? TRP_OK : trp_log_open(&log, o->w.dir, &lo, &err);
     if (rc != TRP_OK)

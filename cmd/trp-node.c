@@ -34,10 +34,11 @@ static void usage(FILE *f)
 /* getopt's '?' (unknown option) or ':' (no argument): say which, exit 64. */
 static int bad_option(const char *cmd, int c, char **argv)
 {
+    const char *opt = cli_bad_option(argv);
     if (c == ':')
-        fprintf(stderr, "%s: %soption '%s' needs an argument\n", progname, cmd, argv[optind - 1]);
+        fprintf(stderr, "%s: %soption '%s' needs an argument\n", progname, cmd, opt);
     else
-        fprintf(stderr, "%s: %sunknown option '%s'\n", progname, cmd, argv[optind - 1]);
+        fprintf(stderr, "%s: %sunknown option '%s'\n", progname, cmd, opt);
     usage(stderr);
     return EX_USAGE;
 }

@@ -143,7 +143,7 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
             break;
         default:
             rc = cli_option_end(c, OPT_VERSION, argv, usage);
-            return rc >= 0 ? rc : cli_usage_fail("unknown option '%s'", argv[optind - 1]);
+            return rc >= 0 ? rc : cli_usage_fail("unknown option '%s'", cli_bad_option(argv));
         }
     }
     if ((rc = cli_where_check(&o->w)))

@@ -88,10 +88,22 @@ int cli_option_end(int c, int version_opt, char *const argv[], void (*usage)(FIL
         return 0;
     }
     if (c == ':')
-        return cli_usage_fail("option '%s' needs an argument", argv[optind - 1]);
+        return cli_usage_fail("option '%s' needs an argument", cli_bad_option(argv));
     if (c == '?')
-        return cli_usage_fail("unknown option '%s'", argv[optind - 1]);
+        return cli_usage_fail("unknown option '%s'", cli_bad_option(argv));
     return -1;
+}
+
+const char *cli_bad_option(char *const argv[])
+{
+    /* a long option is the argument itself; a short one may sit inside a
+     * group (-xf), where optind has not moved past it: optopt names it */
+    static char name[8];
+    const char *arg = argv[optind - 1];
+    if (strncmp(arg, "--", 2) == 0 || optopt <= 0 || optopt > 127)
+        return arg;
+    snprintf(name, sizeof name, "-%c", optopt);
+    return name;
 }
 
 void cli_where_init(cli_where *w)

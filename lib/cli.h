@@ -36,6 +36,8 @@ void cli_print_version(void);
  * getopt's complaints (':' missing argument, anything else unknown): what
  * the tool prints, and the exit status it returns; -1 for any other c. */
 int cli_option_end(int c, int version_opt, char *const argv[], void (*usage)(FILE *));
+/* The option getopt just refused ('?' or ':'), as the user wrote it. */
+const char *cli_bad_option(char *const argv[]);
 
 /* Where a tool finds the log: a local directory (-d DIR) or a cluster
  * (-c CONFIG, else TRP_CONFIG from the environment), with -i ID (the node

@@ -888,6 +888,7 @@ int trp_client_read_next(trp_client *c, bool follow, int watch_fd, const mpz_t u
         mpz_t half;
         mpz_init(half);
         mpz_add_ui(half, c->r_next, READ_WINDOW / 2);
+        wire_seq_clamp(half); /* at the wire's last seq the window cannot grow */
         bool low = c->r_started && mpz_cmp(half, c->r_until) > 0;
         mpz_clear(half);
         bool stalled = c->now_ms - c->r_asked_ms >= (c->r_started ? READ_KEEPALIVE_MS : RETRY_MS);

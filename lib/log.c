@@ -850,21 +850,27 @@ static int create_log(trp_log *log, const char *start_text, trp_err *err)
 }
 
 /* Does segment file name hold no record (only a header, then nothing or
- * zeros where the first record would start)? */
+ * zeros: a create preallocates, and writes no record before the marker)? */
 static bool seg_is_blank(trp_log *log, const char *name)
 {
     int fd = openat(log->dirfd, name, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return false;
-    uint8_t b[8];
-    ssize_t n = pread(fd, b, sizeof b, SEG_HDR_SIZE);
+    /* all of it: a damaged first record must not hide records after it */
+    uint8_t b[65536];
+    bool blank = true;
+    for (off_t at = SEG_HDR_SIZE; blank;) {
+        ssize_t n = pread(fd, b, sizeof b, at);
+        if (n <= 0) {
+            blank = n == 0;
+            break;
+        }
+        for (ssize_t i = 0; i < n && blank; i++)
+            blank = b[i] == 0;
+        at += n;
+    }
     close(fd);
-    if (n < 0)
-        return false;
-    for (ssize_t i = 0; i < n; i++)
-        if (b[i])
-            return false;
-    return true;
+    return blank;
 }
 
 /* A directory holding only what an interrupted create leaves: the lock,
@@ -1277,7 +1283,8 @@ static int open_dir(trp_log *log, const trp_log_options *o, trp_err *err)
     if (creating && o->start_seq) { /* before anything is made */
         mpz_t s;
         mpz_init(s);
-        bool ok = mpz_set_str(s, o->start_seq, 10) == 0 && mpz_sgn(s) >= 0;
+        bool ok = o->start_seq[0] && strspn(o->start_seq, "0123456789") == strlen(o->start_seq) &&
+                  mpz_set_str(s, o->start_seq, 10) == 0;
         if (ok) {
             mpz_add_ui(s, s, 1); /* the next seq must fit the commit file's field */
             ok = mpz_sizeinbase(s, 2) <= 8 * SEQ_BYTES_MAX;

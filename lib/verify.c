@@ -442,6 +442,10 @@ static int verify_dir_once(const char *dir, const mpz_t anchor_seq, const uint8_
     vseg *segs;
     size_t n;
     rc = list(&st, &segs, &n, err);
+    if (rc == TRP_OK && n > 0) { /* by name, until the oldest header says so */
+        mpz_set(r->first, segs[0].base);
+        mpz_set(r->next, segs[0].base);
+    }
     if (rc == TRP_OK) {
         if (n == 0) {
             fail(&st, MARKER_NAME, 0, NULL, "no-segments", "a trp log without segment files");

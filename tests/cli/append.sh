@@ -199,4 +199,11 @@ check if-prev-no-log-made-nothing test ! -e "$TMP/nolog"
 expect if-prev-no-log-zero-appends 0 "" trp-append -d "$TMP/nolog" --if-prev $Z x
 same if-prev-no-log-zero-seq "$(cat "$TMP/out")" "0"
 
+# --if-prev on an interrupted create (a blank segment, no marker): the
+# create is finished and the head compared, as without --if-prev
+trp-append -d "$TMP/ic" < /dev/null
+rm -f "$TMP/ic/trp-log" "$TMP/ic/commit" "$TMP/ic/"*.idx
+expect if-prev-interrupted-create 1 "head is seq \(none\)" trp-append -d "$TMP/ic" --if-prev $O x
+check if-prev-interrupted-create-finished test -f "$TMP/ic/trp-log"
+
 exit 0

@@ -129,4 +129,12 @@ same no-marker-segment-kept "$(wc -c < "$TMP/nomarker/00000000000000000000.seg")
 echo 'trp-log 1' > "$TMP/nomarker/trp-log"
 expect no-marker-restored 0 "PASS .*100 entries" trp-verify "$TMP/nomarker"
 
+# ... also when the first record's header is zeroed (damage): records
+# after it still make it a log's segment, not an interrupted create's
+seq 1 100 | trp-append -d "$TMP/nomarker2" -q
+rm "$TMP/nomarker2/trp-log" "$TMP/nomarker2/commit" "$TMP/nomarker2/"*.idx
+dd if=/dev/zero of="$TMP/nomarker2/00000000000000000000.seg" bs=1 seek=128 count=8 conv=notrunc 2>/dev/null
+expect no-marker-zeroed-first-refused 65 "not a trp log" trp-append -d "$TMP/nomarker2" x
+check no-marker-zeroed-first-kept grep -q 100 "$TMP/nomarker2/00000000000000000000.seg"
+
 exit 0

@@ -70,6 +70,8 @@ expect n-too-large 64 "-n: 99999999999999999999999 is out of range" trp-tail -d 
 expect count-too-large 64 "--count: 18446744073709551616 is out of range" trp-tail -d "$D" --count 18446744073709551616
 expect tail-i-with-d 64 "-i and --timeout are for a cluster" trp-tail -d "$D" -i 1
 
+expect grouped-unknown-option 64 "unknown option '-Z'" trp-tail -Zf -d "$D"
+
 # -f on a log whose commit file is missing (a crash can leave it so; the
 # COMMIT records then say what is synced), and when the file is replaced
 trp-append -d "$TMP/nc" -q a b

@@ -109,7 +109,7 @@ rc=$?
 # bad usage says what is wrong, then the usage; exit 64
 n=0
 for args in "init --bogus|init: unknown option '--bogus'" "init --nodes|init: option '--nodes' needs an argument" \
-    "status --frob|status: unknown option '--frob'" "-x|unknown option '-x'" "-c $tmp/c/cluster.json|-i ID is required"; do
+    "status --frob|status: unknown option '--frob'" "-x|unknown option '-x'" "-c $tmp/c/cluster.json|-i ID is required" "init -xf|init: unknown option '-x'" "-Zv|unknown option '-Z'"; do
     a=${args%%|*} want=${args#*|} n=$((n + 1))
     # shellcheck disable=SC2086
     TRP_CONFIG= "$BIN/trp-node" $a > "$tmp/out" 2>&1

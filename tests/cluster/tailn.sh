@@ -51,6 +51,20 @@ big=1$(printf '%0400d' 0)
 rc=$?
 [ $rc -eq 0 ] && [ ! -s "$tmp/t2" ] && pass tailn_from_past_every_seq \
     || fail tailn_from_past_every_seq "exit $rc: $(head -c 200 "$tmp/e2")"
+# ... and with -f it waits quietly: it does not ask again and again (it
+# sent thousands of requests a second); counted at the node, over 2 s
+recv() { status_of 1 | sed -n 's/.*"recv_datagrams":\([0-9]*\).*/\1/p' | head -1; }
+r0=$(recv)
+"$BIN/trp-tail" -c "$C" -i 1 -f --from "$big" > "$tmp/t5" 2>&1 &
+fpid=$!
+PIDS="$PIDS $fpid"
+sleep 2
+kill $fpid 2>/dev/null
+wait $fpid 2>/dev/null
+r1=$(recv)
+[ -n "$r0" ] && [ -n "$r1" ] && [ $((r1 - r0)) -lt 500 ] && [ ! -s "$tmp/t5" ] && pass tailn_follow_past_every_seq_waits \
+    || fail tailn_follow_past_every_seq_waits "the node received $((r1 - r0)) datagrams in 2 s: $(head -c 200 "$tmp/t5")"
+
 # started with stdin or stdout closed, the tools do not mistake their own
 # socket for it (it used to take descriptor 0 or 1)
 ( "$BIN/trp-append" -c "$C" --timeout 5 <&- > "$tmp/o3" 2> "$tmp/e3"; echo $? > "$tmp/rc3" ) &
