@@ -35,6 +35,7 @@ struct raft_peer {
     uint64_t read_ctx;      /* highest heartbeat ctx echoed this term */
     bool granted;           /* granted our (pre)vote in this election */
     unsigned stall_ticks;   /* heartbeats without progress while behind */
+    unsigned idle_ticks;    /* heartbeats since its log was last checked while caught up */
     bool spare;             /* a quorum does not wait for it (replication_pick_spares) */
 };
 
@@ -141,6 +142,9 @@ struct trp_raft {
 };
 
 #define RAFT_OUTBOX_MAX 4096
+/* Heartbeats between checks that an idle, caught-up follower still holds
+ * the leader's end (20 x the default 50 ms: once a second). */
+#define RAFT_IDLE_CHECK_TICKS 20
 
 /* raft.c */
 trp_raft_msg *raft_msg_new(trp_raft *r, int type, uint64_t to);

@@ -370,6 +370,21 @@ void replication_tick(trp_raft *r)
             continue;
         if (p->progress == PROGRESS_PROBE) {
             p->probe_sent = false; /* the probe or its answer may be lost */
+        } else if (mpz_cmp(p->match, r->next) == 0 && !p->inflight_count) {
+            /* Caught up and idle: nothing would be sent to it again, so a
+             * follower that lost entries since it acknowledged them (a
+             * disk replaced, a directory emptied or restored from an older
+             * copy while it was down) would not be found until the next
+             * append. Now and then an empty append asks it to match our
+             * end; it rejects it then, and the rejection repairs it. */
+            if (++p->idle_ticks >= RAFT_IDLE_CHECK_TICKS) {
+                p->idle_ticks = 0;
+                mpz_t end;
+                mpz_init(end);
+                uint32_t bytes = 0;
+                send_append(r, p, r->next, end, &bytes);
+                mpz_clear(end);
+            }
         } else if (mpz_cmp(p->match, r->next) < 0 && ++p->stall_ticks >= 3) {
             /* Behind and no progress for a few heartbeats: appends were
              * lost; fall back to probing from what it has. */

@@ -2,8 +2,9 @@
 # tests/cluster/lostdata.sh: a follower that lost entries it had
 # acknowledged (its data directory emptied: a disk replaced) is repaired by
 # the same leader: it catches up, and then it and the leader are a majority
-# that commits while the third node is stopped; all three directories
-# verify and agree afterwards. One "PASS name" / "FAIL name: reason" each.
+# that commits while the third node is stopped; so is one that comes back
+# empty while nothing is appended; all three directories verify and agree
+# afterwards. One "PASS name" / "FAIL name: reason" each.
 . tests/cluster/lib.sh
 
 make_cluster 3 || { fail lost_init "trp-node init failed"; exit 0; }
@@ -27,6 +28,21 @@ while [ $n -lt 100 ]; do
 done
 [ -n "$c" ] && [ "$c" -ge 1001 ] && pass lost_follower_repaired \
     || fail lost_follower_repaired "node $f commit '$c'; leader sees $(status_of "$leader" | grep -o '"peers":[^]]*')"
+
+# the other follower loses its data the same way, and nothing is appended
+# after it comes back: the leader still finds and repairs it (it checks
+# an idle follower's end about once a second), and says so in status
+stop_node $o
+rm -rf "$tmp/c/$o" && mkdir "$tmp/c/$o"
+start_node $o
+n=0
+while [ $n -lt 100 ]; do
+    c=$(status_of $o | sed -n 's/.*"commit":"\([0-9]*\)".*/\1/p')
+    [ -n "$c" ] && [ "$c" -ge 1001 ] && break
+    sleep 0.1; n=$((n + 1))
+done
+[ -n "$c" ] && [ "$c" -ge 1001 ] && pass lost_idle_follower_repaired \
+    || fail lost_idle_follower_repaired "node $o commit '$c'; leader sees $(status_of "$leader" | grep -o '"peers":[^]]*')"
 
 # the leader and the repaired follower alone must commit
 eval "po=\$pid_$o"

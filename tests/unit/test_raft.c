@@ -1154,6 +1154,62 @@ static void test_follower_that_lost_entries_is_repaired(void)
     free_cluster(s);
 }
 
+/* A caught-up follower that then lost its entries while nothing is being
+ * appended: the leader's periodic empty append at its end (once every
+ * RAFT_IDLE_CHECK_TICKS heartbeats) is rejected, and repairs it. */
+static void test_idle_follower_that_lost_entries_is_found(void)
+{
+    sim *s = new_cluster(3, 0);
+    outbox o = {0};
+    REQUIRE(lead_replicating_to_2(s, &o));
+    propose_eights(s, 0, 6);
+    drain(s, 0, &o);
+    trp_raft_msg *a = last_append_to(&o, 2);
+    REQUIRE(a);
+    mpz_t end;
+    mpz_init(end);
+    mpz_add_ui(end, a->seq, a->n_entries);
+    outbox_clear(&o);
+    answer_append(s, 2, end, NULL);
+    drain(s, 0, &o);
+    outbox_clear(&o);
+    /* idle: heartbeats answered, and one empty append at the end */
+    size_t appends = 0, empty_at_end = 0;
+    for (int k = 0; k < RAFT_IDLE_CHECK_TICKS + 2; k++) {
+        trp_raft_tick(s->node[0].r, s->now += 50);
+        drain(s, 0, &o);
+        for (size_t i = 0; i < o.n; i++) {
+            trp_raft_msg *m = &o.m[i];
+            if (m->to == 2 && m->type == TRP_RAFT_APPEND) {
+                appends++;
+                empty_at_end += m->n_entries == 0 && mpz_cmp(m->seq, end) == 0;
+            }
+        }
+        trp_raft_msg *hb = find_msg(&o, TRP_RAFT_HEARTBEAT, 2);
+        uint64_t ctx = hb ? hb->ctx : 0;
+        outbox_clear(&o);
+        if (hb) {
+            trp_raft_msg m;
+            msg_to(&m, TRP_RAFT_HEARTBEAT_RESP, 2, 1, trp_raft_term(s->node[0].r));
+            m.ctx = ctx;
+            step(s, 0, &m);
+            drain(s, 0, &o);
+            outbox_clear(&o);
+        }
+    }
+    CHECK(trp_raft_role(s->node[0].r) == TRP_RAFT_LEADER);
+    CHECKF(appends == 1 && empty_at_end == 1, "%zu appends to 2, %zu empty at the end", appends,
+           empty_at_end);
+    /* it has lost everything: it rejects the check, and is probed from the start */
+    answer_append(s, 2, end, s->base);
+    drain(s, 0, &o);
+    a = last_append_to(&o, 2);
+    CHECKF(a && mpz_cmp(a->seq, s->base) == 0, "append to 2 %s", a ? "not at the start" : "missing");
+    outbox_clear(&o);
+    mpz_clear(end);
+    free_cluster(s);
+}
+
 /* Node 0 of a cluster with spares leads; every follower answered its probe
  * (so all replicate); the outbox is empty. */
 static bool lead_with_spares(sim *s, outbox *o)
@@ -1368,6 +1424,7 @@ int main(void)
     RUN(test_follower_commit_clamped);
     RUN(test_partial_ack_not_repeated);
     RUN(test_follower_that_lost_entries_is_repaired);
+    RUN(test_idle_follower_that_lost_entries_is_found);
     RUN(test_exactly_once_and_restart);
     RUN(test_sessions_past_session_max);
     RUN(test_conditional_append);
