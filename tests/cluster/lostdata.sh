@@ -15,17 +15,24 @@ seq 1 1000 | "$BIN/trp-append" -c "$C" -q || fail lost_first_appends "exit $?"
 f=$((leader % 3 + 1))
 o=$((f % 3 + 1)); [ $o = "$leader" ] && o=$((o % 3 + 1))
 
+# wait_commit ID MIN: until node ID's commit is at least MIN (at most ~10 s);
+# the last one seen in $c
+wait_commit() {
+    n=0
+    while [ $n -lt 100 ]; do
+        c=$(status_of "$1" | sed -n 's/.*"commit":"\([0-9]*\)".*/\1/p')
+        [ -n "$c" ] && [ "$c" -ge "$2" ] && return 0
+        sleep 0.1; n=$((n + 1))
+    done
+    return 1
+}
+
 # f's disk is replaced: an empty data directory, same node id
 stop_node $f
 rm -rf "$tmp/c/$f" && mkdir "$tmp/c/$f"
 start_node $f
 echo after-loss | "$BIN/trp-append" -c "$C" -i "$leader" -q || fail lost_append_after_loss "exit $?"
-n=0
-while [ $n -lt 100 ]; do
-    c=$(status_of $f | sed -n 's/.*"commit":"\([0-9]*\)".*/\1/p')
-    [ -n "$c" ] && [ "$c" -ge 1001 ] && break
-    sleep 0.1; n=$((n + 1))
-done
+wait_commit $f 1001
 [ -n "$c" ] && [ "$c" -ge 1001 ] && pass lost_follower_repaired \
     || fail lost_follower_repaired "node $f commit '$c'; leader sees $(status_of "$leader" | grep -o '"peers":[^]]*')"
 
@@ -35,12 +42,7 @@ done
 stop_node $o
 rm -rf "$tmp/c/$o" && mkdir "$tmp/c/$o"
 start_node $o
-n=0
-while [ $n -lt 100 ]; do
-    c=$(status_of $o | sed -n 's/.*"commit":"\([0-9]*\)".*/\1/p')
-    [ -n "$c" ] && [ "$c" -ge 1001 ] && break
-    sleep 0.1; n=$((n + 1))
-done
+wait_commit $o 1001
 [ -n "$c" ] && [ "$c" -ge 1001 ] && pass lost_idle_follower_repaired \
     || fail lost_idle_follower_repaired "node $o commit '$c'; leader sees $(status_of "$leader" | grep -o '"peers":[^]]*')"
 

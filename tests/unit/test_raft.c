@@ -1114,22 +1114,33 @@ static trp_raft_msg *last_append_to(outbox *o, uint64_t to)
 /* A follower whose log ends below what it acknowledged (it lost entries:
  * a disk replaced) is probed again from its end and repaired; a rejection
  * older than its ack is still ignored. */
+/* Node 0 leads, took six proposals, and node 2 acknowledged all of them
+ * (its match is end, the leader's end); the outbox is empty. */
+static bool lead_with_2_caught_up(sim *s, outbox *o, mpz_t end)
+{
+    if (!lead_replicating_to_2(s, o))
+        return false;
+    propose_eights(s, 0, 6);
+    drain(s, 0, o);
+    trp_raft_msg *a = last_append_to(o, 2);
+    if (!a)
+        return false;
+    mpz_add_ui(end, a->seq, a->n_entries);
+    outbox_clear(o);
+    answer_append(s, 2, end, NULL);
+    drain(s, 0, o);
+    outbox_clear(o);
+    return true;
+}
+
 static void test_follower_that_lost_entries_is_repaired(void)
 {
     sim *s = new_cluster(3, 0);
     outbox o = {0};
-    REQUIRE(lead_replicating_to_2(s, &o));
-    propose_eights(s, 0, 6);
-    drain(s, 0, &o);
-    trp_raft_msg *a = last_append_to(&o, 2);
-    REQUIRE(a);
     mpz_t end;
     mpz_init(end);
-    mpz_add_ui(end, a->seq, a->n_entries);
-    outbox_clear(&o);
-    answer_append(s, 2, end, NULL); /* all of it acknowledged: match = end */
-    drain(s, 0, &o);
-    outbox_clear(&o);
+    REQUIRE(lead_with_2_caught_up(s, &o, end));
+    trp_raft_msg *a;
     /* a stale rejection (of an append before the match) changes nothing */
     mpz_add_ui(s->tmp, s->base, 1);
     answer_append(s, 2, s->tmp, s->base);
@@ -1161,18 +1172,10 @@ static void test_idle_follower_that_lost_entries_is_found(void)
 {
     sim *s = new_cluster(3, 0);
     outbox o = {0};
-    REQUIRE(lead_replicating_to_2(s, &o));
-    propose_eights(s, 0, 6);
-    drain(s, 0, &o);
-    trp_raft_msg *a = last_append_to(&o, 2);
-    REQUIRE(a);
     mpz_t end;
     mpz_init(end);
-    mpz_add_ui(end, a->seq, a->n_entries);
-    outbox_clear(&o);
-    answer_append(s, 2, end, NULL);
-    drain(s, 0, &o);
-    outbox_clear(&o);
+    REQUIRE(lead_with_2_caught_up(s, &o, end));
+    trp_raft_msg *a;
     /* idle: heartbeats answered, and one empty append at the end */
     size_t appends = 0, empty_at_end = 0;
     for (int k = 0; k < RAFT_IDLE_CHECK_TICKS + 2; k++) {
