@@ -190,10 +190,14 @@ int trp_client_open(trp_client **out, const char *config_path, uint64_t node, ui
     return 0;
 }
 
+static void read_close(trp_client *c);
+
 void trp_client_close(trp_client *c)
 {
     if (!c)
         return;
+    if (c->r_asked_ms)
+        read_close(c); /* a read was going on: the node may stop serving it now */
     for (size_t i = 0; i < c->q_len; i++) {
         struct pend *p = &c->q[(c->q_head + i) % c->q_cap];
         free(p->data);
@@ -798,6 +802,28 @@ static void read_ask(trp_client *c, bool restart)
     trp_udp_flush(c->udp, &err);
     trp_cbuf_free(&b);
     c->r_asked_ms = c->now_ms;
+}
+
+/* Tell the node this read is over, so that it forgets the stream instead
+ * of sending it what commits next until it expires (one datagram, not
+ * waited for: a lost one only costs the node that much). */
+static void read_close(trp_client *c)
+{
+    trp_cbuf b = {0};
+    mpz_t next;
+    mpz_init_set(next, c->r_next);
+    wire_seq_clamp(next);
+    trp_cbuf_header(&b, TRP_CMSG_READ, c->stream);
+    trp_cbuf_u8(&b, TRP_CREAD_CLOSE);
+    trp_cbuf_seq(&b, next);
+    trp_cbuf_u64(&b, 0);
+    trp_cbuf_seq(&b, next);
+    send_to(c, c->ids[c->target], &b);
+    trp_err err;
+    trp_err_clear(&err);
+    trp_udp_flush(c->udp, &err);
+    trp_cbuf_free(&b);
+    mpz_clear(next);
 }
 
 /* Make the next useful queued ENTRIES message current (rcm, ridx).

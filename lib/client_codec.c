@@ -329,7 +329,7 @@ int trp_cmsg_decode(const uint8_t *buf, size_t len, trp_cmsg *m, trp_err *err)
         break;
     case TRP_CMSG_READ:
         m->flags = (int)get_be(&c, 1);
-        if (m->flags & ~(TRP_CREAD_TAIL | TRP_CREAD_RESTART | TRP_CREAD_TAIL_AT))
+        if (m->flags & ~(TRP_CREAD_TAIL | TRP_CREAD_RESTART | TRP_CREAD_TAIL_AT | TRP_CREAD_CLOSE))
             return trp_err_set(err, TRP_EFORMAT, "client message: unknown READ flags");
         get_seq(&c, m->seq);
         m->back = get_be(&c, 8);

@@ -418,6 +418,12 @@ static struct stream *stream_get(trp_server *s, uint64_t client, uint64_t id, bo
 
 static void on_read(trp_server *s, uint64_t client, const trp_cmsg *m)
 {
+    if (m->flags & TRP_CREAD_CLOSE) { /* the reader is done with it */
+        for (size_t i = 0; i < s->n_streams; i++)
+            if (s->streams[i].used && s->streams[i].client == client && s->streams[i].id == m->id)
+                s->streams[i].used = false;
+        return;
+    }
     bool created;
     struct stream *st = stream_get(s, client, m->id, &created);
     if (!st)

@@ -65,6 +65,7 @@ enum trp_cmsg_type {
 #define TRP_CREAD_RESTART 2 /* (re)start the stream at from / the tail */
 #define TRP_CREAD_TAIL_AT 4 /* with TAIL: count back from `from` (a confirmed commit next),
                                once the node's own commit has reached it */
+#define TRP_CREAD_CLOSE 8   /* the reader is done: forget the stream, send nothing more */
 
 typedef struct trp_cmsg_item {
     uint64_t session, req;
