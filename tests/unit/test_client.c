@@ -78,7 +78,9 @@ static void resp_and_read_roundtrip(void)
     CHECK(mpz_cmp(d.seq, m.seq) == 0 && d.back == 5 && d.flags == m.flags);
     m.flags = TRP_CREAD_TAIL | TRP_CREAD_RESTART | TRP_CREAD_TAIL_AT;
     CHECK(roundtrip(&m, &d) == 0 && d.flags == m.flags);
-    m.flags = 8; /* unknown */
+    m.flags = TRP_CREAD_CLOSE;
+    CHECK(roundtrip(&m, &d) == 0 && d.flags == TRP_CREAD_CLOSE);
+    m.flags = 16; /* unknown */
     CHECK(roundtrip(&m, &d) != 0);
     m.flags = TRP_CREAD_TAIL | TRP_CREAD_RESTART;
     m.type = TRP_CMSG_READINDEX_RESP;
