@@ -805,8 +805,8 @@ static void read_ask(trp_client *c, bool restart)
 }
 
 /* Tell the node this read is over, so that it forgets the stream instead
- * of sending it what commits next until it expires (one datagram, not
- * waited for: a lost one only costs the node that much). */
+ * of sending it what commits next until it expires (not waited for: if
+ * both copies are lost, that only costs the node that much). */
 static void read_close(trp_client *c)
 {
     trp_cbuf b = {0};
@@ -819,6 +819,7 @@ static void read_close(trp_client *c)
     trp_cbuf_u64(&b, 0);
     trp_cbuf_seq(&b, next);
     send_to(c, c->ids[c->target], &b);
+    send_to(c, c->ids[c->target], &b); /* twice: a busy node's socket may drop one */
     trp_err err;
     trp_err_clear(&err);
     trp_udp_flush(c->udp, &err);
