@@ -1140,7 +1140,6 @@ static void test_follower_that_lost_entries_is_repaired(void)
     mpz_t end;
     mpz_init(end);
     REQUIRE(lead_with_2_caught_up(s, &o, end));
-    trp_raft_msg *a;
     /* a stale rejection (of an append before the match) changes nothing */
     mpz_add_ui(s->tmp, s->base, 1);
     answer_append(s, 2, s->tmp, s->base);
@@ -1151,7 +1150,7 @@ static void test_follower_that_lost_entries_is_repaired(void)
      * everything; the leader probes from its end (the log's start) */
     answer_append(s, 2, end, s->base);
     drain(s, 0, &o);
-    a = last_append_to(&o, 2);
+    trp_raft_msg *a = last_append_to(&o, 2);
     CHECKF(a && mpz_cmp(a->seq, s->base) == 0, "append to 2 %s", a ? "not at the start" : "missing");
     outbox_clear(&o);
     /* it takes them all and acknowledges: replicating again to the end */
@@ -1175,7 +1174,6 @@ static void test_idle_follower_that_lost_entries_is_found(void)
     mpz_t end;
     mpz_init(end);
     REQUIRE(lead_with_2_caught_up(s, &o, end));
-    trp_raft_msg *a;
     /* idle: heartbeats answered, and one empty append at the end */
     size_t appends = 0, empty_at_end = 0;
     for (int k = 0; k < RAFT_IDLE_CHECK_TICKS + 2; k++) {
@@ -1206,7 +1204,7 @@ static void test_idle_follower_that_lost_entries_is_found(void)
     /* it has lost everything: it rejects the check, and is probed from the start */
     answer_append(s, 2, end, s->base);
     drain(s, 0, &o);
-    a = last_append_to(&o, 2);
+    trp_raft_msg *a = last_append_to(&o, 2);
     CHECKF(a && mpz_cmp(a->seq, s->base) == 0, "append to 2 %s", a ? "not at the start" : "missing");
     outbox_clear(&o);
     mpz_clear(end);
