@@ -9,6 +9,7 @@
  * path of the offending field so a person can find it.
  */
 #include "trp_config.h"
+#include "trp_client.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -1036,7 +1037,12 @@ static int init_write(const trp_init_options *o, const char *text, const uint8_t
     for (unsigned i = 1; !rc && i <= o->nodes; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%u", o->dir, i);
+        /* the marker says a node of a new cluster, not one that lost its
+         * state: a node that finds its directory empty rejoins (trp-raft(7)) */
+        static const char marker[] = TRP_NODE_MARKER_TEXT;
         rc = make_dir(path, err);
+        if (!rc)
+            rc = write_atomic(path, TRP_NODE_MARKER_FILE, marker, sizeof marker - 1, 0644, err);
     }
     return rc;
 }

@@ -28,6 +28,7 @@
  *    of a failed write and trp_log_truncate cut files).
  */
 #include "logfmt.h"
+#include "trp_client.h"
 
 #include <assert.h>
 #include <stdatomic.h>
@@ -752,8 +753,11 @@ static bool dir_is_empty(trp_log *log)
     }
     bool empty = true;
     struct dirent *de;
+    /* a node's own files (trp-node init leaves its marker in each new
+     * node's directory) do not make a directory a log's or foreign */
     while ((de = readdir(d)) != NULL)
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && strcmp(de->d_name, LOCK_NAME))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && strcmp(de->d_name, LOCK_NAME) &&
+            strcmp(de->d_name, TRP_NODE_MARKER_FILE) && strcmp(de->d_name, TRP_NODE_REJOIN_FILE))
             empty = false;
     closedir(d);
     return empty;

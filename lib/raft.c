@@ -308,7 +308,7 @@ int trp_raft_new(trp_raft **out, const trp_raft_config *cfg_in, const trp_raft_s
     }
     r->cfg.nodes = r->nodes;
     mpz_inits(r->first, r->next, r->durable_next, r->commit_next, r->verified_next, r->term_start,
-              r->leader_commit, r->acked_next, r->tmp, r->tmp2, NULL);
+              r->leader_commit, r->acked_next, r->rejoin_target, r->tmp, r->tmp2, NULL);
     mpz_set_si(r->acked_next, -1);
     r->now_ms = now_ms;
     rc = load_log(r);
@@ -338,6 +338,8 @@ int trp_raft_new(trp_raft **out, const trp_raft_config *cfg_in, const trp_raft_s
             mpz_set(r->commit_next, *rs->commit_next);
     }
     mpz_set(r->verified_next, r->commit_next);
+    /* alone, a node has no one to catch up from, and no quorum to protect */
+    r->rejoining = rs && rs->rejoining && r->n > 1;
     r->role = TRP_RAFT_FOLLOWER;
     raft_reset_election_timer(r);
     if (r->n == 1)
@@ -379,7 +381,7 @@ void trp_raft_free(trp_raft *r)
     free(r->nodes);
     free(r->peers);
     mpz_clears(r->first, r->next, r->durable_next, r->commit_next, r->verified_next, r->term_start,
-               r->leader_commit, r->acked_next, r->tmp, r->tmp2, NULL);
+               r->leader_commit, r->acked_next, r->rejoin_target, r->tmp, r->tmp2, NULL);
     free(r);
 }
 
@@ -476,8 +478,10 @@ int trp_raft_persisted(trp_raft *r, const mpz_t durable_next)
 {
     if (r->failed)
         return r->fail.code;
-    /* Never beyond what is stored: a sync started before a truncation
-     * cannot vouch for entries appended after it. */
+    /* Never beyond what is stored. A sync started before a truncation
+     * cannot vouch for entries appended after it, and this check alone
+     * cannot tell such a report once the log has grown back past it: the
+     * driver must not report one (trp_raft.h). */
     if (mpz_cmp(durable_next, r->next) <= 0 && mpz_cmp(durable_next, r->durable_next) > 0) {
         mpz_set(r->durable_next, durable_next);
         if (mpz_cmp(r->commit_next, r->durable_next) >= 0)
@@ -591,6 +595,11 @@ bool trp_raft_spare(const trp_raft *r)
 uint64_t trp_raft_vote(const trp_raft *r)
 {
     return r->vote;
+}
+
+bool trp_raft_rejoining(const trp_raft *r)
+{
+    return r->rejoining;
 }
 uint64_t trp_raft_id(const trp_raft *r)
 {

@@ -7,14 +7,14 @@
  * fixed 32-byte hashes, length-prefixed payloads, and a CRC32C of all of it
  * at the end. The decoder trusts nothing: every read is bounds-checked,
  * every count and length is capped by the bytes actually present before
- * anything is allocated, flags must be 0 or 1, and trailing bytes are an
- * error. The CRC is belt and braces under the transport's AEAD; in the
+ * anything is allocated, flags must be 0 or 1 (APPEND's 0 to 3), and
+ * trailing bytes are an error. The CRC is belt and braces under the transport's AEAD; in the
  * simulator it is what turns a flipped bit into a dropped message.
  *
  * Layout after "version type from to term" (all varints but the bytes):
  *   PREVOTE/VOTE      seq log_term priority
  *   *VOTE_RESP        flag
- *   APPEND            seq commit flag log_term hash[32] last_hash[32] count
+ *   APPEND            seq commit flags log_term hash[32] last_hash[32] count
  *                     count x (term type:1 len bytes)
  *   APPEND_RESP       flag seq hint
  *   HEARTBEAT         commit ctx flag
@@ -24,6 +24,7 @@
  *   READ              client req
  *   READ_RESP         client req status seq leader_hint
  *   then crc32c:4 (big-endian) over everything before it.
+ * APPEND's flags byte: bit 0 flag (spare), bit 1 commit_current.
  */
 #include "trp_raft.h"
 #include "trp_log.h"
@@ -153,7 +154,7 @@ int trp_raft_msg_encode(const trp_raft_msg *m, uint8_t **out, size_t *len, trp_e
     case TRP_RAFT_APPEND:
         bad |= put_seq(&w, m->seq);
         bad |= put_seq(&w, m->commit);
-        put_u8(&w, m->flag ? 1 : 0);
+        put_u8(&w, (uint8_t)((m->flag ? 1 : 0) | (m->commit_current ? 2 : 0)));
         put_var(&w, m->log_term);
         put(&w, m->hash, TRP_RAFT_HASH_LEN);
         put(&w, m->last_hash, TRP_RAFT_HASH_LEN);
@@ -389,7 +390,13 @@ int trp_raft_msg_decode(const uint8_t *buf, size_t len, trp_raft_msg *m, trp_err
     case TRP_RAFT_APPEND:
         get_seq(&r, m->seq);
         get_seq(&r, m->commit);
-        m->flag = get_flag(&r);
+        {
+            uint8_t f = get_u8(&r);
+            if (f > 3)
+                r.bad = true;
+            m->flag = f & 1;
+            m->commit_current = (f & 2) != 0;
+        }
         m->log_term = get_var(&r);
         get_hash(&r, m->hash);
         get_hash(&r, m->last_hash);

@@ -26,6 +26,11 @@
  * behind its own refuses and starts its own pre-vote at once: the asker
  * cannot win, and the leader is gone for both. Neither rule grants or
  * refuses a vote; they only move a candidacy earlier or later.
+ *
+ * A node that lost its state (trp_raft_restart.rejoining) neither votes nor
+ * runs until it has caught up: its lost copy may have been one of the
+ * quorum that committed an entry, and with an empty log every candidate
+ * would look up to date to it.
  */
 #include "raft.h"
 
@@ -71,8 +76,13 @@ void election_become_follower(trp_raft *r, uint64_t term, uint64_t leader)
 
 void election_tick(trp_raft *r)
 {
-    if (r->now_ms >= r->election_due_ms)
-        election_start(r, true);
+    if (r->now_ms < r->election_due_ms)
+        return;
+    if (r->rejoining) { /* it could win with a log that lacks committed entries */
+        raft_reset_election_timer(r);
+        return;
+    }
+    election_start(r, true);
 }
 
 /* Start a pre-vote round (pre_vote) or a real election (§5.2). */
@@ -160,6 +170,12 @@ void election_receive_request(trp_raft *r, const trp_raft_msg *m)
 {
     if (election_withholding(r))
         return; /* a live leader: do not even answer (§4.2.3) */
+    if (r->rejoining) {
+        /* Our log may lack entries committed with our lost copy: a
+         * candidate that lacks them too would look up to date. */
+        respond(r, m, false);
+        return;
+    }
     bool up_to_date = election_log_up_to_date(r, m->log_term, m->seq);
     if (m->type == TRP_RAFT_PREVOTE) {
         bool grant = m->term > r->term && up_to_date && !priority_preempts(r, m);

@@ -202,6 +202,7 @@ static int send_append(trp_raft *r, struct raft_peer *p, const mpz_t from, mpz_t
     mpz_set(m->seq, from);
     mpz_set(m->commit, r->commit_next);
     m->flag = p->spare;
+    m->commit_current = r->leader_can_read;
     if (mpz_cmp(from, r->first) > 0) {
         mpz_sub_ui(r->tmp, from, 1);
         trp_raft_entry e;
@@ -451,6 +452,11 @@ static void follower_commit(trp_raft *r)
         mpz_set(c, r->durable_next);
     raft_set_commit(r, c);
     mpz_clear(c);
+    /* Our log holds, verified and durable, every entry below a commit of a
+     * leader that had committed in its own term: every entry committed
+     * before that term, so our copy counts again. */
+    if (r->rejoining && r->rejoin_target_set && mpz_cmp(r->commit_next, r->rejoin_target) >= 0)
+        r->rejoining = false;
 }
 
 /* A message from the leader of our term: follow it, restart the timer. */
@@ -559,6 +565,10 @@ void replication_receive_append(trp_raft *r, const trp_raft_msg *m)
         goto out;
     }
     r->spare = m->flag;
+    if (r->rejoining && m->commit_current && !r->rejoin_target_set) {
+        mpz_set(r->rejoin_target, m->commit);
+        r->rejoin_target_set = true;
+    }
     if (mpz_cmp(m->seq, r->first) < 0)
         goto out; /* below our log: needs a snapshot (not supported) */
     if (mpz_cmp(m->seq, r->next) > 0) {

@@ -12,6 +12,7 @@
  */
 #include "server.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -105,6 +106,8 @@ static void finish_ready(trp_server *s, trp_raft_ready *rd)
     trp_raft_advance(s->raft, rd);
 }
 
+static void rejoined(trp_server *s);
+
 static void socket_input(trp_server *s, bool on)
 {
     trp_err err;
@@ -151,6 +154,8 @@ void server_pump(trp_server *s)
         server_fail(s, &err);
     if (commit_moved)
         server_client_commit(s);
+    if (s->rejoining && !trp_raft_rejoining(s->raft))
+        rejoined(s);
     state_lines(s);
     /* messages first: followers start their fsync while we write ours */
     trp_udp_flush(s->udp, &err);
@@ -281,9 +286,7 @@ static int write_marker(const char *dir, trp_err *err)
         return 0;
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, TRP_NODE_MARKER_FILE);
-    static const char text[] =
-        "trp-node 1\n"
-        "Data entries here begin with a 17-byte client envelope (see trp-log(5)).\n";
+    static const char text[] = TRP_NODE_MARKER_TEXT;
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return trp_err_sys(err, TRP_EIO, errno, "%s", path);
@@ -298,13 +301,81 @@ static int write_marker(const char *dir, trp_err *err)
     return ok ? 0 : trp_err_sys(err, TRP_EIO, e, "%s", path);
 }
 
+/* Create dir/name, empty, durably. */
+static int write_empty_file(const char *dir, const char *name, trp_err *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return trp_err_sys(err, TRP_EIO, errno, "%s", path);
+    bool ok = fsync(fd) == 0;
+    int e = errno;
+    close(fd);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        ok = ok && fsync(dfd) == 0;
+        e = ok ? e : errno;
+        close(dfd);
+    }
+    return ok ? 0 : trp_err_sys(err, TRP_EIO, e, "%s", path);
+}
+
+/* Does the node rejoin after losing its state? It does when its directory
+ * exists but holds nothing (a disk replaced, the directory emptied; a
+ * file system's lost+found does not count), and until it has caught up
+ * (the rejoining file says so across restarts). A missing directory is a
+ * new node's; trp-node init leaves its marker in each directory it makes. */
+static int check_rejoin(trp_server *s, const char *dir, trp_err *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, TRP_NODE_REJOIN_FILE);
+    if (access(path, F_OK) == 0) {
+        s->rejoining = true;
+        return 0;
+    }
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0; /* missing (a new node), or trp_log_open says why */
+    bool empty = true;
+    for (struct dirent *de; empty && (de = readdir(d));)
+        empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+                !strcmp(de->d_name, "lost+found");
+    closedir(d);
+    if (!empty || s->cfg->nnodes == 1)
+        return 0;
+    s->rejoining = true;
+    return write_empty_file(dir, TRP_NODE_REJOIN_FILE, err);
+}
+
+/* The core says this node caught up: its copy counts again. */
+static void rejoined(trp_server *s)
+{
+    s->rejoining = false;
+    const trp_node_config *nc = trp_config_node(s->cfg, s->self);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", nc->data_dir, TRP_NODE_REJOIN_FILE);
+    if (unlink(path) != 0 && errno != ENOENT)
+        server_log(s, TRP_SERVER_STATE, "%s: %s (the node will rejoin again at its next start)",
+                   path, strerror(errno));
+    server_log(s, TRP_SERVER_STATE, "caught up with the leader after rejoining: votes again");
+}
+
 static int open_log(trp_server *s, const trp_node_config *nc, trp_err *err)
 {
     trp_log_options lo = {.create = true,
                           .start_seq = s->cfg->start_seq,
                           .max_entry = s->cfg->max_entry + TRP_RAFT_ENVELOPE_LEN,
                           .manual_commit = true};
-    int rc = trp_log_open(&s->log, nc->data_dir, &lo, err);
+    int rc = check_rejoin(s, nc->data_dir, err);
+    if (rc)
+        return rc;
+    if (s->rejoining)
+        server_log(s, TRP_SERVER_STATE,
+                   "data directory %s was empty (a disk replaced?): rejoining, this node "
+                   "neither votes nor runs for leader until it has caught up with a leader",
+                   nc->data_dir);
+    rc = trp_log_open(&s->log, nc->data_dir, &lo, err);
     if (rc == TRP_ELOCKED)
         trp_err_prefix(err, "data directory %s is in use (is trp-node %llu already running?)",
                        nc->data_dir, (unsigned long long)s->self);
@@ -366,7 +437,7 @@ static int open_raft(trp_server *s, trp_err *err)
     mpz_init(commit);
     trp_log_commit_next(s->log, commit);
     const mpz_t *cp = (const mpz_t *)&commit;
-    trp_raft_restart rs = {meta.term, meta.vote, cp};
+    trp_raft_restart rs = {meta.term, meta.vote, cp, s->rejoining};
     trp_raft_storage stg;
     server_storage(s, &stg);
     trp_raft_env env = {s, server_rand, trp_entry_hash};

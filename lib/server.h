@@ -88,6 +88,7 @@ struct trp_server {
     uint64_t rng;
     trp_err fatal;
     bool failed, stopping;
+    bool rejoining; /* lost its state: the core neither votes nor runs yet */
     int tick_timer, expire_timer, spare_timer;
 
     /* storage adapter */

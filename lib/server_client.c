@@ -513,6 +513,7 @@ static char *status_json(trp_server *s)
     trp_log_durable_next(s->log, a);
     add_seq(o, "durable", a);
     cJSON_AddBoolToObject(o, "spare", trp_raft_spare(s->raft));
+    cJSON_AddBoolToObject(o, "rejoining", trp_raft_rejoining(s->raft));
     cJSON *head = cJSON_AddObjectToObject(o, "head");
     char hex[TRP_HASH_HEX_LEN + 1];
     if (head) {

@@ -368,7 +368,7 @@ int trp_node_start(trp_node *node, uint64_t now_ms, trp_err *err)
     int rc = node->log->meta_get(node->log->st.user, &term, &vote, commit, err);
     if (!rc) {
         const mpz_t *cp = (const mpz_t *)&commit;
-        trp_raft_restart rs = {term, vote, cp};
+        trp_raft_restart rs = {term, vote, cp, false};
         trp_raft_config c = {.self = node->id,
                              .nodes = node->nodes,
                              .n_nodes = node->n,

@@ -43,6 +43,13 @@ extern "C" {
 /* A file in a log directory written by trp-node: data entries there carry
  * the 17-byte client envelope (trp_raft.h) before the user's bytes. */
 #define TRP_NODE_MARKER_FILE "envelope"
+#define TRP_NODE_MARKER_TEXT                                                                       \
+    "trp-node 1\n"                                                                                 \
+    "Data entries here begin with a 17-byte client envelope (see trp-log(5)).\n"
+/* A file in a node's data directory while the node rejoins after losing its
+ * state (it found the directory empty): it neither votes nor campaigns
+ * until it has caught up with a leader (trp_raft_restart.rejoining). */
+#define TRP_NODE_REJOIN_FILE "rejoining"
 /* `trp-tail -n N` on a node's log counts data entries only (no-ops are
  * skipped) for N up to this; beyond it, every entry, so that a tail never
  * scans more than about this many entries (both modes alike). */

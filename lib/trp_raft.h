@@ -130,6 +130,11 @@ typedef struct trp_raft_restart {
     uint64_t term;
     uint64_t vote;
     const mpz_t *commit_next; /* may be NULL */
+    /* The node lost its state (a disk replaced, a directory emptied): it
+     * neither votes nor campaigns until it holds every entry the cluster
+     * had committed when a leader of a term with a commit of its own last
+     * told it its commit (see trp_raft_rejoining). Ignored with one node. */
+    bool rejoining;
 } trp_raft_restart;
 
 /* ---- messages (encoded by trp_raft_msg_encode) -------------------------- */
@@ -168,6 +173,8 @@ typedef struct trp_raft_msg {
     uint32_t priority;
     bool flag; /* *VOTE_RESP: granted; APPEND_RESP: success; PROPOSE: has if_head;
                   APPEND, HEARTBEAT: the receiver is a spare (trp_raft_spare) */
+    bool commit_current; /* APPEND: the sender's commit covers an entry of its
+                            own term, so every entry committed before its term */
     uint8_t hash[TRP_RAFT_HASH_LEN];      /* APPEND: prev hash; PROPOSE: if_head;
                                              PROPOSE_RESP: the entry's hash */
     uint8_t last_hash[TRP_RAFT_HASH_LEN]; /* APPEND: hash of the last entry */
@@ -257,6 +264,10 @@ void trp_raft_free(trp_raft *r);
  * (a storage error: then TRP_EIO etc. and the node is fail-stopped). */
 int trp_raft_tick(trp_raft *r, uint64_t now_ms);
 int trp_raft_step(trp_raft *r, const trp_raft_msg *m);
+/* durable_next: entries below it are durable. It must come from a sync
+ * that started after the core's last call of storage.truncate: a driver
+ * that syncs in the background waits for (or forgets the result of) a
+ * sync in flight before it truncates (trp-node's disk thread does). */
 int trp_raft_persisted(trp_raft *r, const mpz_t durable_next);
 /* Append payload (user bytes; the core adds the envelope). if_head: the
  * head hash the log must still have, or NULL. The answer comes as a reply. */
@@ -284,6 +295,11 @@ uint64_t trp_raft_leader(const trp_raft *r); /* 0 = unknown */
  * it still acknowledges only what is durable, so only its acks are late. */
 bool trp_raft_spare(const trp_raft *r);
 uint64_t trp_raft_vote(const trp_raft *r);
+/* Still rejoining after lost state (trp_raft_restart.rejoining): false
+ * once its commit has reached a commit that a leader, with a commit in its
+ * own term, sent it. The caller may then forget that the node lost its
+ * state (trp-node removes its rejoining file). */
+bool trp_raft_rejoining(const trp_raft *r);
 uint64_t trp_raft_id(const trp_raft *r);
 /* Entries below it are committed (a leader's may pass its own durable log). */
 void trp_raft_commit_next(const trp_raft *r, mpz_t out);

@@ -127,6 +127,7 @@ typedef struct sim_node {
     size_t n, cap, durable; /* entries [0, durable) are durable */
     uint64_t hs_term, hs_vote;
     size_t commit; /* persisted commit watermark (count) */
+    bool rejoining; /* lost its disk (sim_wipe) and has not caught up since */
     bool syncing, sync_again;
     size_t sync_target;
     uint64_t sync_done_ms;
@@ -447,7 +448,7 @@ static void node_start(sim *s, sim_node *nd)
     mpz_init(commit);
     mpz_add_ui(commit, s->base, nd->commit);
     const mpz_t *cp = (const mpz_t *)&commit;
-    trp_raft_restart rs = {nd->hs_term, nd->hs_vote, cp};
+    trp_raft_restart rs = {nd->hs_term, nd->hs_vote, cp, nd->rejoining};
     trp_err err = {0};
     if (s->cfg.real_disk) { /* what the store kept (real_open checked it) */
         if (!nd->nl) {
@@ -603,6 +604,8 @@ static uint64_t spare_delay(sim *s, const sim_node *nd)
 
 static void node_drain(sim *s, sim_node *nd)
 {
+    if (nd->up && nd->rejoining && !trp_raft_rejoining(nd->r))
+        nd->rejoining = false; /* caught up: trp-node removes its file */
     for (int guard = 0; guard < 4 && nd->up && trp_raft_has_ready(nd->r); guard++) {
         if (trp_raft_ready_needs_hard_state(nd->r) && s->now < nd->stall_until)
             return; /* the metadata write waits for the stalled disk */
@@ -1309,6 +1312,20 @@ SIM_API void sim_free(sim *s)
 SIM_API void sim_crash(sim *s, int i, uint64_t down_ms)
 {
     node_crash(s, &s->node[i], down_ms);
+}
+
+/* A down node's disk is replaced (model disk only): log, term, vote and
+ * watermark gone. It restarts rejoining, as trp-node does when it finds
+ * its data directory empty. */
+SIM_API void sim_wipe(sim *s, int i)
+{
+    sim_node *nd = &s->node[i];
+    disk_cut(nd, 0);
+    nd->durable = 0;
+    nd->hs_term = nd->hs_vote = 0;
+    nd->commit = 0;
+    nd->rejoining = true;
+    sim_trace(s, "node %" PRIu64 " loses its disk", nd->id);
 }
 
 /* One millisecond of cluster time. */

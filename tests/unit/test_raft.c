@@ -1213,6 +1213,103 @@ static void test_idle_follower_that_lost_entries_is_found(void)
 
 /* Node 0 of a cluster with spares leads; every follower answered its probe
  * (so all replicate); the outbox is empty. */
+/* A node that lost its state (trp-node found its directory empty) neither
+ * runs nor votes until it holds a current leader's commit: its empty log
+ * would make any candidate look up to date, also one that lacks entries
+ * committed with the copy it lost. */
+static void test_rejoining_node_neither_votes_nor_runs(void)
+{
+    sim *s = new_cluster(3, 0);
+    outbox o = {0};
+    trp_raft_msg m;
+    s->node[0].rejoining = true;
+    restart_node(s, 0);
+    trp_raft *r = s->node[0].r;
+    CHECK(trp_raft_rejoining(r));
+    for (int k = 0; k < 10; k++) { /* timers fire, no election */
+        s->now += 400;
+        trp_raft_tick(r, s->now);
+        drain(s, 0, &o);
+    }
+    CHECK(count_msgs(&o, TRP_RAFT_PREVOTE, 0) == 0 && count_msgs(&o, TRP_RAFT_VOTE, 0) == 0);
+    CHECK(trp_raft_role(r) == TRP_RAFT_FOLLOWER && trp_raft_term(r) == 0);
+    outbox_clear(&o);
+    msg_to(&m, TRP_RAFT_PREVOTE, 3, 1, 1);
+    mpz_set(m.seq, s->base);
+    step(s, 0, &m);
+    msg_to(&m, TRP_RAFT_VOTE, 3, 1, 2);
+    mpz_set(m.seq, s->base);
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    trp_raft_msg *pv = find_msg(&o, TRP_RAFT_PREVOTE_RESP, 3), *v = find_msg(&o, TRP_RAFT_VOTE_RESP, 3);
+    CHECK(pv && !pv->flag);
+    CHECK(v && !v->flag && v->term == 2);
+    CHECK(trp_raft_vote(r) == 0);
+    outbox_clear(&o);
+    /* leader 2 of term 3 sends a, b with commit 2, but has not committed in
+     * its own term: what it calls committed may not be all there is */
+    uint64_t terms[] = {2, 2};
+    const char *ab[] = {"a", "b"};
+    append_msg(s, &m, 3, 0, terms, ab, 2, s->anchor, 0);
+    mpz_add_ui(m.commit, s->base, 2);
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    CHECK(s->node[0].n == 2 && s->node[0].commit == 2);
+    CHECK(trp_raft_rejoining(r));
+    outbox_clear(&o);
+    /* its commit now covers an entry of its term (c): that commit reached,
+     * the node's copy counts again */
+    uint64_t t3[] = {3};
+    const char *c[] = {"c"};
+    append_msg(s, &m, 3, 2, t3, c, 1, s->node[0].e[1].hash, 2);
+    mpz_add_ui(m.commit, s->base, 3);
+    m.commit_current = true;
+    drain_opt(s, 0, &o, false); /* nothing pending */
+    step(s, 0, &m);
+    drain_opt(s, 0, &o, false); /* c not yet durable: commit stays at 2 */
+    CHECK(trp_raft_rejoining(r));
+    mpz_t three;
+    mpz_init(three);
+    mpz_add_ui(three, s->base, 3);
+    s->node[0].durable = 3;
+    trp_raft_persisted(r, three);
+    mpz_clear(three);
+    drain(s, 0, &o);
+    CHECK(s->node[0].commit == 3);
+    CHECK(!trp_raft_rejoining(r));
+    outbox_clear(&o);
+    /* and it votes again, once the leader is gone */
+    s->now += 1000;
+    trp_raft_tick(r, s->now);
+    drain(s, 0, &o);
+    outbox_clear(&o);
+    msg_to(&m, TRP_RAFT_VOTE, 3, 1, 4);
+    mpz_add_ui(m.seq, s->base, 3);
+    m.log_term = 3;
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    v = find_msg(&o, TRP_RAFT_VOTE_RESP, 3);
+    CHECK(v && v->flag);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+/* Alone, a node has no one to catch up from: it elects itself. */
+static void test_rejoining_single_node_elects_itself(void)
+{
+    sim *s = new_cluster(1, 0);
+    outbox o = {0};
+    s->node[0].rejoining = true;
+    restart_node(s, 0);
+    CHECK(!trp_raft_rejoining(s->node[0].r));
+    s->now += 10;
+    trp_raft_tick(s->node[0].r, s->now);
+    drain(s, 0, &o);
+    CHECK(trp_raft_role(s->node[0].r) == TRP_RAFT_LEADER);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
 static bool lead_with_spares(sim *s, outbox *o)
 {
     s->cfg.spare_ms = 5;
@@ -1426,6 +1523,8 @@ int main(void)
     RUN(test_partial_ack_not_repeated);
     RUN(test_follower_that_lost_entries_is_repaired);
     RUN(test_idle_follower_that_lost_entries_is_found);
+    RUN(test_rejoining_node_neither_votes_nor_runs);
+    RUN(test_rejoining_single_node_elects_itself);
     RUN(test_exactly_once_and_restart);
     RUN(test_sessions_past_session_max);
     RUN(test_conditional_append);

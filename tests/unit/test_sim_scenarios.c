@@ -242,6 +242,45 @@ static void scenario_partitioned_minority_leader(void)
     finish(s);
 }
 
+/* trp-raft(7): a committed entry survives while a quorum keeps its disk.
+ * E commits on L and F while G is cut off; F's disk is replaced and L
+ * crashes (keeping its disk). F rejoins with nothing: it must not vote, or
+ * G (which lacks E) would win with it and overwrite E. With L back, L
+ * leads, F catches up and votes again, and E is where it was. */
+static void scenario_replaced_disk_does_not_vote(void)
+{
+    for (uint64_t seed = 5; seed < 8; seed++) {
+        sim *s = mk(3, 0, seed);
+        s->cfg.n_clients = 0;
+        int l = wait_leader(s, 5000, false);
+        REQUIRE(l >= 0);
+        int f = (l + 1) % 3, g = (l + 2) % 3;
+        run(s, 200, false);
+        sim_isolate(s, g);
+        propose_at(s, l, "E");
+        run(s, 100, false);
+        REQUIRE(committed_has(s, "E") && holds(s, f, "E") && !holds(s, g, "E"));
+        down(s, l);
+        down(s, f);
+        sim_wipe(s, f);
+        sim_heal(s);
+        up(s, f);
+        run(s, 3000, false);
+        CHECK(leader(s) < 0);     /* G alone cannot win: F does not vote */
+        CHECK(s->node[f].rejoining);
+        up(s, l);
+        int l2 = wait_leader(s, 5000, false);
+        CHECK(l2 == l);
+        propose_at(s, l2, "after");
+        run(s, 2000, false);
+        CHECK(!s->node[f].rejoining); /* caught up: votes again */
+        for (int i = 0; i < 3; i++)
+            CHECKF(holds(s, i, "E") && holds(s, i, "after"), "seed %llu node %d",
+                   (unsigned long long)seed, i + 1);
+        finish(s);
+    }
+}
+
 static void scenario_leader_disk_stall(void)
 {
     sim *s = mk(3, 0, 4);
@@ -431,6 +470,7 @@ int main(void)
     RUN(scenario_crash_mid_replication_longer_successor);
     RUN(scenario_partitioned_minority_leader);
     RUN(scenario_leader_disk_stall);
+    RUN(scenario_replaced_disk_does_not_vote);
     RUN(scenario_flapping_links);
     RUN(scenario_loss_dup_reorder);
     RUN(scenario_crash_at_every_persistence_point);
