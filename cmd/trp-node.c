@@ -308,7 +308,7 @@ static int cmd_run(int argc, char **argv)
     rc = trp_server_run(s, &err);
     trp_server_close(s);
     if (rc) {
-        fprintf(stderr, "%s: node %s: %s\n", progname, id, err.msg);
+        fprintf(stderr, "%s: node %s: stopping: %s\n", progname, id, err.msg);
         return trp_exit_code(rc);
     }
     if (verbosity >= TRP_SERVER_INFO)

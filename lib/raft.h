@@ -164,6 +164,7 @@ struct raft_peer *raft_peer_by_id(trp_raft *r, uint64_t id);
 
 /* raft_quorum.c */
 bool quorum_of(const trp_raft *r, const bool *members);
+bool quorum_rejoin_may_vote(const trp_raft *r);
 bool quorum_granted(const trp_raft *r);
 bool quorum_heard_since(const trp_raft *r, uint64_t since_ms);
 bool quorum_read_confirmed(const trp_raft *r, uint64_t ctx);

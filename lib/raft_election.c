@@ -30,7 +30,10 @@
  * A node that lost its state (trp_raft_restart.rejoining) neither votes nor
  * runs until it has caught up: its lost copy may have been one of the
  * quorum that committed an entry, and with an empty log every candidate
- * would look up to date to it.
+ * would look up to date to it. It still votes where its vote is never the
+ * only overlap of two quorums (an even-sized group, or several groups:
+ * quorum_rejoin_may_vote), so two nodes, one of them rejoining, still
+ * elect a leader.
  */
 #include "raft.h"
 
@@ -170,9 +173,10 @@ void election_receive_request(trp_raft *r, const trp_raft_msg *m)
 {
     if (election_withholding(r))
         return; /* a live leader: do not even answer (§4.2.3) */
-    if (r->rejoining) {
-        /* Our log may lack entries committed with our lost copy: a
-         * candidate that lacks them too would look up to date. */
+    if (r->rejoining && !quorum_rejoin_may_vote(r)) {
+        /* Our log may lack entries committed with our lost copy, and our
+         * vote may be the only overlap between the candidate's quorum and
+         * theirs: a candidate that lacks them too would look up to date. */
         respond(r, m, false);
         return;
     }

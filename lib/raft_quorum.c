@@ -143,6 +143,20 @@ bool quorum_of(const trp_raft *r, const bool *members)
     return true;
 }
 
+/* May this node vote while it rejoins after losing its state? Only if any
+ * two quorums that include it also share another node: that node then
+ * holds every committed entry a candidate could lack, and refuses it (and
+ * two leaders in one term would need two votes from a node besides this
+ * one, though it forgot its own). Two disjoint majorities of a group never
+ * exist, so any second group, or an even-sized one holding this node,
+ * gives such a node; only a single group of odd size does not. */
+bool quorum_rejoin_may_vote(const trp_raft *r)
+{
+    if (r->cfg.n_groups >= 2)
+        return true;
+    return r->n % 2 == 0;
+}
+
 /* Votes are a set of voter ids (one flag per node), so a duplicated
  * response can never be counted twice. */
 bool quorum_granted(const trp_raft *r)

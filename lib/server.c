@@ -50,7 +50,8 @@ void server_fail(trp_server *s, const trp_err *err)
         return;
     s->failed = true;
     s->fatal = *err;
-    server_log(s, TRP_SERVER_ERROR, "stopping: %s", err->msg);
+    /* the one line for it comes from trp_server_run's caller, which
+     * returns this error once the node has closed */
     trp_loop_stop(s->loop);
 }
 
@@ -174,6 +175,10 @@ static void collect_and_pump(trp_server *s)
     server_disk_collect(s, &meta_done, &meta_rc, &meta_err);
     if (meta_done && s->holding) {
         if (meta_rc) {
+            /* the held messages never leave (their term and vote are not
+             * durable); the write is over, so closing does not wait for it */
+            trp_raft_advance(s->raft, &s->held);
+            s->holding = false;
             server_fail(s, &meta_err);
             return;
         }

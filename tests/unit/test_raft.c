@@ -1294,6 +1294,34 @@ static void test_rejoining_node_neither_votes_nor_runs(void)
     free_cluster(s);
 }
 
+/* Where two quorums always share a node besides the rejoining one (an even
+ * count, or several groups), that node guards every committed entry, so
+ * the rejoining node still votes: with two nodes, neither could ever lead
+ * again otherwise. With one odd group it does not (the test above). */
+static void test_rejoining_votes_where_quorums_overlap_elsewhere(void)
+{
+    static const int sizes[][2] = {{2, 0}, {4, 0}, {5, 2}, {3, 0}, {5, 1}};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        sim *s = new_cluster(sizes[k][0], sizes[k][1]);
+        outbox o = {0};
+        trp_raft_msg m;
+        s->node[0].rejoining = true;
+        restart_node(s, 0);
+        CHECK(trp_raft_rejoining(s->node[0].r));
+        msg_to(&m, TRP_RAFT_VOTE, 2, 1, 5);
+        mpz_set(m.seq, s->base);
+        step(s, 0, &m);
+        drain(s, 0, &o);
+        trp_raft_msg *v = find_msg(&o, TRP_RAFT_VOTE_RESP, 2);
+        bool expect = k < 3;
+        CHECKF(v && v->flag == expect, "%d nodes, %d groups: vote %s", sizes[k][0], sizes[k][1],
+               v ? (v->flag ? "granted" : "refused") : "none");
+        CHECK(trp_raft_rejoining(s->node[0].r)); /* it still has to catch up */
+        outbox_clear(&o);
+        free_cluster(s);
+    }
+}
+
 /* Alone, a node has no one to catch up from: it elects itself. */
 static void test_rejoining_single_node_elects_itself(void)
 {
@@ -1525,6 +1553,7 @@ int main(void)
     RUN(test_idle_follower_that_lost_entries_is_found);
     RUN(test_rejoining_node_neither_votes_nor_runs);
     RUN(test_rejoining_single_node_elects_itself);
+    RUN(test_rejoining_votes_where_quorums_overlap_elsewhere);
     RUN(test_exactly_once_and_restart);
     RUN(test_sessions_past_session_max);
     RUN(test_conditional_append);
