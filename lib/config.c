@@ -407,11 +407,13 @@ static int parse_timeouts(trp_config *cfg, const cJSON *root, trp_err *err)
     else if ((rc = check_keys(t, "timeouts", timeout_keys, err)))
         return rc;
     uint64_t hb, el, elmax, spare;
-    if ((rc = get_uint(t, "heartbeat_ms", "timeouts", 1, TRP_TIMEOUT_MS_MAX,
+    /* the ranges trp.conf(5) gives: those the rules between them allow
+     * (a heartbeat below half the election timeout, at least 1 ms) */
+    if ((rc = get_uint(t, "heartbeat_ms", "timeouts", 1, (TRP_TIMEOUT_MS_MAX - 1) / 2,
                        TRP_HEARTBEAT_MS_DEFAULT, &hb, err)) ||
-        (rc = get_uint(t, "election_timeout_ms", "timeouts", 2, TRP_TIMEOUT_MS_MAX,
+        (rc = get_uint(t, "election_timeout_ms", "timeouts", 3, TRP_TIMEOUT_MS_MAX,
                        TRP_ELECTION_TIMEOUT_MS_DEFAULT, &el, err)) ||
-        (rc = get_uint(t, "election_timeout_max_ms", "timeouts", 2, TRP_TIMEOUT_MS_MAX,
+        (rc = get_uint(t, "election_timeout_max_ms", "timeouts", 3, TRP_TIMEOUT_MS_MAX,
                        el + el / 2, &elmax, err)) ||
         (rc = get_uint(t, "spare_sync_ms", "timeouts", 0, TRP_TIMEOUT_MS_MAX,
                        hb > TRP_SPARE_SYNC_MS_DEFAULT ? TRP_SPARE_SYNC_MS_DEFAULT : hb - 1,

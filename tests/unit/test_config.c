@@ -150,7 +150,15 @@ static void timeouts_are_checked(void)
             "timeouts.heartbeat_ms: 150 must be less than half of timeouts.election_timeout_ms "
             "(300)");
     REFUSED("{\"cluster\":\"x\",\"timeouts\":{\"heartbeat_ms\":0},\"nodes\":" N3 "}",
-            "timeouts.heartbeat_ms: 0 out of range 1..600000");
+            "timeouts.heartbeat_ms: 0 out of range 1..299999");
+    /* the ranges trp.conf(5) states */
+    REFUSED("{\"cluster\":\"x\",\"timeouts\":{\"heartbeat_ms\":300000},\"nodes\":" N3 "}",
+            "timeouts.heartbeat_ms: 300000 out of range 1..299999");
+    REFUSED("{\"cluster\":\"x\",\"timeouts\":{\"election_timeout_ms\":2},\"nodes\":" N3 "}",
+            "timeouts.election_timeout_ms: 2 out of range 3..600000");
+    REFUSED("{\"cluster\":\"x\",\"timeouts\":{\"election_timeout_max_ms\":2},\"nodes\":" N3
+            "}",
+            "timeouts.election_timeout_max_ms: 2 out of range 3..600000");
     REFUSED("{\"cluster\":\"x\",\"timeouts\":{\"election_timeout_ms\":400,"
             "\"election_timeout_max_ms\":399},\"nodes\":" N3 "}",
             "timeouts.election_timeout_max_ms: 399 is less than timeouts.election_timeout_ms");
