@@ -35,6 +35,9 @@ struct raft_peer {
     uint64_t read_ctx;      /* highest heartbeat ctx echoed this term */
     bool granted;           /* granted our (pre)vote in this election */
     unsigned stall_ticks;   /* heartbeats without progress while behind */
+    unsigned stall_limit;   /* ... after which appends count as lost (RAFT_STALL_*) */
+    uint64_t window;        /* entry bytes in flight, and per message, at most: halved
+                               when appends are lost, grown as they are acknowledged */
     unsigned idle_ticks;    /* heartbeats since its log was last checked while caught up */
     bool spare;             /* a quorum does not wait for it (replication_pick_spares) */
 };
@@ -148,6 +151,19 @@ struct trp_raft {
 /* Heartbeats between checks that an idle, caught-up follower still holds
  * the leader's end (20 x the default 50 ms: once a second). */
 #define RAFT_IDLE_CHECK_TICKS 20
+/* Flow control towards a follower on a slow link. A follower behind that
+ * acknowledges nothing for RAFT_STALL_TICKS heartbeats is probed again
+ * (appends were lost), and its window of bytes in flight is halved, down
+ * to RAFT_MIN_WINDOW; once there, each further stall doubles the wait (up
+ * to RAFT_STALL_TICKS_MAX), so one message that takes longer than that to
+ * cross still gets across. Acknowledgements grow the window again by a
+ * quarter of what they free, and shorten the wait by one heartbeat. A
+ * probe carries at most RAFT_PROBE_BYTES of entries (none if the first is
+ * larger): it is sent again every heartbeat until answered. */
+#define RAFT_STALL_TICKS 3
+#define RAFT_STALL_TICKS_MAX 32
+#define RAFT_MIN_WINDOW (64u << 10)
+#define RAFT_PROBE_BYTES 4096
 
 /* raft.c */
 trp_raft_msg *raft_msg_new(trp_raft *r, int type, uint64_t to);

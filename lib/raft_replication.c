@@ -26,8 +26,7 @@ static void inflight_clear(trp_raft *r, struct raft_peer *p)
 
 static bool inflight_full(const trp_raft *r, const struct raft_peer *p)
 {
-    return p->inflight_count >= r->cfg.max_inflight_msgs ||
-           p->inflight_bytes_total >= r->cfg.max_inflight_bytes;
+    return p->inflight_count >= r->cfg.max_inflight_msgs || p->inflight_bytes_total >= p->window;
 }
 
 static void inflight_add(trp_raft *r, struct raft_peer *p, const mpz_t end, uint32_t bytes)
@@ -57,6 +56,8 @@ void replication_reset_peer(trp_raft *r, struct raft_peer *p)
     p->progress = PROGRESS_PROBE;
     p->probe_sent = false;
     p->stall_ticks = 0;
+    p->stall_limit = RAFT_STALL_TICKS;
+    p->window = r->cfg.max_inflight_bytes;
     p->last_heard_ms = r->now_ms;
     p->read_ctx = 0;
     p->spare = false;
@@ -195,8 +196,10 @@ void replication_become_leader(trp_raft *r)
 
 /* Build and queue one append for p starting at `from`; returns the next
  * seq after its last entry in end, and its entry bytes. */
+/* Send an append of the entries from `from` on, up to max_bytes of them
+ * (the first one whatever its size if first_always, else none then). */
 static int send_append(trp_raft *r, struct raft_peer *p, const mpz_t from, mpz_t end,
-                       uint32_t *bytes_out)
+                       uint32_t *bytes_out, uint64_t max_bytes, bool first_always)
 {
     trp_raft_msg *m = raft_msg_new(r, TRP_RAFT_APPEND, p->id);
     mpz_set(m->seq, from);
@@ -226,8 +229,8 @@ static int send_append(trp_raft *r, struct raft_peer *p, const mpz_t from, mpz_t
                        ? (size_t)mpz_get_ui(r->tmp)
                        : TRP_RAFT_CODEC_MAX_ENTRIES;
     size_t cap = avail ? avail : 1, block_cap = avail * 128;
-    if (block_cap > r->cfg.max_msg_bytes)
-        block_cap = r->cfg.max_msg_bytes;
+    if (block_cap > max_bytes)
+        block_cap = (size_t)max_bytes;
     if (block_cap < 4096)
         block_cap = 4096;
     trp_raft_msg_entry *ne = realloc(m->entries, cap * sizeof *ne);
@@ -243,8 +246,8 @@ static int send_append(trp_raft *r, struct raft_peer *p, const mpz_t from, mpz_t
         trp_raft_entry e;
         if ((rc = raft_read_entry(r, end, &e)))
             break;
-        if (count && bytes + e.len > r->cfg.max_msg_bytes)
-            break; /* batching by bytes; the first entry always goes */
+        if (bytes + e.len > max_bytes && (count || !first_always))
+            break; /* batching by bytes */
         if (count == cap) {
             cap *= 2;
             if (!(ne = realloc(m->entries, cap * sizeof *ne)))
@@ -283,8 +286,10 @@ static void send_appends(trp_raft *r, struct raft_peer *p)
     mpz_t end;
     mpz_init(end);
     uint32_t bytes = 0;
+    uint64_t max = p->window < r->cfg.max_msg_bytes ? p->window : r->cfg.max_msg_bytes;
     if (p->progress == PROGRESS_PROBE) {
-        if (!p->probe_sent && !send_append(r, p, p->next, end, &bytes))
+        if (!p->probe_sent && !send_append(r, p, p->next, end, &bytes,
+                                           max < RAFT_PROBE_BYTES ? max : RAFT_PROBE_BYTES, false))
             p->probe_sent = true;
     } else {
         for (unsigned i = 0; i < r->cfg.max_inflight_msgs; i++) {
@@ -295,7 +300,7 @@ static void send_appends(trp_raft *r, struct raft_peer *p)
                 if (mpz_cmp_ui(r->tmp2, TRP_RAFT_BACKLOG_ENTRIES) < 0)
                     break;
             }
-            if (send_append(r, p, p->next, end, &bytes))
+            if (send_append(r, p, p->next, end, &bytes, max, true))
                 break;
             inflight_add(r, p, end, bytes);
             mpz_set(p->next, end);
@@ -383,16 +388,23 @@ void replication_tick(trp_raft *r)
                 mpz_t end;
                 mpz_init(end);
                 uint32_t bytes = 0;
-                send_append(r, p, r->next, end, &bytes);
+                send_append(r, p, r->next, end, &bytes, 0, false);
                 mpz_clear(end);
             }
-        } else if (mpz_cmp(p->match, r->next) < 0 && ++p->stall_ticks >= 3) {
+        } else if (mpz_cmp(p->match, r->next) < 0 && ++p->stall_ticks >= p->stall_limit) {
             /* Behind and no progress for a few heartbeats: appends were
-             * lost; fall back to probing from what it has. */
+             * lost; fall back to probing from what it has, with less in
+             * flight, or, at the least, more time (RAFT_STALL_TICKS). */
             p->progress = PROGRESS_PROBE;
             p->probe_sent = false;
             mpz_set(p->next, p->match);
             inflight_clear(r, p);
+            p->stall_ticks = 0;
+            if (p->window > RAFT_MIN_WINDOW)
+                p->window = p->window / 2 > RAFT_MIN_WINDOW ? p->window / 2 : RAFT_MIN_WINDOW;
+            else
+                p->stall_limit = p->stall_limit * 2 < RAFT_STALL_TICKS_MAX ? p->stall_limit * 2
+                                                                           : RAFT_STALL_TICKS_MAX;
         }
         send_appends(r, p);
     }
@@ -619,10 +631,17 @@ void replication_receive_append_resp(trp_raft *r, const trp_raft_msg *m)
     if (m->flag) {
         if (mpz_cmp(m->seq, r->next) > 0 || mpz_cmp(m->seq, p->match) < 0)
             return; /* impossible or stale */
-        if (mpz_cmp(m->seq, p->match) > 0)
+        if (mpz_cmp(m->seq, p->match) > 0) {
             p->stall_ticks = 0;
+            if (p->stall_limit > RAFT_STALL_TICKS)
+                p->stall_limit--;
+        }
         mpz_set(p->match, m->seq);
+        uint64_t before = p->inflight_bytes_total;
         inflight_free_to(r, p, p->match);
+        p->window += (before - p->inflight_bytes_total) / 4;
+        if (p->window > r->cfg.max_inflight_bytes)
+            p->window = r->cfg.max_inflight_bytes;
         if (p->progress == PROGRESS_PROBE) {
             p->progress = PROGRESS_REPLICATE;
             p->probe_sent = false;

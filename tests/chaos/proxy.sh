@@ -60,6 +60,19 @@ set -- $out
 [ "$2" = 300 ] && [ "$4" = 300 ] && [ "$6" -gt 0 ] && pass proxy_jitter_reorders_without_loss \
     || fail proxy_jitter_reorders_without_loss "$out"
 
+# a slow link: 512 kbit/s moves one 64-byte datagram per ms, in order; with
+# 5 KB of buffer a burst of 500 in 50 ms loses what does not fit (about 78
+# wait, 50 leave meanwhile); with 100 KB all arrive, still in order
+rules "* * clear" "* * rate=512 queue=5"
+out=$(through 1 2 500 100)
+set -- $out
+[ "$2" -ge 90 ] && [ "$2" -le 220 ] && [ "$6" = 0 ] && pass proxy_rate_drops_what_does_not_fit \
+    || fail proxy_rate_drops_what_does_not_fit "$out"
+rules "* * clear" "* * rate=512 queue=100"
+out=$(through 1 2 500 100)
+[ "$out" = "received 500 distinct 500 inversions 0" ] && pass proxy_rate_queues_in_order \
+    || fail proxy_rate_queues_in_order "$out"
+
 # non-transitive: 1 and 3 cannot talk, both still reach 2 and 2 reaches both
 rules "* * clear" "1 3 block" "3 1 block"
 ok=1

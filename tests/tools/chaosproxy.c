@@ -23,7 +23,12 @@
  *     1   3   block               (one way: 3 still reaches 1)
  *     *   *   clear               (back to a perfect network)
  *
- * settings: drop=P dup=P (0..1), delay=MS jitter=MS, block, pass, clear.
+ * settings: drop=P dup=P (0..1), delay=MS jitter=MS, block, pass, clear,
+ * rate=KBIT (a link of that many kbit/s: datagrams leave it one after the
+ * other, each taking its size's time) and queue=KB (what waits for such a
+ * link at most, default 100; more is dropped, as a router's full buffer).
+ *
+ *     *   *   rate=10000 queue=200    (a 10 Mbit/s link, 200 KB of buffer)
  * SIGUSR1 writes per-link counters to STATS; SIGTERM writes them and exits.
  *
  * The one idea: the product never knows the proxy is there. It only sees
@@ -58,11 +63,13 @@
 struct rule {
     double drop, dup;
     unsigned delay_ms, jitter_ms;
+    unsigned rate_kbit, queue_kb; /* 0: no rate limit */
     bool block;
 };
 
 struct counters {
     uint64_t received, forwarded, dropped, blocked, duplicated, overflow;
+    uint64_t busy_ns; /* a rate-limited link: when it has sent what waits */
 };
 
 struct held {
@@ -165,6 +172,10 @@ static int apply_setting(struct rule *r, const char *kv)
         r->delay_ms = (unsigned)v;
     else if (klen == 6 && strncmp(kv, "jitter", 6) == 0 && v <= 60000)
         r->jitter_ms = (unsigned)v;
+    else if (klen == 4 && strncmp(kv, "rate", 4) == 0 && v <= 100000000)
+        r->rate_kbit = (unsigned)v;
+    else if (klen == 5 && strncmp(kv, "queue", 5) == 0 && v <= 1000000)
+        r->queue_kb = (unsigned)v;
     else
         return -1;
     return 0;
@@ -309,6 +320,18 @@ static void schedule(int to, const uint8_t *d, size_t len, const struct rule *r,
     uint64_t delay_ns = (uint64_t)r->delay_ms * 1000000u;
     if (r->jitter_ms)
         delay_ns += (uint64_t)(rng_unit() * (double)r->jitter_ms * 1e6);
+    if (r->rate_kbit) {
+        /* bytes * 8 / (kbit/s * 1000) seconds */
+        uint64_t tx_ns = (uint64_t)((double)len * 8e6 / r->rate_kbit);
+        uint64_t start = c->busy_ns > now ? c->busy_ns : now;
+        double waiting = (double)(start - now) * r->rate_kbit / 8e6; /* bytes ahead of it */
+        if (waiting + (double)len > (r->queue_kb ? r->queue_kb : 100) * 1000.0) {
+            c->dropped++;
+            return;
+        }
+        c->busy_ns = start + tx_ns;
+        delay_ns += c->busy_ns - now;
+    }
     if (delay_ns == 0 && px.nheld == 0) {
         if (forward(to, d, len))
             c->forwarded++;

@@ -1099,8 +1099,6 @@ static void test_pipeline_deepens_for_a_backlog(void)
     free_cluster(s);
 }
 
-/* ---- spares ------------------------------------------------------------------ */
-
 /* Find the last APPEND to `to` in the outbox. */
 static trp_raft_msg *last_append_to(outbox *o, uint64_t to)
 {
@@ -1110,6 +1108,106 @@ static trp_raft_msg *last_append_to(outbox *o, uint64_t to)
             m = &o->m[i];
     return m;
 }
+
+/* Entry bytes in the APPENDs to `to` in the outbox, and their count. */
+static size_t append_bytes_to(outbox *o, uint64_t to, size_t *msgs)
+{
+    size_t bytes = 0;
+    *msgs = 0;
+    for (size_t i = 0; i < o->n; i++)
+        if (o->m[i].type == TRP_RAFT_APPEND && o->m[i].to == to) {
+            ++*msgs;
+            for (size_t k = 0; k < o->m[i].n_entries; k++)
+                bytes += o->m[i].entries[k].len;
+        }
+    return bytes;
+}
+
+/* Heartbeats (50 ms) until the leader probes follower 2 again: the
+ * probe's seq in *seq; 0 if it does not within `max`. */
+static int heartbeats_to_probe(sim *s, outbox *o, int max, mpz_t seq)
+{
+    for (int k = 1; k <= max; k++) {
+        outbox_clear(o);
+        trp_raft_tick(s->node[0].r, s->now += 50);
+        drain(s, 0, o);
+        trp_raft_msg *hb = find_msg(o, TRP_RAFT_HEARTBEAT, 3);
+        if (hb) { /* node 3 keeps the leader in office (check-quorum) */
+            trp_raft_msg m;
+            msg_to(&m, TRP_RAFT_HEARTBEAT_RESP, 3, 1, trp_raft_term(s->node[0].r));
+            m.ctx = hb->ctx;
+            step(s, 0, &m);
+            drain(s, 0, o);
+        }
+        trp_raft_msg *a = last_append_to(o, 2);
+        if (a) {
+            mpz_set(seq, a->seq);
+            CHECKF(a->n_entries == 0, "a probe with %zu entries of 100 KB", a->n_entries);
+            return k;
+        }
+    }
+    return 0;
+}
+
+/* A follower on a slow link: appends it never answers are not sent again
+ * whole every few heartbeats. Each stall halves what is in flight to it
+ * (8 MiB, 4, 2, ... down to 64 KiB), a probe carries no entry larger than
+ * 4 KiB, and at 64 KiB each further stall doubles the wait, so that one
+ * message slower than three heartbeats still crosses. */
+static void test_slow_follower_gets_less_in_flight(void)
+{
+    sim *s = new_cluster(3, 0);
+    s->cfg.max_inflight = 64; /* 64 messages of 2 entries: more than 8 MiB */
+    outbox o = {0};
+    REQUIRE(lead_replicating_to_2(s, &o));
+    char *big = malloc(100000);
+    memset(big, 'x', 100000);
+    for (int i = 0; i < 120; i++) /* 12 MB */
+        trp_raft_propose(s->node[0].r, 5, (uint64_t)i + 1, big, 100000, NULL);
+    free(big);
+    drain(s, 0, &o);
+    size_t msgs, bytes = append_bytes_to(&o, 2, &msgs);
+    CHECKF(bytes >= (8u << 20) && bytes < (8u << 20) + 300000, "%zu bytes in flight at first", bytes);
+    mpz_t seq;
+    mpz_init(seq);
+    size_t window = 8u << 20;
+    for (int stall = 1; stall <= 7; stall++) {
+        int k = heartbeats_to_probe(s, &o, 10, seq);
+        CHECKF(k == 3, "stall %d: probed after %d heartbeats", stall, k);
+        outbox_clear(&o);
+        answer_append(s, 2, seq, NULL); /* the probe matches; nothing new acknowledged */
+        drain(s, 0, &o);
+        window = window / 2 > (64u << 10) ? window / 2 : (64u << 10);
+        bytes = append_bytes_to(&o, 2, &msgs);
+        /* the last message may pass the window: by at most one message */
+        size_t msg_max = window < (256u << 10) ? 100017 : (256u << 10);
+        CHECKF(bytes >= window && bytes <= window + msg_max, "stall %d: %zu bytes in flight for %zu",
+               stall, bytes, window);
+    }
+    CHECK(msgs == 1); /* at 64 KiB: one entry of 100 KB at a time */
+    /* at the smallest window the wait doubles instead, from the next one */
+    static const int waits[] = {3, 6, 12, 24, 32, 32};
+    for (size_t w = 0; w < sizeof waits / sizeof *waits; w++) {
+        int k = heartbeats_to_probe(s, &o, 40, seq);
+        CHECKF(k == waits[w], "wait %zu: probed after %d heartbeats, not %d", w, k, waits[w]);
+        outbox_clear(&o);
+        answer_append(s, 2, seq, NULL);
+        drain(s, 0, &o);
+    }
+    /* acknowledgements grow the window again */
+    mpz_add_ui(s->tmp, seq, 1);
+    outbox_clear(&o);
+    answer_append(s, 2, s->tmp, NULL);
+    drain(s, 0, &o);
+    bytes = append_bytes_to(&o, 2, &msgs);
+    CHECKF(msgs == 1, "%zu messages after one ack at 64 KiB + 25 KB", msgs);
+    mpz_clear(seq);
+    outbox_clear(&o);
+    free_cluster(s);
+}
+
+/* ---- spares ------------------------------------------------------------------ */
+
 
 /* A follower whose log ends below what it acknowledged (it lost entries:
  * a disk replaced) is probed again from its end and repaired; a rejection
@@ -1562,6 +1660,7 @@ int main(void)
     RUN(test_storage_failure_fail_stops);
     RUN(test_pipeline_window_and_batching);
     RUN(test_pipeline_deepens_for_a_backlog);
+    RUN(test_slow_follower_gets_less_in_flight);
     RUN(test_spares_complete_a_quorum);
     RUN(test_spare_replaces_a_silent_follower);
     RUN(test_follower_follows_the_spare_flag);
