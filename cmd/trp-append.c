@@ -816,7 +816,7 @@ static int append_local(const struct append_opts *o)
         rc = append_stream(&b, &err);
 
     int status = rc == TRP_OK ? 0 : cli_fail(&err);
-    int out_status = cli_out_status(&b.out);
+    int out_status = cli_out_status_all(&b.out);
     if (status == 0)
         status = out_status;
     cli_out_free(&b.out);

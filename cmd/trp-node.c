@@ -178,13 +178,17 @@ static int cmd_status(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":c:i:t:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
+            if (!*optarg) {
+                fprintf(stderr, "%s: -c: empty config file name\n", progname);
+                return EX_USAGE;
+            }
             config = optarg;
             break;
         case 'i':
             id = parse_id(optarg);
             break;
         case 't':
-            timeout_ms = parse_unsigned("--timeout", optarg, 1, 3600) * 1000;
+            timeout_ms = parse_unsigned("--timeout", optarg, 1, 86400) * 1000;
             break;
         case 'h':
             usage(stdout);
@@ -262,6 +266,10 @@ static int cmd_run(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":c:i:vqhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
+            if (!*optarg) {
+                fprintf(stderr, "%s: -c: empty config file name\n", progname);
+                return EX_USAGE;
+            }
             config = optarg;
             break;
         case 'i':

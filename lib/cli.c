@@ -123,6 +123,8 @@ int cli_where_option(cli_where *w, int c, int timeout_opt, const char *arg)
             return cli_usage_fail("-d: empty directory name");
         w->dir = arg;
     } else if (c == 'c') {
+        if (!*arg)
+            return cli_usage_fail("-c: empty config file name");
         w->config = arg;
         w->explicit_config = true;
     } else if (c == 'i') {
@@ -305,6 +307,15 @@ int cli_out_status(const cli_out *o)
         return 0;
     cli_warn("stdout: %s", strerror(o->sys_errno));
     return EX_IOERR;
+}
+
+int cli_out_status_all(const cli_out *o)
+{
+    if (o->state == CLI_OUT_CLOSED) {
+        cli_warn("stdout: %s (the seqs after that were not printed)", strerror(EPIPE));
+        return EX_IOERR;
+    }
+    return cli_out_status(o);
 }
 
 /* ---- decimal seq text -------------------------------------------------- */

@@ -91,6 +91,9 @@ int cli_out_byte(cli_out *o, char c);
 /* Report a failed writer as "prog: stdout: reason"; returns the status
  * (0 for a closed reader, which is a normal end; 74 for an error). */
 int cli_out_status(const cli_out *o);
+/* For output every line of which matters (trp-append's seqs): a closed
+ * reader is a failure too (74), since what followed was not printed. */
+int cli_out_status_all(const cli_out *o);
 
 /* ---- decimal seq text that counts up without bignum division ---------- */
 

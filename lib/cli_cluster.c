@@ -42,6 +42,7 @@ struct cappend {
     bool conflict;
     uint8_t last_hash[TRP_HASH_LEN];
     mpz_t conflict_next;
+    uint64_t submitted; /* entries handed to the client */
 };
 
 static void on_result(void *arg, int status, const mpz_t seq, const uint8_t hash[TRP_HASH_LEN])
@@ -96,6 +97,7 @@ static int pump(struct cappend *a, int wait_ms, int extra_fd, trp_err *err)
 /* Submit one entry, pumping while the window is full. */
 static int submit(struct cappend *a, const void *data, size_t len, trp_err *err)
 {
+    a->submitted++;
     if (len > trp_client_max_entry(a->c))
         return trp_err_set(err, TRP_ETOOBIG,
                            "entry too large (%zu bytes; the cluster's max_entry is %u bytes); "
@@ -276,6 +278,37 @@ static int report_conflict(struct cappend *a)
     return 1;
 }
 
+/* --if-prev and nothing to append: compare HASH with the head as of a
+ * linearizable read, as local mode compares it with its log's head; a
+ * mismatch is reported as a conflict (printed head, exit 1). */
+static int check_head(struct cappend *a, trp_err *err)
+{
+    mpz_t end, seq, first;
+    mpz_inits(end, seq, NULL);
+    mpz_init_set_str(first, trp_client_start_seq(a->c), 10);
+    uint8_t head[TRP_HASH_LEN] = {0}; /* no entry yet: the zero hash */
+    int rc = trp_client_read_index(a->c, end, err);
+    if (!rc && mpz_cmp(end, first) > 0) {
+        mpz_sub_ui(seq, end, 1);
+        rc = trp_client_read_start(a->c, seq, 0, err);
+        trp_cmsg_entry ce;
+        int got = rc ? 0 : trp_client_read_next(a->c, false, -1, end, &ce, seq, err);
+        if (got < 0)
+            rc = -got;
+        else if (!rc && got == 0)
+            rc = trp_err_set(err, TRP_EUNAVAIL, "the head entry could not be read");
+        else if (!rc)
+            memcpy(head, ce.hash, TRP_HASH_LEN);
+    }
+    if (!rc && memcmp(head, a->o->if_prev, TRP_HASH_LEN) != 0) {
+        a->conflict = true;
+        mpz_set(a->conflict_next, end);
+        memcpy(a->last_hash, head, TRP_HASH_LEN);
+    }
+    mpz_clears(end, seq, first, NULL);
+    return rc;
+}
+
 int cli_append_cluster_run(const cli_append_cluster *o)
 {
     trp_err err;
@@ -313,6 +346,8 @@ int cli_append_cluster_run(const cli_append_cluster *o)
     } else {
         rc = append_stream(&a, &err);
     }
+    if (!rc && o->have_if_prev && !a.submitted && !a.conflict && !a.failed_status)
+        rc = check_head(&a, &err);
     cli_out_flush(&a.out);
     int status;
     if (a.conflict)
@@ -321,7 +356,7 @@ int cli_append_cluster_run(const cli_append_cluster *o)
         trp_err_set(&err, a.failed_status, "%s", a.failed_msg);
         status = cli_fail(&err);
     } else
-        status = rc ? cli_fail(&err) : cli_out_status(&a.out);
+        status = rc ? cli_fail(&err) : cli_out_status_all(&a.out);
     cli_out_free(&a.out);
     trp_client_close(a.c);
     mpz_clear(a.conflict_next);

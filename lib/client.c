@@ -91,6 +91,8 @@ struct trp_client {
     trp_cmsg cm;
     trp_cbuf out;
     uint64_t heard_ms; /* last answer from the target */
+    uint64_t answered_ms; /* last message from the target, whatever it said */
+    uint64_t answered_by; /* ... and which node that was */
     bool leaderless;   /* the target is silent or knows no leader: ask every node */
     size_t q_bytes;    /* payload bytes held in q */
     uint64_t now_ms;
@@ -337,6 +339,10 @@ static void on_message(void *ctx, const uint8_t *dgram, size_t len, const struct
         return;
     if (trp_cmsg_decode(msg, mlen, &c->cm, NULL) != 0)
         return;
+    if (sender == c->ids[c->target]) {
+        c->answered_ms = c->now_ms;
+        c->answered_by = sender;
+    }
     if (sender == c->ids[c->target] && !(c->cm.type == TRP_CMSG_APPEND_RESP && !c->cm.leader_hint))
         c->heard_ms = c->now_ms;
     switch (c->cm.type) {
@@ -660,11 +666,17 @@ int trp_client_pump(trp_client *c, int wait_ms, int extra_fd, trp_client_append_
     send_appends(c);
     if (c->q_len) {
         struct pend *p = &c->q[c->q_head];
-        if (p->first_ms && c->now_ms - p->first_ms > c->timeout_ms)
+        if (p->first_ms && c->now_ms - p->first_ms > c->timeout_ms) {
+            if (c->answered_ms > p->first_ms) /* answers came, the commit did not */
+                return trp_err_set(err, TRP_EUNAVAIL,
+                                   "an append was not committed within %u ms, though node %llu "
+                                   "answers (no quorum? trp-node status -c CONFIG)",
+                                   c->timeout_ms, (unsigned long long)c->answered_by);
             return trp_err_set(err, TRP_EUNAVAIL,
                                "no leader answered within %u ms (is the cluster running? "
                                "trp-node status -c CONFIG)",
                                c->timeout_ms);
+        }
     }
     return 0;
 }

@@ -897,8 +897,9 @@ static bool only_trp_files(trp_log *log)
     while ((de = readdir(d)) != NULL) {
         const char *n = de->d_name;
         if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, LOCK_NAME) ||
-            !strcmp(n, MARKER_NAME ".tmp"))
-            continue;
+            !strcmp(n, MARKER_NAME ".tmp") || !strcmp(n, TRP_NODE_MARKER_FILE) ||
+            !strcmp(n, TRP_NODE_REJOIN_FILE))
+            continue; /* a node's own files are not the log's (dir_is_empty) */
         /* a create writes one segment, with a header and no record yet:
          * a segment holding records is a log's, whatever file is missing */
         if (seg_name_parse(n, b) && ++segs == 1 && seg_is_blank(log, n))

@@ -90,7 +90,7 @@ wait $apid
 [ $rc -eq 0 ] && pass verify_live_replicas || fail verify_live_replicas "exit $rc: $(cat "$tmp/out")"
 
 # --if-prev: the right head appends, a wrong one is refused with exit 1
-hj=$("$BIN/trp-tail" -c "$C" --linearizable -n 1 -o json)
+hj=$("$BIN/trp-tail" -c "$C" --linearizable -n 1 -o json | tail -n 1) # the head: a no-op may follow
 head=$(echo "$hj" | json_field hash)
 hseq=$(echo "$hj" | json_field seq)
 s=$("$BIN/trp-append" -c "$C" --if-prev "$head" cond-ok 2>&1)
@@ -99,6 +99,18 @@ s=$("$BIN/trp-append" -c "$C" --if-prev "$head" cond-ok 2>&1)
 rc=$?
 [ $rc -eq 1 ] && grep -q 'not as expected' "$tmp/out" && pass if_prev_mismatch_exit_1 \
     || fail if_prev_mismatch_exit_1 "exit $rc: $(cat "$tmp/out")"
+# with nothing to append, --if-prev only checks the head, as in local mode:
+# the right one exits 0 printing nothing, a wrong one prints the head, exit 1
+hj=$("$BIN/trp-tail" -c "$C" --linearizable -n 1 -o json | tail -n 1)
+head=$(echo "$hj" | json_field hash)
+out=$("$BIN/trp-append" -c "$C" --if-prev "$head" < /dev/null 2>&1)
+rc=$?
+[ $rc -eq 0 ] && [ -z "$out" ] && pass if_prev_empty_input_matches || fail if_prev_empty_input_matches "exit $rc: $out"
+"$BIN/trp-append" -c "$C" --if-prev "$(printf '1%.0s' $(seq 64))" < /dev/null > "$tmp/out" 2> "$tmp/err"
+rc=$?
+[ $rc -eq 1 ] && [ "$(cat "$tmp/out")" = "$(echo "$hj" | json_field seq) $head" ] \
+    && pass if_prev_empty_input_mismatch_exit_1 \
+    || fail if_prev_empty_input_mismatch_exit_1 "exit $rc: $(cat "$tmp/out" "$tmp/err")"
 
 # an entry over max_entry (1 MiB) is refused with a clear error
 head -c 1100000 /dev/zero | tr '\0' x | "$BIN/trp-append" -c "$C" --whole > "$tmp/out" 2>&1
@@ -129,4 +141,13 @@ rc=$?
     || fail verify_all_replicas "exit $rc: $(cat "$tmp/out")"
 grep -q 'node 1: follower in term' "$tmp/node1.log" && pass state_lines_on_stderr \
     || fail state_lines_on_stderr "$(cat "$tmp/node1.log")"
+
+# one node left of three: it answers, but nothing commits; the message
+# says so rather than that no leader answered
+stop_node 1
+stop_node 2
+"$BIN/trp-append" -c "$C" -i 3 --timeout 2 minority > "$tmp/out" 2>&1
+rc=$?
+[ $rc -eq 75 ] && grep -q 'not committed within 2000 ms, though node 3 answers' "$tmp/out" \
+    && pass minority_exit_75_says_why || fail minority_exit_75_says_why "exit $rc: $(cat "$tmp/out")"
 exit 0
