@@ -206,4 +206,15 @@ rm -f "$TMP/ic/trp-log" "$TMP/ic/commit" "$TMP/ic/"*.idx
 expect if-prev-interrupted-create 1 "head is seq \(none\)" trp-append -d "$TMP/ic" --if-prev $O x
 check if-prev-interrupted-create-finished test -f "$TMP/ic/trp-log"
 
+# a reader that goes away with SIGPIPE ignored: every line is still
+# appended, and exit 74 says the later seqs were not printed
+(
+    trap '' PIPE
+    seq 1 200000 | trp-append -d "$TMP/epipe" 2> "$TMP/epipe.err"
+    echo $? > "$TMP/epipe.rc"
+) | head -n 1 > /dev/null
+same epipe-exit-74 "$(cat "$TMP/epipe.rc")" 74
+check epipe-says-so grep -q 'stdout: Broken pipe' "$TMP/epipe.err"
+same epipe-all-appended "$(trp-tail -d "$TMP/epipe" -n 1)" 200000
+
 exit 0
