@@ -12,7 +12,7 @@
  * simulator it is what turns a flipped bit into a dropped message.
  *
  * Layout after "version type from to term" (all varints but the bytes):
- *   PREVOTE/VOTE      seq log_term priority
+ *   PREVOTE/VOTE      seq log_term priority flag (the candidate is rejoining)
  *   *VOTE_RESP        flag
  *   APPEND            seq commit flags log_term hash[32] last_hash[32] count
  *                     count x (term type:1 len bytes)
@@ -146,6 +146,7 @@ int trp_raft_msg_encode(const trp_raft_msg *m, uint8_t **out, size_t *len, trp_e
         bad |= put_seq(&w, m->seq);
         put_var(&w, m->log_term);
         put_var(&w, m->priority);
+        put_u8(&w, m->flag ? 1 : 0);
         break;
     case TRP_RAFT_PREVOTE_RESP:
     case TRP_RAFT_VOTE_RESP:
@@ -381,6 +382,7 @@ int trp_raft_msg_decode(const uint8_t *buf, size_t len, trp_raft_msg *m, trp_err
         if (prio > UINT32_MAX)
             r.bad = true;
         m->priority = (uint32_t)prio;
+        m->flag = get_flag(&r);
         break;
     }
     case TRP_RAFT_PREVOTE_RESP:

@@ -27,13 +27,14 @@
  * cannot win, and the leader is gone for both. Neither rule grants or
  * refuses a vote; they only move a candidacy earlier or later.
  *
- * A node that lost its state (trp_raft_restart.rejoining) neither votes nor
- * runs until it has caught up: its lost copy may have been one of the
- * quorum that committed an entry, and with an empty log every candidate
- * would look up to date to it. It still votes where its vote is never the
- * only overlap of two quorums (an even-sized group, or several groups:
- * quorum_rejoin_may_vote), so two nodes, one of them rejoining, still
- * elect a leader.
+ * A node that lost its state (trp_raft_restart.rejoining) votes, until it
+ * has caught up, only for candidates that are rejoining too, and others
+ * vote only for candidates that are not: its lost copy may have been one
+ * of the quorum that committed an entry, and with an empty log every
+ * candidate would look up to date to it (and it, to a node that missed
+ * the entry). Where its vote is never the only overlap of two quorums (an
+ * even-sized group, or several groups: quorum_rejoin_may_vote) the rule is
+ * not needed, so two nodes, one of them rejoining, still elect a leader.
  */
 #include "raft.h"
 
@@ -79,13 +80,8 @@ void election_become_follower(trp_raft *r, uint64_t term, uint64_t leader)
 
 void election_tick(trp_raft *r)
 {
-    if (r->now_ms < r->election_due_ms)
-        return;
-    if (r->rejoining) { /* it could win with a log that lacks committed entries */
-        raft_reset_election_timer(r);
-        return;
-    }
-    election_start(r, true);
+    if (r->now_ms >= r->election_due_ms)
+        election_start(r, true);
 }
 
 /* Start a pre-vote round (pre_vote) or a real election (§5.2). */
@@ -114,6 +110,7 @@ void election_start(trp_raft *r, bool pre_vote)
         mpz_set(m->seq, r->next);
         m->log_term = r->head_term;
         m->priority = r->peers[r->self].priority;
+        m->flag = r->rejoining;
     }
     election_tally(r);
 }
@@ -173,10 +170,14 @@ void election_receive_request(trp_raft *r, const trp_raft_msg *m)
 {
     if (election_withholding(r))
         return; /* a live leader: do not even answer (§4.2.3) */
-    if (r->rejoining && !quorum_rejoin_may_vote(r)) {
-        /* Our log may lack entries committed with our lost copy, and our
-         * vote may be the only overlap between the candidate's quorum and
-         * theirs: a candidate that lacks them too would look up to date. */
+    if (r->rejoining != m->flag && !quorum_rejoin_may_vote(r)) {
+        /* A rejoining node's log may lack entries committed with its lost
+         * copy, and its vote may be the only overlap between a quorum that
+         * committed them and the candidate's: to it, a candidate lacking
+         * them looks up to date, and to an empty log of ours (a node that
+         * missed them) so does a rejoining candidate. Rejoining nodes vote
+         * among themselves: a quorum of them means a quorum lost its disks
+         * (or a new cluster on empty disks), where nothing is left to keep. */
         respond(r, m, false);
         return;
     }

@@ -174,6 +174,9 @@ void replication_pick_spares(trp_raft *r)
 
 void replication_become_leader(trp_raft *r)
 {
+    /* elected: its log is the cluster's now (rejoining voters elect only a
+     * rejoining node, so this one was rejoining only if a quorum was) */
+    r->rejoining = false;
     r->role = TRP_RAFT_LEADER;
     r->leader = r->cfg.self;
     r->leader_heard = false;

@@ -130,10 +130,12 @@ typedef struct trp_raft_restart {
     uint64_t term;
     uint64_t vote;
     const mpz_t *commit_next; /* may be NULL */
-    /* The node lost its state (a disk replaced, a directory emptied): it
-     * neither votes nor campaigns until it holds every entry the cluster
-     * had committed when a leader of a term with a commit of its own last
-     * told it its commit (see trp_raft_rejoining). Ignored with one node. */
+    /* The node lost its state (a disk replaced, a directory emptied): until
+     * it holds every entry the cluster had committed when a leader of a term
+     * with a commit of its own told it its commit (trp_raft_rejoining), it
+     * votes only for rejoining candidates, and only those get votes from
+     * others, where its vote could be the only overlap of two quorums (one
+     * group of odd size). Ignored with one node. */
     bool rejoining;
 } trp_raft_restart;
 
@@ -172,6 +174,7 @@ typedef struct trp_raft_msg {
     uint64_t log_term; /* PREVOTE/VOTE: last log term; APPEND: prev entry's term */
     uint32_t priority;
     bool flag; /* *VOTE_RESP: granted; APPEND_RESP: success; PROPOSE: has if_head;
+                  PREVOTE, VOTE: the candidate is rejoining (trp_raft_rejoining);
                   APPEND, HEARTBEAT: the receiver is a spare (trp_raft_spare) */
     bool commit_current; /* APPEND: the sender's commit covers an entry of its
                             own term, so every entry committed before its term */

@@ -5,7 +5,8 @@
 # lost. E commits on the leader L and F while G is stopped; F's disk is
 # replaced and L stops; F and G alone must not elect anyone (G lacks E).
 # With L back, L leads, F catches up and votes again, and every replica
-# holds E at its seq. One "PASS name" / "FAIL name: reason" each.
+# holds E at its seq. A new cluster on empty directories (every node
+# rejoining) elects among itself. One "PASS name" / "FAIL name: reason" each.
 . tests/cluster/lib.sh
 
 make_cluster 3 || { fail rejoin_init "trp-node init failed"; exit 0; }
@@ -81,3 +82,24 @@ done
 rc=$?
 [ $rc -eq 0 ] && grep -q 'PASS 3 replicas agree' "$tmp/out" && pass rejoin_replicas_agree \
     || fail rejoin_replicas_agree "exit $rc: $(tail -3 "$tmp/out")"
+
+# a new cluster whose data directories are empty (mount points, or made
+# by hand): every node rejoins, they elect among themselves, commit, and
+# all stop rejoining
+attempt=1
+make_cluster 3 || { fail rejoin_fresh_init "trp-node init failed"; exit 0; }
+rm -f "$tmp"/c/*/envelope
+for i in 1 2 3; do : > "$tmp/node$i.log"; done
+for i in 1 2 3; do start_node $i; done
+l=$(wait_leader)
+s=$(echo first | "$BIN/trp-append" -c "$C" --timeout 10 2> "$tmp/err")
+[ -n "$l" ] && [ "$s" = 0 ] && pass rejoin_fresh_empty_dirs_elect \
+    || fail rejoin_fresh_empty_dirs_elect "leader '$l', seq '$s': $(cat "$tmp/err")"
+n=0
+while [ $n -lt 50 ]; do
+    r=$("$BIN/trp-node" status -c "$C" --timeout 1 2>/dev/null | grep -c '"rejoining":false')
+    [ "$r" = 3 ] && break
+    sleep 0.1; n=$((n + 1))
+done
+[ "$r" = 3 ] && grep -q 'rejoining' "$tmp/node1.log" && pass rejoin_fresh_all_caught_up \
+    || fail rejoin_fresh_all_caught_up "$r of 3 done"

@@ -1311,11 +1311,13 @@ static void test_idle_follower_that_lost_entries_is_found(void)
 
 /* Node 0 of a cluster with spares leads; every follower answered its probe
  * (so all replicate); the outbox is empty. */
-/* A node that lost its state (trp-node found its directory empty) neither
- * runs nor votes until it holds a current leader's commit: its empty log
- * would make any candidate look up to date, also one that lacks entries
- * committed with the copy it lost. */
-static void test_rejoining_node_neither_votes_nor_runs(void)
+/* A node that lost its state (trp-node found its directory empty) votes
+ * only for candidates that are rejoining too, and runs as one, until it
+ * holds a current leader's commit: its empty log would make any candidate
+ * look up to date, also one that lacks entries committed with the copy it
+ * lost. Rejoining nodes elect among themselves (a new cluster on empty
+ * disks: a quorum of them has nothing to keep). */
+static void test_rejoining_node_votes_only_among_rejoining(void)
 {
     sim *s = new_cluster(3, 0);
     outbox o = {0};
@@ -1324,13 +1326,11 @@ static void test_rejoining_node_neither_votes_nor_runs(void)
     restart_node(s, 0);
     trp_raft *r = s->node[0].r;
     CHECK(trp_raft_rejoining(r));
-    for (int k = 0; k < 10; k++) { /* timers fire, no election */
-        s->now += 400;
-        trp_raft_tick(r, s->now);
-        drain(s, 0, &o);
-    }
-    CHECK(count_msgs(&o, TRP_RAFT_PREVOTE, 0) == 0 && count_msgs(&o, TRP_RAFT_VOTE, 0) == 0);
-    CHECK(trp_raft_role(r) == TRP_RAFT_FOLLOWER && trp_raft_term(r) == 0);
+    s->now += 1000; /* its timer fires: it asks, saying it rejoins */
+    trp_raft_tick(r, s->now);
+    drain(s, 0, &o);
+    trp_raft_msg *pre = find_msg(&o, TRP_RAFT_PREVOTE, 2);
+    CHECK(pre && pre->flag);
     outbox_clear(&o);
     msg_to(&m, TRP_RAFT_PREVOTE, 3, 1, 1);
     mpz_set(m.seq, s->base);
@@ -1343,6 +1343,14 @@ static void test_rejoining_node_neither_votes_nor_runs(void)
     CHECK(pv && !pv->flag);
     CHECK(v && !v->flag && v->term == 2);
     CHECK(trp_raft_vote(r) == 0);
+    outbox_clear(&o);
+    msg_to(&m, TRP_RAFT_PREVOTE, 3, 1, 3); /* a rejoining candidate: granted */
+    mpz_set(m.seq, s->base);
+    m.flag = true;
+    step(s, 0, &m);
+    drain(s, 0, &o);
+    pv = find_msg(&o, TRP_RAFT_PREVOTE_RESP, 3);
+    CHECK(pv && pv->flag);
     outbox_clear(&o);
     /* leader 2 of term 3 sends a, b with commit 2, but has not committed in
      * its own term: what it calls committed may not be all there is */
@@ -1415,6 +1423,16 @@ static void test_rejoining_votes_where_quorums_overlap_elsewhere(void)
         CHECKF(v && v->flag == expect, "%d nodes, %d groups: vote %s", sizes[k][0], sizes[k][1],
                v ? (v->flag ? "granted" : "refused") : "none");
         CHECK(trp_raft_rejoining(s->node[0].r)); /* it still has to catch up */
+        outbox_clear(&o);
+        /* and a node that is not rejoining, asked by one that is */
+        msg_to(&m, TRP_RAFT_VOTE, 1, 2, 7);
+        mpz_set(m.seq, s->base);
+        m.flag = true;
+        step(s, 1, &m);
+        drain(s, 1, &o);
+        v = find_msg(&o, TRP_RAFT_VOTE_RESP, 1);
+        CHECKF(v && v->flag == expect, "%d nodes, %d groups: vote for a rejoining node %s",
+               sizes[k][0], sizes[k][1], v ? (v->flag ? "granted" : "refused") : "none");
         outbox_clear(&o);
         free_cluster(s);
     }
@@ -1649,7 +1667,7 @@ int main(void)
     RUN(test_partial_ack_not_repeated);
     RUN(test_follower_that_lost_entries_is_repaired);
     RUN(test_idle_follower_that_lost_entries_is_found);
-    RUN(test_rejoining_node_neither_votes_nor_runs);
+    RUN(test_rejoining_node_votes_only_among_rejoining);
     RUN(test_rejoining_single_node_elects_itself);
     RUN(test_rejoining_votes_where_quorums_overlap_elsewhere);
     RUN(test_exactly_once_and_restart);

@@ -281,6 +281,32 @@ static void scenario_replaced_disk_does_not_vote(void)
     }
 }
 
+/* Every node rejoining (a new cluster whose data directories are empty
+ * mount points, or every disk lost): they elect among themselves, commit,
+ * and all stop rejoining. */
+static void scenario_all_rejoining_elect(void)
+{
+    sim *s = mk(3, 0, 9);
+    s->cfg.n_clients = 0;
+    for (int i = 0; i < 3; i++) {
+        down(s, i);
+        sim_wipe(s, i);
+        up(s, i);
+    }
+    run(s, 10, false);
+    for (int i = 0; i < 3; i++)
+        REQUIRE(s->node[i].up && trp_raft_rejoining(s->node[i].r));
+    int l = wait_leader(s, 5000, false);
+    CHECK(l >= 0);
+    if (l >= 0) {
+        propose_at(s, l, "first");
+        run(s, 1000, false);
+        for (int i = 0; i < 3; i++)
+            CHECKF(holds(s, i, "first") && !s->node[i].rejoining, "node %d", i + 1);
+    }
+    finish(s);
+}
+
 static void scenario_leader_disk_stall(void)
 {
     sim *s = mk(3, 0, 4);
@@ -471,6 +497,7 @@ int main(void)
     RUN(scenario_partitioned_minority_leader);
     RUN(scenario_leader_disk_stall);
     RUN(scenario_replaced_disk_does_not_vote);
+    RUN(scenario_all_rejoining_elect);
     RUN(scenario_flapping_links);
     RUN(scenario_loss_dup_reorder);
     RUN(scenario_crash_at_every_persistence_point);
