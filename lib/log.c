@@ -757,7 +757,8 @@ static bool dir_is_empty(trp_log *log)
      * node's directory) do not make a directory a log's or foreign */
     while ((de = readdir(d)) != NULL)
         if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && strcmp(de->d_name, LOCK_NAME) &&
-            strcmp(de->d_name, TRP_NODE_MARKER_FILE) && strcmp(de->d_name, TRP_NODE_REJOIN_FILE))
+            strcmp(de->d_name, TRP_NODE_MARKER_FILE) && strcmp(de->d_name, TRP_NODE_REJOIN_FILE) &&
+            strcmp(de->d_name, "lost+found")) /* a file system's own, at its top */
             empty = false;
     closedir(d);
     return empty;
@@ -898,7 +899,7 @@ static bool only_trp_files(trp_log *log)
         const char *n = de->d_name;
         if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, LOCK_NAME) ||
             !strcmp(n, MARKER_NAME ".tmp") || !strcmp(n, TRP_NODE_MARKER_FILE) ||
-            !strcmp(n, TRP_NODE_REJOIN_FILE))
+            !strcmp(n, TRP_NODE_REJOIN_FILE) || !strcmp(n, "lost+found"))
             continue; /* a node's own files are not the log's (dir_is_empty) */
         /* a create writes one segment, with a header and no record yet:
          * a segment holding records is a log's, whatever file is missing */

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -327,10 +328,12 @@ static int write_empty_file(const char *dir, const char *name, trp_err *err)
 }
 
 /* Does the node rejoin after losing its state? It does when its directory
- * exists but holds nothing (a disk replaced, the directory emptied; a
- * file system's lost+found does not count), and until it has caught up
- * (the rejoining file says so across restarts). A missing directory is a
- * new node's; trp-node init leaves its marker in each directory it makes. */
+ * holds nothing of a node's (a disk replaced, the directory emptied or
+ * gone; a file system's lost+found does not count), and until it has
+ * caught up (the rejoining file says so across restarts). trp-node init
+ * leaves its marker in each directory it makes, so those are new nodes; a
+ * new cluster on missing or empty directories elects among its rejoining
+ * nodes (trp-raft(7)). */
 static int check_rejoin(trp_server *s, const char *dir, trp_err *err)
 {
     char path[4096];
@@ -339,9 +342,11 @@ static int check_rejoin(trp_server *s, const char *dir, trp_err *err)
         s->rejoining = true;
         return 0;
     }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return 0; /* trp_log_open says why */
     DIR *d = opendir(dir);
     if (!d)
-        return 0; /* missing (a new node), or trp_log_open says why */
+        return 0; /* trp_log_open says why */
     bool empty = true;
     for (struct dirent *de; empty && (de = readdir(d));)
         empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
@@ -377,8 +382,9 @@ static int open_log(trp_server *s, const trp_node_config *nc, trp_err *err)
         return rc;
     if (s->rejoining)
         server_log(s, TRP_SERVER_STATE,
-                   "data directory %s was empty (a disk replaced?): rejoining, this node "
-                   "neither votes nor runs for leader until it has caught up with a leader",
+                   "data directory %s holds no node state (a new cluster, or a disk "
+                   "replaced?): rejoining, this node votes only with other rejoining nodes "
+                   "until it has caught up with a leader",
                    nc->data_dir);
     rc = trp_log_open(&s->log, nc->data_dir, &lo, err);
     if (rc == TRP_ELOCKED)

@@ -1,8 +1,8 @@
 #!/bin/sh
-# tests/cluster/rejoin.sh: a node whose data directory comes back empty (a
-# disk replaced) rejoins: it neither votes nor runs until it has caught up,
-# so it cannot elect a node that lacks an entry committed with the copy it
-# lost. E commits on the leader L and F while G is stopped; F's disk is
+# tests/cluster/rejoin.sh: a node whose data directory comes back missing
+# or empty (a disk replaced) rejoins: until it has caught up it votes only
+# with other rejoining nodes, so it cannot elect a node that lacks an entry
+# committed with the copy it lost. E commits on the leader L and F while G is stopped; F's disk is
 # replaced and L stops; F and G alone must not elect anyone (G lacks E).
 # With L back, L leads, F catches up and votes again, and every replica
 # holds E at its seq. A new cluster on empty directories (every node
@@ -35,7 +35,7 @@ e=$("$BIN/trp-append" -c "$C" -i "$l" --timeout 5 E 2> "$tmp/err")
 [ -n "$e" ] || { fail rejoin_commit_e "exit $?: $(cat "$tmp/err")"; exit 0; }
 stop_node $l
 stop_node $f
-rm -rf "$tmp/c/$f" && mkdir "$tmp/c/$f"
+rm -rf "$tmp/c/$f" # gone (a new disk mounted above it); lostdata.sh empties one
 start_node $f
 start_node $g
 # long enough for several elections (timeouts of 300-450 ms)
@@ -83,12 +83,14 @@ rc=$?
 [ $rc -eq 0 ] && grep -q 'PASS 3 replicas agree' "$tmp/out" && pass rejoin_replicas_agree \
     || fail rejoin_replicas_agree "exit $rc: $(tail -3 "$tmp/out")"
 
-# a new cluster whose data directories are empty (mount points, or made
-# by hand): every node rejoins, they elect among themselves, commit, and
-# all stop rejoining
+# a new cluster whose data directories are missing or empty (mount points,
+# or made by hand): every node rejoins, they elect among themselves,
+# commit, and all stop rejoining
 attempt=1
 make_cluster 3 || { fail rejoin_fresh_init "trp-node init failed"; exit 0; }
-rm -f "$tmp"/c/*/envelope
+rm -rf "$tmp/c/1"                                  # missing
+rm -f "$tmp/c/2/envelope" && mkdir "$tmp/c/2/lost+found" # a new file system's top
+rm -f "$tmp/c/3/envelope"                          # empty
 for i in 1 2 3; do : > "$tmp/node$i.log"; done
 for i in 1 2 3; do start_node $i; done
 l=$(wait_leader)
