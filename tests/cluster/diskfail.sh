@@ -7,6 +7,18 @@
 # One "PASS name" / "FAIL name: reason" each.
 . tests/cluster/lib.sh
 
+# exits_by_itself PID: it ends within 10 s (its status in rc), or is killed
+exits_by_itself() {
+    n=0
+    while kill -0 "$1" 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+    if kill -0 "$1" 2>/dev/null; then
+        kill -9 "$1"
+        return 1
+    fi
+    wait "$1"
+    rc=$?
+}
+
 make_cluster 3 || { fail diskfail_init "trp-node init failed"; exit 0; }
 # node 1's log exists before the fault (its creation syncs the directory)
 timeout 1 "$BIN/trp-node" -q -c "$C" -i 1 2> /dev/null
@@ -16,14 +28,9 @@ start_node 3
 "$T/errinject" EIO fsync "$BIN/trp-node" -c "$C" -i 1 2> "$tmp/n1.err" &
 p1=$!
 PIDS="$PIDS $p1"
-n=0
-while kill -0 $p1 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
-if kill -0 $p1 2>/dev/null; then
+if ! exits_by_itself $p1; then
     fail diskfail_meta_exits "still running after 10 s: $(cat "$tmp/n1.err")"
-    kill -9 $p1
 else
-    wait $p1
-    rc=$?
     lines=$(grep -c 'meta' "$tmp/n1.err")
     [ $rc = 74 ] && [ "$lines" = 1 ] && grep -q 'meta.*Input/output error' "$tmp/n1.err" \
         && pass diskfail_meta_exits \
@@ -38,14 +45,9 @@ s=$(echo after-meta | "$BIN/trp-append" -c "$C" --timeout 10 2> "$tmp/err")
 p1=$!
 PIDS="$PIDS $p1"
 seq 1 200 | "$BIN/trp-append" -c "$C" -q --timeout 10 || fail diskfail_full_appends "exit $?"
-n=0
-while kill -0 $p1 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
-if kill -0 $p1 2>/dev/null; then
+if ! exits_by_itself $p1; then
     fail diskfail_full_exits "still running after 10 s: $(cat "$tmp/n1b.err")"
-    kill -9 $p1
 else
-    wait $p1
-    rc=$?
     [ $rc = 74 ] && [ "$(wc -l < "$tmp/n1b.err")" -le 3 ] &&
         grep -q 'No space left on device' "$tmp/n1b.err" && pass diskfail_full_exits \
         || fail diskfail_full_exits "exit $rc: $(cat "$tmp/n1b.err")"

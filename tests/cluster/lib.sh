@@ -9,7 +9,10 @@ T=${T:-build/t}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/trp-cluster-XXXXXX") || exit 1
 C=$tmp/c/cluster.json
 PIDS=
+proxy_pid=
+stop_proxy() { [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null && wait "$proxy_pid" 2>/dev/null; proxy_pid=; }
 cleanup() {
+    stop_proxy
     for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
     for p in $PIDS; do wait "$p" 2>/dev/null; done
     rm -rf "$tmp"
@@ -33,6 +36,25 @@ make_cluster() {
     BASE=$((20000 + ($$ * 37 + attempt * 4099) % 40000))
     rm -rf "$tmp/c"
     "$BIN/trp-node" init --nodes "$nodes" --dir "$tmp/c" --base-port $BASE "$@" > /dev/null
+}
+
+# proxied_cluster RULES SEED: make_cluster 3 with 1400-byte datagrams behind
+# tests/tools/chaosproxy with RULES (one line; the caller sources
+# tests/proxyconf.sh): nodes use $tmp/c/cluster.json, clients
+# $tmp/c/client.json; the proxy's pid in proxy_pid (stop_proxy). 1 if the
+# proxy would not start (its stderr in $tmp/proxy.err)
+proxied_cluster() {
+    for attempt in 0 1 2; do
+        make_cluster 3 --max-datagram 1400 || continue
+        proxy_configs "$tmp/c" || continue
+        printf '%s\n' "$1" > "$tmp/rules"
+        "$T/chaosproxy" -c "$tmp/c/cluster.json" -r "$tmp/rules" -s "$2" -S "$tmp/stats" 2> "$tmp/proxy.err" &
+        proxy_pid=$!
+        sleep 0.2
+        kill -0 "$proxy_pid" 2>/dev/null && return 0
+        proxy_pid=
+    done
+    return 1
 }
 
 # start_node ID [CONFIG]: run node ID in the background; its pid in pid_ID

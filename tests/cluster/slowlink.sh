@@ -11,21 +11,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../proxyconf.sh"
 
-proxy_pid=
-stop_proxy() { [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null && wait "$proxy_pid" 2>/dev/null; proxy_pid=; }
-trap 'stop_proxy; cleanup' EXIT
-
-for attempt in 0 1 2; do
-    make_cluster 3 --max-datagram 1400 || continue
-    proxy_configs "$tmp/c" || continue
-    printf '* * rate=10000 queue=200\n' > "$tmp/rules"
-    "$T/chaosproxy" -c "$tmp/c/cluster.json" -r "$tmp/rules" -s 11 -S "$tmp/stats" 2> "$tmp/proxy.err" &
-    proxy_pid=$!
-    sleep 0.2
-    if kill -0 "$proxy_pid" 2>/dev/null; then break; fi
-    proxy_pid=
-done
-[ -n "$proxy_pid" ] || { fail slowlink_proxy "chaosproxy did not start: $(cat "$tmp/proxy.err")"; exit 0; }
+proxied_cluster '* * rate=10000 queue=200' 11 ||
+    { fail slowlink_proxy "chaosproxy did not start: $(cat "$tmp/proxy.err")"; exit 0; }
 for k in 1 2; do start_node $k "$tmp/c/cluster.json"; done
 C=$tmp/c/client.json # status and appends: straight to the nodes
 leader=$(wait_leader) && pass slowlink_leader || { fail slowlink_leader "no leader"; exit 0; }
