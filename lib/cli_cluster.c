@@ -295,8 +295,14 @@ static int check_head(struct cappend *a, trp_err *err)
         int got = rc ? 0 : trp_client_read_next(a->c, false, -1, end, &ce, seq, err);
         if (got < 0)
             rc = -got;
-        else if (!rc && got == 0)
-            rc = trp_err_set(err, TRP_EUNAVAIL, "the head entry could not be read");
+        else if (!rc && got == 0) {
+            char *at = mpz_get_str(NULL, 10, seq);
+            rc = trp_err_set(err, TRP_EUNAVAIL,
+                             "the node did not send the head entry (seq %s) for --if-prev to "
+                             "compare with; try again",
+                             at);
+            free(at);
+        }
         else if (!rc)
             memcpy(head, ce.hash, TRP_HASH_LEN);
     }

@@ -741,6 +741,15 @@ static int check_marker(trp_log *log, trp_err *err)
     return marker_check(log->dirfd, log->dir, err);
 }
 
+/* Files a directory may hold besides a log's, or before one is made: a
+ * trp-node's marker and rejoining file (trp-node init leaves its marker in
+ * each new node's directory), and a file system's lost+found at its top. */
+static bool not_the_logs(const char *name)
+{
+    return !strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, TRP_NODE_MARKER_FILE) ||
+           !strcmp(name, TRP_NODE_REJOIN_FILE) || !strcmp(name, "lost+found");
+}
+
 static bool dir_is_empty(trp_log *log)
 {
     int fd = openat(log->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -753,12 +762,8 @@ static bool dir_is_empty(trp_log *log)
     }
     bool empty = true;
     struct dirent *de;
-    /* a node's own files (trp-node init leaves its marker in each new
-     * node's directory) do not make a directory a log's or foreign */
     while ((de = readdir(d)) != NULL)
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && strcmp(de->d_name, LOCK_NAME) &&
-            strcmp(de->d_name, TRP_NODE_MARKER_FILE) && strcmp(de->d_name, TRP_NODE_REJOIN_FILE) &&
-            strcmp(de->d_name, "lost+found")) /* a file system's own, at its top */
+        if (!not_the_logs(de->d_name) && strcmp(de->d_name, LOCK_NAME))
             empty = false;
     closedir(d);
     return empty;
@@ -897,10 +902,8 @@ static bool only_trp_files(trp_log *log)
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         const char *n = de->d_name;
-        if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, LOCK_NAME) ||
-            !strcmp(n, MARKER_NAME ".tmp") || !strcmp(n, TRP_NODE_MARKER_FILE) ||
-            !strcmp(n, TRP_NODE_REJOIN_FILE) || !strcmp(n, "lost+found"))
-            continue; /* a node's own files are not the log's (dir_is_empty) */
+        if (not_the_logs(n) || !strcmp(n, LOCK_NAME) || !strcmp(n, MARKER_NAME ".tmp"))
+            continue;
         /* a create writes one segment, with a header and no record yet:
          * a segment holding records is a log's, whatever file is missing */
         if (seg_name_parse(n, b) && ++segs == 1 && seg_is_blank(log, n))

@@ -100,7 +100,7 @@ struct trp_raft {
     mpz_t acked_next;    /* follower: the match of its last ack to this leader
                             (-1: none yet, with a new leader or term) */
     bool spare;          /* follower: the leader's last append called us a spare */
-    bool rejoining;      /* lost its state: no vote, no election (trp_raft_restart) */
+    bool rejoining;      /* lost its state: votes only with rejoining nodes (trp_raft_restart) */
     bool rejoin_target_set;
     mpz_t rejoin_target; /* a current leader's commit: reached, rejoining ends */
     bool sync_wanted;

@@ -197,10 +197,10 @@ void replication_become_leader(trp_raft *r)
         client_leader_can_read(r);
 }
 
-/* Build and queue one append for p starting at `from`; returns the next
- * seq after its last entry in end, and its entry bytes. */
-/* Send an append of the entries from `from` on, up to max_bytes of them
- * (the first one whatever its size if first_always, else none then). */
+/* Build and queue one append for p starting at `from`, with up to
+ * max_bytes of entries (the first one whatever its size if first_always,
+ * else none then); returns the next seq after its last entry in end, and
+ * its entry bytes. */
 static int send_append(trp_raft *r, struct raft_peer *p, const mpz_t from, mpz_t end,
                        uint32_t *bytes_out, uint64_t max_bytes, bool first_always)
 {

@@ -285,37 +285,17 @@ static void on_signal(void *ctx, int signo)
 
 /* ---- open and close --------------------------------------------------------- */
 
-/* Mark the directory as a node's: entries carry the client envelope. */
-static int write_marker(const char *dir, trp_err *err)
-{
-    if (trp_dir_has_envelope(dir))
-        return 0;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, TRP_NODE_MARKER_FILE);
-    static const char text[] = TRP_NODE_MARKER_TEXT;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return trp_err_sys(err, TRP_EIO, errno, "%s", path);
-    bool ok = write(fd, text, sizeof text - 1) == (ssize_t)(sizeof text - 1) && fsync(fd) == 0;
-    int e = errno;
-    close(fd);
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        ok = ok && fsync(dfd) == 0;
-        close(dfd);
-    }
-    return ok ? 0 : trp_err_sys(err, TRP_EIO, e, "%s", path);
-}
-
-/* Create dir/name, empty, durably. */
-static int write_empty_file(const char *dir, const char *name, trp_err *err)
+/* Create dir/name holding text (len bytes), durably: the file and then the
+ * directory synced. */
+static int write_small_file(const char *dir, const char *name, const char *text, size_t len,
+                            trp_err *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return trp_err_sys(err, TRP_EIO, errno, "%s", path);
-    bool ok = fsync(fd) == 0;
+    bool ok = (!len || write(fd, text, len) == (ssize_t)len) && fsync(fd) == 0;
     int e = errno;
     close(fd);
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -325,6 +305,15 @@ static int write_empty_file(const char *dir, const char *name, trp_err *err)
         close(dfd);
     }
     return ok ? 0 : trp_err_sys(err, TRP_EIO, e, "%s", path);
+}
+
+/* Mark the directory as a node's: entries carry the client envelope. */
+static int write_marker(const char *dir, trp_err *err)
+{
+    static const char text[] = TRP_NODE_MARKER_TEXT;
+    return trp_dir_has_envelope(dir) ? 0
+                                     : write_small_file(dir, TRP_NODE_MARKER_FILE, text,
+                                                        sizeof text - 1, err);
 }
 
 /* Does the node rejoin after losing its state? It does when its directory
@@ -355,7 +344,7 @@ static int check_rejoin(trp_server *s, const char *dir, trp_err *err)
     if (!empty || s->cfg->nnodes == 1)
         return 0;
     s->rejoining = true;
-    return write_empty_file(dir, TRP_NODE_REJOIN_FILE, err);
+    return write_small_file(dir, TRP_NODE_REJOIN_FILE, "", 0, err);
 }
 
 /* The core says this node caught up: its copy counts again. */
